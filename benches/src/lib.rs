@@ -1,0 +1,1 @@
+//! Benchmarks live under `benches/`; see the README for what each measures.

@@ -1,0 +1,119 @@
+//! Command-line definitions and dispatch.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::commands;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "keda-conformance",
+    version,
+    about = "Real Kubernetes clusters on demand and a conformance suite for KEDA-compatible operators"
+)]
+pub struct Cli {
+    /// More log output (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Bring up a cluster, check that it really works, and report (the main job).
+    Run(RunArgs),
+    /// Manage named clusters that stay up in the background.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProviderKind {
+    /// etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok on 127.0.0.1.
+    Local,
+    /// A kind cluster (needs Docker and kind).
+    Kind,
+    /// Whatever cluster a kubeconfig points at.
+    Existing,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ProviderArgs {
+    /// Which cluster to use.
+    #[arg(long, value_enum, default_value = "local")]
+    pub provider: ProviderKind,
+    /// The kubeconfig of an existing cluster (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long, env = "KUBECONFIG", hide_env_values = true)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Port of the local kube-apiserver (default: a free one).
+    #[arg(long)]
+    pub api_port: Option<u16>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub provider: ProviderArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Start a cluster that keeps running; the last line printed is `export KUBECONFIG=...`.
+    Up {
+        #[arg(long, default_value = "keda-conformance")]
+        name: String,
+        #[command(flatten)]
+        provider: ProviderArgs,
+    },
+    /// Stop a cluster started with `up` and remove its state.
+    Down {
+        #[arg(long, default_value = "keda-conformance")]
+        name: String,
+    },
+    /// Say what runs: every named cluster, or the one given.
+    Status {
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Internal: holds a local cluster for `up` until `down`.
+    #[command(hide = true)]
+    Supervise {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        api_port: Option<u16>,
+    },
+}
+
+pub fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn,kube_client=off",
+        1 => "info,kube=warn",
+        _ => "debug,hyper=info,kube=info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run(args) => commands::run::run(args),
+        Command::Cluster { command } => match command {
+            ClusterCommand::Up { name, provider } => commands::cluster::up(&name, &provider),
+            ClusterCommand::Down { name } => commands::cluster::down(&name),
+            ClusterCommand::Status { name } => commands::cluster::status(name.as_deref()),
+            ClusterCommand::Supervise { name, api_port } => {
+                commands::cluster::supervise(&name, api_port)
+            }
+        },
+    }
+}

@@ -1,0 +1,175 @@
+//! Proof that the local provider is a real cluster: the scheduler, kwok, the garbage
+//! collector, the HPA controller and the aggregation layer all do their jobs, and teardown
+//! leaves nothing behind.
+
+mod support;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kind::harness::{ClusterTest, TestError, run_cluster_tests};
+use kind::preflight::{self, until};
+use kind::{Cluster, LocalOptions};
+use kube::Api;
+
+fn main() -> ExitCode {
+    run_cluster_tests(vec![
+        ClusterTest::new(
+            "deployment_pods_are_scheduled_to_a_kwok_node_and_run",
+            deployment_pods_run,
+        ),
+        ClusterTest::new(
+            "garbage_collector_deletes_objects_whose_owner_is_gone",
+            garbage_collection,
+        ),
+        ClusterTest::new("hpa_controller_updates_hpa_status", hpa_controller_alive),
+        ClusterTest::new(
+            "apiservice_served_by_a_local_process_answers_through_the_apiserver",
+            support::aggregation::apiservice_served_locally,
+        ),
+        ClusterTest::new("test_namespaces_are_deleted_on_drop", namespace_cleanup),
+        ClusterTest::new(
+            "teardown_on_panic_leaves_no_process_or_port_behind",
+            teardown_leaves_nothing,
+        ),
+        ClusterTest::new(
+            "a_component_that_crashes_at_start_is_reported_with_its_log_tail",
+            crash_is_reported,
+        ),
+        ClusterTest::new(
+            "a_taken_apiserver_port_is_refused_before_anything_starts",
+            taken_port_is_refused,
+        ),
+    ])
+}
+
+async fn deployment_pods_run(cluster: Arc<Cluster>) -> Result<(), TestError> {
+    let ns = cluster.namespace("pods").await?;
+    let nodes = preflight::pods_run(&cluster.client(), ns.name(), 2).await?;
+    assert_eq!(nodes.len(), 2);
+    for node in nodes {
+        assert!(node.starts_with("kwok-node-"), "scheduled to {node:?}");
+    }
+    Ok(())
+}
+
+async fn garbage_collection(cluster: Arc<Cluster>) -> Result<(), TestError> {
+    let ns = cluster.namespace("gc").await?;
+    preflight::garbage_collection(&cluster.client(), ns.name()).await?;
+    Ok(())
+}
+
+async fn hpa_controller_alive(cluster: Arc<Cluster>) -> Result<(), TestError> {
+    let ns = cluster.namespace("hpa").await?;
+    let conditions = preflight::hpa_controller(&cluster.client(), ns.name()).await?;
+    assert!(
+        conditions.iter().any(|c| c == "AbleToScale"),
+        "{conditions:?}"
+    );
+    Ok(())
+}
+
+async fn namespace_cleanup(cluster: Arc<Cluster>) -> Result<(), TestError> {
+    let name = {
+        let ns = cluster.namespace("Cleanup Me").await?;
+        assert!(ns.name().starts_with("cleanup-me-"), "{}", ns.name());
+        ns.name().to_string()
+    };
+    let namespaces: Api<Namespace> = Api::all(cluster.client());
+    until(
+        "the namespace to be deleted or terminating",
+        Duration::from_secs(10),
+        || {
+            let namespaces = namespaces.clone();
+            let name = name.clone();
+            async move {
+                match namespaces.get_opt(&name).await.ok()? {
+                    None => Some(()),
+                    Some(ns) => ns.metadata.deletion_timestamp.map(|_| ()),
+                }
+            }
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Starts a second cluster on another thread, panics while it is alive, and checks that every
+/// process it started is gone and every port it listened on is free again.
+async fn teardown_leaves_nothing(_shared: Arc<Cluster>) -> Result<(), TestError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let outcome = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let cluster = rt
+            .block_on(Cluster::start_local(LocalOptions::default()))
+            .expect("second cluster starts");
+        let local = cluster.local().expect("a local cluster");
+        tx.send((local.components().pids(), local.listening_ports()))
+            .expect("send");
+        panic!("deliberate panic with a running cluster");
+    })
+    .join();
+    assert!(outcome.is_err(), "the thread was meant to panic");
+    let (pids, ports) = rx.recv()?;
+    assert_eq!(pids.len(), 5, "{pids:?}");
+    for (name, pid) in &pids {
+        assert!(
+            !kind::process::process_exists(*pid),
+            "{name} (pid {pid}) outlived its cluster"
+        );
+    }
+    for port in ports {
+        assert!(
+            !kind::ports::is_listening(port),
+            "port {port} still listens"
+        );
+    }
+    Ok(())
+}
+
+async fn crash_is_reported(_shared: Arc<Cluster>) -> Result<(), TestError> {
+    let dir = tempfile::tempdir()?;
+    let mut options = LocalOptions {
+        work_dir: Some(dir.path().join("cluster")),
+        ..Default::default()
+    };
+    options.extra_args.insert(
+        "kube-apiserver".into(),
+        vec!["--no-such-flag-for-this-test".into()],
+    );
+    let err = Cluster::start_local(options)
+        .await
+        .expect_err("the apiserver cannot start with an unknown flag")
+        .to_string();
+    assert!(err.starts_with("kube-apiserver exited"), "{err}");
+    assert!(err.contains("--no-such-flag-for-this-test"), "{err}");
+    // etcd was running when the apiserver died: it must have been stopped too.
+    let leftovers = support::processes_mentioning(&dir.path().display().to_string());
+    assert!(leftovers.is_empty(), "still running: {leftovers:?}");
+    Ok(())
+}
+
+async fn taken_port_is_refused(_shared: Arc<Cluster>) -> Result<(), TestError> {
+    let held = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = held.local_addr()?.port();
+    let dir = tempfile::tempdir()?;
+    let err = Cluster::start_local(LocalOptions {
+        api_port: Some(port),
+        work_dir: Some(dir.path().join("cluster")),
+        ..Default::default()
+    })
+    .await
+    .expect_err("the port is taken")
+    .to_string();
+    assert_eq!(
+        err,
+        format!("port {port} on 127.0.0.1 is already in use (wanted for kube-apiserver)")
+    );
+    assert!(support::processes_mentioning(&dir.path().display().to_string()).is_empty());
+    Ok(())
+}
