@@ -1,0 +1,8 @@
+//! Pure decisions of the reference operator. Everything here is a function of plain data: no
+//! kube client, no clock reads, no IO. Controllers gather the inputs, call these functions and
+//! write what they return.
+
+pub mod annotations;
+pub mod hpa;
+pub mod names;
+pub mod quantity;
