@@ -1,0 +1,208 @@
+//! HTTPS for the metrics API: a serving certificate, and client certificates accepted only
+//! when signed by the apiserver's front-proxy CA and named in its allowed names.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::RootCertStore;
+use rustls::pki_types::CertificateDer;
+use rustls::server::WebPkiClientVerifier;
+use tokio::net::TcpListener;
+
+use super::MetricSource;
+use super::routes::respond;
+
+/// The certificate the server presents (PEM).
+#[derive(Clone)]
+pub struct ServerTls {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("cert_pem", &self.cert_pem)
+            .field("key_pem", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Who may call: the apiserver's aggregator, proven by a client certificate signed by the
+/// requestheader CA with a CN in the allowed names (any CN when the list is empty, as
+/// Kubernetes does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrontProxyTrust {
+    pub client_ca_pem: String,
+    pub allowed_names: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error(
+        "kube-system/extension-apiserver-authentication has no requestheader-client-ca-file: the apiserver's aggregation layer is not configured"
+    )]
+    NoRequestHeaderCa,
+    #[error("requestheader-allowed-names is not a JSON list of strings: {0}")]
+    AllowedNames(serde_json::Error),
+    #[error("{what}: {reason}")]
+    Pem { what: &'static str, reason: String },
+    #[error("tls configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("client certificate verifier: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+}
+
+impl FrontProxyTrust {
+    /// Reads the data of ConfigMap `kube-system/extension-apiserver-authentication`.
+    pub fn from_configmap_data(data: &BTreeMap<String, String>) -> Result<Self, TlsError> {
+        let client_ca_pem = data
+            .get("requestheader-client-ca-file")
+            .filter(|v| !v.trim().is_empty())
+            .ok_or(TlsError::NoRequestHeaderCa)?
+            .clone();
+        let allowed_names = match data.get("requestheader-allowed-names") {
+            Some(list) if !list.trim().is_empty() => {
+                serde_json::from_str(list).map_err(TlsError::AllowedNames)?
+            }
+            _ => vec![],
+        };
+        Ok(FrontProxyTrust {
+            client_ca_pem,
+            allowed_names,
+        })
+    }
+
+    /// `Ok` when the presented certificate's CN is allowed.
+    fn admits(&self, peer: Option<&[CertificateDer<'_>]>) -> Result<(), String> {
+        let Some(leaf) = peer.and_then(|certs| certs.first()) else {
+            return Err("a front-proxy client certificate is required".into());
+        };
+        if self.allowed_names.is_empty() {
+            return Ok(());
+        }
+        let cn = common_name(leaf).unwrap_or_default();
+        if self.allowed_names.contains(&cn) {
+            Ok(())
+        } else {
+            Err(format!(
+                "client certificate CN {cn:?} is not one of the requestheader allowed names {:?}",
+                self.allowed_names
+            ))
+        }
+    }
+}
+
+fn common_name(cert: &CertificateDer<'_>) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    parsed
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_string)
+}
+
+fn pem_certs(pem: &str, what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = rustls_pemfile::certs(&mut pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::Pem {
+            what,
+            reason: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::Pem {
+            what,
+            reason: "no certificate in the PEM".into(),
+        });
+    }
+    Ok(certs)
+}
+
+/// The rustls configuration: our certificate, client certificates required and verified
+/// against the front-proxy CA.
+pub fn server_config(
+    tls: &ServerTls,
+    trust: &FrontProxyTrust,
+) -> Result<rustls::ServerConfig, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    for cert in pem_certs(&trust.client_ca_pem, "the requestheader client CA")? {
+        roots.add(cert)?;
+    }
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build()?;
+    let certs = pem_certs(&tls.cert_pem, "the serving certificate")?;
+    let key = rustls_pemfile::private_key(&mut tls.key_pem.as_bytes())
+        .map_err(|e| TlsError::Pem {
+            what: "the serving key",
+            reason: e.to_string(),
+        })?
+        .ok_or(TlsError::Pem {
+            what: "the serving key",
+            reason: "no private key in the PEM".into(),
+        })?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Serves the metrics API on `listener` until the task is dropped or aborted.
+pub async fn serve<S: MetricSource>(
+    listener: TcpListener,
+    tls: ServerTls,
+    trust: FrontProxyTrust,
+    source: Arc<S>,
+) -> Result<(), TlsError> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config(&tls, &trust)?));
+    let trust = Arc::new(trust);
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting a metrics API connection failed");
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let source = source.clone();
+        let trust = trust.clone();
+        tokio::spawn(async move {
+            let stream = match acceptor.accept(tcp).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "metrics API TLS handshake refused");
+                    return;
+                }
+            };
+            let admitted = trust.admits(stream.get_ref().1.peer_certificates());
+            let service = service_fn(move |req: http::Request<Incoming>| {
+                let source = source.clone();
+                let admitted = admitted.clone();
+                async move {
+                    let response = respond(
+                        &source,
+                        req.method(),
+                        req.uri().path(),
+                        req.uri().query(),
+                        admitted,
+                    )
+                    .await;
+                    Ok::<_, std::convert::Infallible>(response)
+                }
+            });
+            if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%peer, error = %e, "metrics API connection ended with an error");
+            }
+        });
+    }
+}
