@@ -1,0 +1,157 @@
+//! Scalers: each turns a trigger's metadata (and resolved authentication) into the metrics the
+//! HPA tracks and, on every read, a value and whether the trigger is active.
+//!
+//! A scaler is built once per ScaledObject generation by [`build`] from a [`TriggerConfig`];
+//! an unknown trigger type, a missing parameter or a malformed one is a [`ScalerError`] that
+//! names the parameter, never a panic.
+
+pub mod params;
+pub mod prometheus;
+mod secret;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+pub use keda_operator_core::hpa::{Metric, Target};
+pub use secret::Secret;
+
+/// `metricType` of a trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MetricType {
+    #[default]
+    AverageValue,
+    Value,
+    Utilization,
+}
+
+impl MetricType {
+    /// Reads `triggers[].metricType`; empty means the default.
+    pub fn parse(value: &str) -> Result<Self, ScalerError> {
+        match value {
+            "" | "AverageValue" => Ok(MetricType::AverageValue),
+            "Value" => Ok(MetricType::Value),
+            "Utilization" => Ok(MetricType::Utilization),
+            other => Err(ScalerError::Config(format!(
+                "metricType {other:?} must be one of AverageValue, Value, Utilization"
+            ))),
+        }
+    }
+
+    /// The HPA target for an external metric, with KEDA's rule that external metrics cannot
+    /// use Utilization.
+    pub fn external_target(self, value: f64) -> Result<Target, ScalerError> {
+        match self {
+            MetricType::AverageValue => Ok(Target::AverageValue(value)),
+            MetricType::Value => Ok(Target::Value(value)),
+            MetricType::Utilization => Err(ScalerError::Config(
+                "'Utilization' metric type is unsupported for external metrics, allowed values are 'Value' or 'AverageValue'".into(),
+            )),
+        }
+    }
+}
+
+/// Everything a scaler is built from.
+#[derive(Debug, Clone, Default)]
+pub struct TriggerConfig {
+    pub trigger_type: String,
+    /// Position in `triggers`; metric names start with `s<index>-`.
+    pub trigger_index: usize,
+    pub trigger_name: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    /// Parameters resolved from a TriggerAuthentication.
+    pub auth_params: BTreeMap<String, Secret>,
+    /// The env of the target's `envSourceContainerName` container, for `<param>FromEnv`.
+    pub resolved_env: BTreeMap<String, Secret>,
+    pub metric_type: MetricType,
+    pub namespace: String,
+    /// The ScaledObject or ScaledJob the trigger belongs to.
+    pub owner_name: String,
+    /// How long one read may take (`KEDA_HTTP_DEFAULT_TIMEOUT`, 3 s by default).
+    pub timeout: Duration,
+}
+
+/// One read of one metric.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reading {
+    pub value: f64,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ScalerError {
+    /// Bad or missing metadata; the message names the parameter.
+    #[error("{0}")]
+    Config(String),
+    #[error("no scaler found for type: {0}")]
+    UnknownType(String),
+    /// The source failed or answered something unusable.
+    #[error("{0}")]
+    Source(String),
+    #[error("scaler did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+pub type ReadFuture<'a> = Pin<Box<dyn Future<Output = Result<Reading, ScalerError>> + Send + 'a>>;
+
+/// A built scaler.
+pub trait Scaler: Send + Sync + std::fmt::Debug {
+    /// The metrics it asks the HPA to track (external names are `s<index>-...`).
+    fn metrics(&self) -> Vec<Metric>;
+    /// Reads `metric_name` (one of [`Scaler::metrics`]) once.
+    fn read<'a>(&'a self, metric_name: &'a str) -> ReadFuture<'a>;
+}
+
+/// The trigger types this operator implements.
+pub const SUPPORTED_TYPES: &[&str] = &["prometheus"];
+
+/// Builds the scaler for a trigger.
+pub fn build(config: TriggerConfig) -> Result<Box<dyn Scaler>, ScalerError> {
+    match config.trigger_type.as_str() {
+        "prometheus" => Ok(Box::new(prometheus::PrometheusScaler::new(config)?)),
+        other => Err(ScalerError::UnknownType(other.to_string())),
+    }
+}
+
+/// Reads with a deadline: a source that hangs becomes a [`ScalerError::Timeout`].
+pub async fn read_within(
+    scaler: &dyn Scaler,
+    metric_name: &str,
+    deadline: Duration,
+) -> Result<Reading, ScalerError> {
+    match tokio::time::timeout(deadline, scaler.read(metric_name)).await {
+        Ok(result) => result,
+        Err(_) => Err(ScalerError::Timeout(deadline)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_types_get_keda_message() {
+        let err = build(TriggerConfig {
+            trigger_type: "nope".into(),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(err.to_string(), "no scaler found for type: nope");
+    }
+
+    #[test]
+    fn external_metrics_refuse_utilization() {
+        assert_eq!(
+            MetricType::Value.external_target(2.0).unwrap(),
+            Target::Value(2.0)
+        );
+        let err = MetricType::Utilization.external_target(2.0).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("'Utilization' metric type is unsupported")
+        );
+        assert!(MetricType::parse("Bogus").is_err());
+        assert_eq!(MetricType::parse("").unwrap(), MetricType::AverageValue);
+    }
+}
