@@ -1,0 +1,66 @@
+//! The `fake-sources` binary starts the fakes it is asked for and serves the control API.
+
+mod common;
+
+use std::process::Stdio;
+
+use common::{client, get_json};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+#[tokio::test]
+async fn the_binary_prints_its_urls_and_serves_the_control_api() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fake-sources"))
+        .args([
+            "--fake",
+            "prometheus",
+            "--fake",
+            "datadog",
+            "--https",
+            "datadog",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).await.unwrap();
+    let started: Value = serde_json::from_str(&line).unwrap();
+    let control = started["control"].as_str().unwrap();
+    let prometheus = started["fakes"]["prometheus"].as_str().unwrap();
+    assert!(prometheus.starts_with("http://127.0.0.1:"));
+    assert!(
+        started["fakes"]["datadog"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://127.0.0.1:")
+    );
+    assert!(started["ca_pem"].as_str().unwrap().contains("CERTIFICATE"));
+
+    let response = client()
+        .put(format!("{control}/fakes/prometheus/values"))
+        .json(&json!({"key": "up", "value": 5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let (_, body) = get_json(&client(), &format!("{prometheus}/api/v1/query?query=up")).await;
+    assert_eq!(body["data"]["result"][0]["value"][1], "5");
+
+    child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_binary_refuses_an_unknown_fake() {
+    let output = Command::new(env!("CARGO_BIN_EXE_fake-sources"))
+        .args(["--fake", "mysql"])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown fake \"mysql\""));
+}
