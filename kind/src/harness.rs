@@ -30,15 +30,15 @@ use crate::local::LocalOptions;
 /// The error type tests return; anything printable.
 pub type TestError = Box<dyn std::error::Error + Send + Sync>;
 type TestFuture = Pin<Box<dyn Future<Output = Result<(), TestError>> + Send>>;
-type TestFn = Box<dyn FnOnce(Arc<Cluster>) -> TestFuture + Send>;
+type TestFn<T> = Box<dyn FnOnce(Arc<Cluster>, Arc<T>) -> TestFuture + Send>;
 
-/// One named test that receives the shared cluster.
-pub struct ClusterTest {
+/// One named test that receives the shared cluster (and the binary's fixture, if any).
+pub struct ClusterTest<T = ()> {
     name: String,
-    body: TestFn,
+    body: TestFn<T>,
 }
 
-impl ClusterTest {
+impl ClusterTest<()> {
     pub fn new<F, Fut>(name: impl Into<String>, body: F) -> Self
     where
         F: FnOnce(Arc<Cluster>) -> Fut + Send + 'static,
@@ -46,7 +46,21 @@ impl ClusterTest {
     {
         ClusterTest {
             name: name.into(),
-            body: Box::new(move |cluster| Box::pin(body(cluster))),
+            body: Box::new(move |cluster, _| Box::pin(body(cluster))),
+        }
+    }
+}
+
+impl<T: Send + Sync + 'static> ClusterTest<T> {
+    /// A test that also receives the fixture built once by [`run_cluster_tests_with`].
+    pub fn with_fixture<F, Fut>(name: impl Into<String>, body: F) -> Self
+    where
+        F: FnOnce(Arc<Cluster>, Arc<T>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), TestError>> + Send + 'static,
+    {
+        ClusterTest {
+            name: name.into(),
+            body: Box::new(move |cluster, fixture| Box::pin(body(cluster, fixture))),
         }
     }
 }
@@ -70,6 +84,23 @@ pub fn provider_from_env() -> Result<Provider, String> {
 /// Starts the cluster, runs the tests (in parallel, 4 at a time unless `--test-threads` says
 /// otherwise), tears the cluster down and returns the exit code.
 pub fn run_cluster_tests(tests: Vec<ClusterTest>) -> ExitCode {
+    run_cluster_tests_with(Vec::new(), |_| async { Ok(()) }, tests)
+}
+
+/// Like [`run_cluster_tests`], with objects installed before the controllers start (see
+/// [`LocalOptions::preinstall`]; other providers apply them once the cluster is up) and a
+/// fixture built once after the cluster is up (for example an operator running in the test
+/// process), dropped before the cluster is torn down.
+pub fn run_cluster_tests_with<T, S, SFut>(
+    preinstall: Vec<serde_json::Value>,
+    setup: S,
+    tests: Vec<ClusterTest<T>>,
+) -> ExitCode
+where
+    T: Send + Sync + 'static,
+    S: FnOnce(Arc<Cluster>) -> SFut,
+    SFut: Future<Output = Result<T, TestError>>,
+{
     let mut args = Arguments::from_args();
     if args.test_threads.is_none() {
         args.test_threads = Some(4);
@@ -93,12 +124,17 @@ pub fn run_cluster_tests(tests: Vec<ClusterTest>) -> ExitCode {
         }
     };
     let provider = match provider_from_env() {
+        Ok(Provider::Local(mut options)) => {
+            options.preinstall = preinstall.clone();
+            Provider::Local(options)
+        }
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
+    let is_local = matches!(provider, Provider::Local(_));
     let started = std::time::Instant::now();
     let cluster = match runtime.block_on(Cluster::start(provider)) {
         Ok(c) => Arc::new(c),
@@ -112,16 +148,36 @@ pub fn run_cluster_tests(tests: Vec<ClusterTest>) -> ExitCode {
         started.elapsed().as_secs_f64(),
         cluster.kubeconfig_path().display()
     );
+    if !is_local && !preinstall.is_empty() {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        if let Err(e) = runtime.block_on(crate::apply::apply_all(
+            &cluster.client(),
+            &preinstall,
+            deadline,
+        )) {
+            eprintln!("error: installing the test's objects failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let fixture = match runtime.block_on(setup(cluster.clone())) {
+        Ok(f) => Arc::new(f),
+        Err(e) => {
+            eprintln!("error: the test fixture could not be set up: {e}");
+            print_component_health(&cluster);
+            return ExitCode::FAILURE;
+        }
+    };
     let handle = runtime.handle().clone();
     let trials = tests
         .into_iter()
         .map(|test| {
             let cluster = cluster.clone();
+            let fixture = fixture.clone();
             let handle = handle.clone();
             let body = test.body;
             Trial::test(test.name, move || {
                 handle
-                    .block_on(body(cluster))
+                    .block_on(body(cluster, fixture))
                     .map_err(|e| Failed::from(e.to_string()))
             })
         })
@@ -130,6 +186,8 @@ pub fn run_cluster_tests(tests: Vec<ClusterTest>) -> ExitCode {
     if conclusion.has_failed() {
         print_component_health(&cluster);
     }
+    // The fixture may hold servers the cluster calls (APIServices): it goes first.
+    runtime.block_on(async move { drop(fixture) });
     drop(cluster);
     drop(runtime);
     conclusion.exit_code()

@@ -10,6 +10,7 @@
 //! Every process a cluster starts is stopped when the [`Cluster`] drops (also on panic), and
 //! dies with the test process if that is killed.
 
+pub mod apply;
 pub mod binaries;
 pub mod cluster;
 pub mod error;

@@ -38,6 +38,11 @@ pub struct LocalOptions {
     pub startup_timeout: Duration,
     /// How long each component may take to stop on SIGTERM before SIGKILL.
     pub shutdown_grace: Duration,
+    /// Objects (typically CustomResourceDefinitions) applied once the apiserver is ready and
+    /// before kube-controller-manager starts. The garbage collector only watches kinds it
+    /// found at its last discovery (every 30 s), so owners of a kind installed later are not
+    /// collected for up to half a minute; preinstalled kinds are watched from the start.
+    pub preinstall: Vec<serde_json::Value>,
 }
 
 impl Default for LocalOptions {
@@ -52,6 +57,7 @@ impl Default for LocalOptions {
             extra_args: BTreeMap::new(),
             startup_timeout: Duration::from_secs(120),
             shutdown_grace: Duration::from_secs(5),
+            preinstall: Vec::new(),
         }
     }
 }
@@ -167,6 +173,8 @@ impl LocalCluster {
             })
             .await?;
         tracing::debug!(elapsed = ?started.elapsed(), "kube-apiserver ready");
+        let preinstall = cluster.options.preinstall.clone();
+        crate::apply::apply_all(&client, &preinstall, deadline).await?;
 
         cluster.start_controllers(&binaries)?;
         for i in 0..cluster.options.nodes {

@@ -1,0 +1,85 @@
+//! Applying arbitrary manifests (server-side apply) and waiting for CRDs to be Established.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+
+use crate::cluster::FIELD_MANAGER;
+use crate::error::{Error, Result};
+
+/// Applies each manifest in order; CustomResourceDefinitions are waited on until Established.
+pub async fn apply_all(
+    client: &kube::Client,
+    manifests: &[serde_json::Value],
+    deadline: Instant,
+) -> Result<()> {
+    for manifest in manifests {
+        apply(client, manifest).await?;
+    }
+    for manifest in manifests {
+        if manifest["kind"] == "CustomResourceDefinition" {
+            let name = manifest["metadata"]["name"].as_str().unwrap_or_default();
+            wait_established(client, name, deadline).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Server-side applies one manifest of any kind (discovered from its apiVersion and kind).
+pub async fn apply(client: &kube::Client, manifest: &serde_json::Value) -> Result<DynamicObject> {
+    let object: DynamicObject = serde_json::from_value(manifest.clone())
+        .map_err(|e| Error::Invalid(format!("manifest is not a Kubernetes object: {e}")))?;
+    let types = object
+        .types
+        .clone()
+        .ok_or_else(|| Error::Invalid("manifest has no apiVersion/kind".into()))?;
+    let name =
+        object.metadata.name.clone().ok_or_else(|| {
+            Error::Invalid(format!("{} manifest has no metadata.name", types.kind))
+        })?;
+    let (group, version) = match types.api_version.split_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", types.api_version.as_str()),
+    };
+    let gvk = GroupVersionKind::gvk(group, version, &types.kind);
+    let (resource, capabilities): (ApiResource, _) = kube::discovery::pinned_kind(client, &gvk)
+        .await
+        .map_err(|e| Error::kube(format!("discovering {}", types.kind), e))?;
+    let api: Api<DynamicObject> = match (&object.metadata.namespace, capabilities.scope) {
+        (_, kube::discovery::Scope::Cluster) => Api::all_with(client.clone(), &resource),
+        (Some(ns), _) => Api::namespaced_with(client.clone(), ns, &resource),
+        (None, _) => Api::default_namespaced_with(client.clone(), &resource),
+    };
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&object),
+    )
+    .await
+    .map_err(|e| Error::kube(format!("applying {} {name}", types.kind), e))
+}
+
+async fn wait_established(client: &kube::Client, name: &str, deadline: Instant) -> Result<()> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let started = Instant::now();
+    loop {
+        let established = crds.get_opt(name).await.ok().flatten().is_some_and(|crd| {
+            crd.status.and_then(|s| s.conditions).is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            })
+        });
+        if established {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Timeout {
+                what: format!("CRD {name} Established"),
+                after: started.elapsed(),
+                detail: String::new(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
