@@ -2,4 +2,10 @@
 //! server and the runtime that wires them together. Decisions live in `keda-operator-core`;
 //! this crate gathers inputs, calls the core and writes the results.
 
+pub mod context;
+pub mod error;
 pub mod metrics_api;
+pub mod runtime;
+pub mod scaled_object;
+pub mod scalers_store;
+pub mod serving_cert;

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::time::SystemTime;
 
 pub use routes::{GROUP, GROUP_VERSION, VERSION};
-pub use server::{FrontProxyTrust, ServerTls, serve};
+pub use server::{FrontProxyTrust, ServerTls, TlsError, serve};
 
 /// What the HPA asks for: one metric of one ScaledObject.
 #[derive(Debug, Clone, PartialEq, Eq)]

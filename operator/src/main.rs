@@ -1,0 +1,110 @@
+//! `keda-operator`: runs the reference operator, or prints its CRDs.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "keda-operator",
+    version,
+    about = "A reference operator for KEDA's API (keda.sh/v1alpha1)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the operator (the default).
+    Run,
+    /// Print the four CustomResourceDefinitions as YAML.
+    Crds,
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Watch only this namespace (all namespaces when empty).
+    #[arg(long, env = "WATCH_NAMESPACE", default_value = "")]
+    watch_namespace: String,
+    /// Address of the external metrics API (KEDA's metrics server uses 6443).
+    #[arg(long, default_value = "0.0.0.0:6443")]
+    metrics_api_bind_address: SocketAddr,
+    /// A directory with tls.crt, tls.key (and ca.crt) for the metrics API; generated when unset.
+    #[arg(long)]
+    cert_dir: Option<PathBuf>,
+    /// DNS names of the generated serving certificate (the metrics Service's `<svc>.<ns>.svc`).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "keda-operator-metrics-apiserver.keda.svc"
+    )]
+    serving_dns_names: Vec<String>,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, default_value = "0.0.0.0:8081")]
+    health_probe_bind_address: SocketAddr,
+    /// How long one scaler read may take, in milliseconds (KEDA's KEDA_HTTP_DEFAULT_TIMEOUT).
+    #[arg(long, env = "KEDA_HTTP_DEFAULT_TIMEOUT", default_value_t = 3000)]
+    http_default_timeout_ms: u64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    let result = match cli.command.unwrap_or(Command::Run) {
+        Command::Crds => print_crds(),
+        Command::Run => run(cli.run),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_crds() -> anyhow::Result<()> {
+    for (_, yaml) in keda_operator_api::crd_files()? {
+        print!("{yaml}");
+    }
+    Ok(())
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = kube::Client::try_default()
+            .await
+            .context("connecting to the cluster (in-cluster config or KUBECONFIG)")?;
+        let serving = match &args.cert_dir {
+            Some(dir) => Some(keda_operator::serving_cert::from_dir(dir)?),
+            None => None,
+        };
+        let options = keda_operator::runtime::Options {
+            namespace: Some(args.watch_namespace).filter(|n| !n.is_empty()),
+            metrics_api_address: args.metrics_api_bind_address,
+            serving,
+            serving_dns_names: args.serving_dns_names,
+            health_probe_address: args.health_probe_bind_address,
+            settings: keda_operator::context::Settings {
+                scaler_timeout: Duration::from_millis(args.http_default_timeout_ms),
+                ..Default::default()
+            },
+        };
+        let running = keda_operator::runtime::start(client, options).await?;
+        running.wait().await;
+        Ok(())
+    })
+}

@@ -1,0 +1,436 @@
+//! The ScaledObject controller: label, finalizer, target check, scalers, the HPA and status.
+
+mod hpa;
+mod status;
+mod target;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use keda_operator_api::ScaledObject;
+use keda_operator_api::scaled_object::ScaledObjectStatus;
+use keda_operator_core::hpa::{self as hpa_spec, HpaInputs, Metric, ScaleTarget};
+use keda_operator_core::names::SCALED_OBJECT_NAME_LABEL;
+use keda_operator_scalers::{MetricType, TriggerConfig};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+
+pub use hpa::is_derivative;
+
+use crate::context::{Context, FIELD_MANAGER};
+use crate::error::{Error, Result};
+use crate::scalers_store::ObjectScalers;
+
+/// How soon a ScaledObject that failed its checks is looked at again.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(10);
+
+/// Runs the controller until the stream ends (the process shuts down). `ready` turns true
+/// once the controller's cache of ScaledObjects has synced.
+pub async fn run(ctx: Arc<Context>, namespace: Option<String>, ready: Arc<AtomicBool>) {
+    let (objects, hpas) = match &namespace {
+        Some(ns) => (
+            Api::<ScaledObject>::namespaced(ctx.client.clone(), ns),
+            Api::<HorizontalPodAutoscaler>::namespaced(ctx.client.clone(), ns),
+        ),
+        None => (
+            Api::<ScaledObject>::all(ctx.client.clone()),
+            Api::<HorizontalPodAutoscaler>::all(ctx.client.clone()),
+        ),
+    };
+    let controller =
+        Controller::new(objects, watcher::Config::default()).owns(hpas, watcher::Config::default());
+    let store = controller.store();
+    // kube-runtime's store readiness keeps a single waker and the controller waits on it
+    // too, so a second waiter may never be woken; polling it again on an interval is reliable
+    // (once the store is ready every poll returns at once).
+    tokio::spawn(async move {
+        loop {
+            match tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready()).await {
+                Ok(Ok(())) => {
+                    ready.store(true, Ordering::SeqCst);
+                    return;
+                }
+                Ok(Err(_)) => return,
+                Err(_) => continue,
+            }
+        }
+    });
+    controller
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "scaledobject reconcile ended with an error");
+            }
+        })
+        .await;
+}
+
+fn error_policy(so: Arc<ScaledObject>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(ns = %so.namespace().unwrap_or_default(), name = %so.name_any(), %error, "reconcile failed");
+    Action::requeue(RETRY_AFTER_FAILURE)
+}
+
+async fn reconcile(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {
+    let ns = so.namespace().unwrap_or_default();
+    let api: Api<ScaledObject> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, keda_operator_api::FINALIZER, so, |event| async {
+        match event {
+            FinalizerEvent::Apply(so) => apply(so, ctx.clone()).await,
+            FinalizerEvent::Cleanup(so) => cleanup(so, ctx.clone()).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+async fn cleanup(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {
+    let ns = so.namespace().unwrap_or_default();
+    let name = so.name_any();
+    ctx.scalers.remove(&ns, &name);
+    publish(
+        &ctx,
+        &so,
+        EventType::Warning,
+        "ScaledObjectDeleted",
+        "ScaledObject was deleted",
+    )
+    .await;
+    // The HPA goes through the garbage collector (its controller ownerReference).
+    Ok(Action::await_change())
+}
+
+/// What a successful check found.
+struct Checked {
+    target: target::ResolvedTarget,
+    metrics: Vec<Metric>,
+    hpa: HorizontalPodAutoscaler,
+}
+
+async fn apply(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {
+    let ns = so.namespace().unwrap_or_default();
+    let name = so.name_any();
+    let labels = ensure_name_label(&ctx, &so).await?;
+
+    let old_status = so.status.clone().unwrap_or_default();
+    let mut status = old_status.clone();
+    let mut conditions = status.conditions.take().unwrap_or_default();
+    status::init(&mut conditions);
+    status.triggers_types = Some(join_unique(
+        so.spec.triggers.iter().map(|t| t.scaler_type.as_str()),
+    ));
+    status.authentications_types =
+        Some(join_unique(so.spec.triggers.iter().filter_map(|t| {
+            t.authentication_ref.as_ref().map(|a| a.name.as_str())
+        })));
+
+    let outcome = check(&so, &ctx, &labels).await;
+    let action = match outcome {
+        Ok(checked) => {
+            let previous_hpa = old_status.hpa_name.clone();
+            let change = hpa::ensure(&ctx.client, &ns, &checked.hpa, previous_hpa.as_deref()).await;
+            match change {
+                Ok(change) => {
+                    tracing::debug!(%ns, %name, ?change, "hpa");
+                    record_success(&mut status, &checked);
+                    let was_ready = status::is_ready(&conditions);
+                    status::set_ready(&mut conditions);
+                    if so.spec.fallback.is_none() {
+                        status::set_no_fallback(&mut conditions);
+                    }
+                    if !was_ready {
+                        publish(
+                            &ctx,
+                            &so,
+                            EventType::Normal,
+                            "ScaledObjectReady",
+                            status::READY_MESSAGE,
+                        )
+                        .await;
+                    }
+                    Action::await_change()
+                }
+                Err(e) => {
+                    let message =
+                        format!("Failed to ensure HPA is correctly created for ScaledObject: {e}");
+                    fail(&ctx, &so, &mut conditions, &message).await;
+                    Action::requeue(RETRY_AFTER_FAILURE)
+                }
+            }
+        }
+        Err(message) => {
+            fail(&ctx, &so, &mut conditions, &message).await;
+            Action::requeue(RETRY_AFTER_FAILURE)
+        }
+    };
+    status.conditions = Some(conditions);
+    if status != old_status {
+        write_status(&ctx, &ns, &name, &status).await?;
+    }
+    Ok(action)
+}
+
+async fn fail(
+    ctx: &Context,
+    so: &ScaledObject,
+    conditions: &mut Vec<keda_operator_api::Condition>,
+    message: &str,
+) {
+    let previous = status::get(conditions, "Ready").and_then(|c| c.message.clone());
+    status::set_check_failed(conditions, message);
+    if previous.as_deref() != Some(message) {
+        publish(
+            ctx,
+            so,
+            EventType::Warning,
+            "ScaledObjectCheckFailed",
+            message,
+        )
+        .await;
+    }
+}
+
+fn record_success(status: &mut ScaledObjectStatus, checked: &Checked) {
+    let gvk = checked.target.gvkr.gvk_string();
+    if status.scale_target_kind.as_deref() != Some(gvk.as_str()) {
+        status.scale_target_kind = Some(gvk);
+        status.scale_target_gvkr = Some(checked.target.gvkr.clone());
+    }
+    if status.original_replica_count.is_none() {
+        status.original_replica_count = Some(checked.target.replicas);
+    }
+    let external: Vec<String> = checked
+        .metrics
+        .iter()
+        .filter_map(|m| match m {
+            Metric::External { name, .. } => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    let resource: Vec<String> = checked
+        .metrics
+        .iter()
+        .filter_map(|m| match m {
+            Metric::Resource { resource, .. } => Some(resource.clone()),
+            _ => None,
+        })
+        .collect();
+    status.external_metric_names = (!external.is_empty()).then_some(external);
+    status.resource_metric_names = (!resource.is_empty()).then_some(resource);
+    status.hpa_name = checked.hpa.metadata.name.clone();
+}
+
+/// Everything that can make a ScaledObject not Ready, with KEDA's messages.
+async fn check(
+    so: &ScaledObject,
+    ctx: &Context,
+    labels: &BTreeMap<String, String>,
+) -> Result<Checked, String> {
+    let ns = so.namespace().unwrap_or_default();
+    let name = so.name_any();
+    let target = target::resolve(&ctx.client, &ns, &so.spec.scale_target_ref)
+        .await
+        .map_err(|e| {
+            format!("ScaledObject doesn't have correct scaleTargetRef specification: {e}")
+        })?;
+    check_replica_bounds(so).map_err(|e| {
+        format!("ScaledObject doesn't have correct Idle/Min/Max Replica Counts specification: {e}")
+    })?;
+    check_triggers(so)
+        .map_err(|e| format!("ScaledObject doesn't have correct triggers specification: {e}"))?;
+    let scalers = scalers_for(so, ctx)
+        .map_err(|e| format!("Failed to ensure HPA is correctly created for ScaledObject: {e}"))?;
+    let metrics = scalers.metrics();
+    let hpa_target = ScaleTarget {
+        api_version: target.api_version(),
+        kind: target.gvkr.kind.clone(),
+        name: so.spec.scale_target_ref.name.clone(),
+    };
+    let annotations = so.annotations().clone();
+    let configured = so
+        .spec
+        .advanced
+        .as_ref()
+        .and_then(|a| a.horizontal_pod_autoscaler_config.as_ref());
+    let uid = so.uid().unwrap_or_default();
+    let hpa = hpa_spec::build(&HpaInputs {
+        scaled_object: &name,
+        namespace: &ns,
+        uid: &uid,
+        labels,
+        annotations: &annotations,
+        configured_name: configured.and_then(|c| c.name.as_deref()),
+        min_replica_count: so.spec.min_replica_count,
+        max_replica_count: so.spec.max_replica_count,
+        behavior: configured.and_then(|c| c.behavior.as_ref()),
+        target: &hpa_target,
+        metrics: metrics.clone(),
+        operator_version: &ctx.settings.version,
+    })
+    .map_err(|e| format!("Failed to ensure HPA is correctly created for ScaledObject: {e}"))?;
+    Ok(Checked {
+        target,
+        metrics,
+        hpa,
+    })
+}
+
+/// KEDA's bounds rule: min (HPA view) ≤ max, idle < min.
+pub fn check_replica_bounds(so: &ScaledObject) -> Result<(), String> {
+    let min = match so.spec.min_replica_count {
+        Some(_) => so.spec.hpa_min_replicas(),
+        None => 0,
+    };
+    let max = so.spec.max_replica_count();
+    if min > max {
+        return Err(format!(
+            "MinReplicaCount={min} must be less than MaxReplicaCount={max}"
+        ));
+    }
+    if let Some(idle) = so.spec.idle_replica_count
+        && idle >= min
+    {
+        return Err(format!(
+            "IdleReplicaCount={idle} must be less than MinReplicaCount={min}"
+        ));
+    }
+    Ok(())
+}
+
+/// Unique trigger names; `useCachedMetrics` not on cpu, memory or cron.
+pub fn check_triggers(so: &ScaledObject) -> Result<(), String> {
+    let mut names = BTreeSet::new();
+    for trigger in &so.spec.triggers {
+        if let Some(name) = trigger.name.as_deref().filter(|n| !n.is_empty())
+            && !names.insert(name)
+        {
+            return Err(format!(
+                "triggerName {name:?} is defined multiple times in the ScaledObject/ScaledJob, but it must be unique"
+            ));
+        }
+        if trigger.use_cached_metrics()
+            && matches!(trigger.scaler_type.as_str(), "cpu" | "memory" | "cron")
+        {
+            return Err(format!(
+                "property \"useCachedMetrics\" is not supported for {:?} scaler",
+                trigger.scaler_type
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The scalers of this generation, built now if the store has none for it.
+fn scalers_for(so: &ScaledObject, ctx: &Context) -> Result<Arc<ObjectScalers>, String> {
+    let ns = so.namespace().unwrap_or_default();
+    let name = so.name_any();
+    let generation = so.metadata.generation.unwrap_or(0);
+    if let Some(existing) = ctx.scalers.get(&ns, &name)
+        && existing.generation == generation
+    {
+        return Ok(existing);
+    }
+    let mut scalers = Vec::with_capacity(so.spec.triggers.len());
+    for (index, trigger) in so.spec.triggers.iter().enumerate() {
+        let metric_type = MetricType::parse(trigger.metric_type.as_deref().unwrap_or(""))
+            .map_err(|e| format!("error getting scaler for trigger #{index}: {e}"))?;
+        let config = TriggerConfig {
+            trigger_type: trigger.scaler_type.clone(),
+            trigger_index: index,
+            trigger_name: trigger.name.clone(),
+            metadata: trigger.metadata.clone(),
+            auth_params: BTreeMap::new(),
+            resolved_env: BTreeMap::new(),
+            metric_type,
+            namespace: ns.clone(),
+            owner_name: name.clone(),
+            timeout: ctx.settings.scaler_timeout,
+        };
+        let scaler = keda_operator_scalers::build(config)
+            .map_err(|e| format!("error getting scaler for trigger #{index}: {e}"))?;
+        scalers.push(scaler);
+    }
+    Ok(ctx.scalers.insert(
+        &ns,
+        &name,
+        ObjectScalers {
+            generation,
+            scalers,
+        },
+    ))
+}
+
+/// Puts `scaledobject.keda.sh/name` on the ScaledObject if missing and returns the labels as
+/// they are now (the HPA copies them).
+async fn ensure_name_label(ctx: &Context, so: &ScaledObject) -> Result<BTreeMap<String, String>> {
+    let name = so.name_any();
+    let want: String = name.chars().take(63).collect();
+    let mut labels = so.labels().clone();
+    if labels.get(SCALED_OBJECT_NAME_LABEL) == Some(&want) {
+        return Ok(labels);
+    }
+    let ns = so.namespace().unwrap_or_default();
+    let api: Api<ScaledObject> = Api::namespaced(ctx.client.clone(), &ns);
+    let patch = serde_json::json!({"metadata": {"labels": {SCALED_OBJECT_NAME_LABEL: want}}});
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| Error::kube(format!("labelling scaledobject {ns}/{name}"), e))?;
+    labels.insert(SCALED_OBJECT_NAME_LABEL.to_string(), want);
+    Ok(labels)
+}
+
+async fn write_status(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    status: &ScaledObjectStatus,
+) -> Result<()> {
+    let api: Api<ScaledObject> = Api::namespaced(ctx.client.clone(), ns);
+    let body = serde_json::json!({
+        "apiVersion": keda_operator_api::API_VERSION,
+        "kind": "ScaledObject",
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(|e| Error::kube(format!("writing the status of scaledobject {ns}/{name}"), e))?;
+    Ok(())
+}
+
+async fn publish(ctx: &Context, so: &ScaledObject, type_: EventType, reason: &str, note: &str) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note.into()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &so.object_ref(&())).await {
+        tracing::debug!(error = %e, %reason, "publishing an event failed");
+    }
+}
+
+fn join_unique<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    let mut seen = Vec::new();
+    for item in items {
+        if !item.is_empty() && !seen.contains(&item) {
+            seen.push(item);
+        }
+    }
+    seen.join(",")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,108 @@
+//! The scale target: its group/version/kind/resource and its `/scale` subresource.
+
+use keda_operator_api::scaled_object::{GroupVersionKindResource, ScaleTarget};
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::core::GroupVersionKind;
+
+use crate::error::is_not_found;
+
+/// A target that exists and can be scaled.
+#[derive(Debug, Clone)]
+pub struct ResolvedTarget {
+    pub gvkr: GroupVersionKindResource,
+    /// `spec.replicas` of its `/scale`.
+    pub replicas: i32,
+}
+
+impl ResolvedTarget {
+    /// `<group>/<version>` (or `<version>` for the core group), as the HPA references it.
+    pub fn api_version(&self) -> String {
+        if self.gvkr.group.is_empty() {
+            self.gvkr.version.clone()
+        } else {
+            format!("{}/{}", self.gvkr.group, self.gvkr.version)
+        }
+    }
+}
+
+/// `apps/v1` → (`apps`, `v1`); `v1` → (``, `v1`).
+pub fn split_api_version(api_version: &str) -> (&str, &str) {
+    match api_version.split_once('/') {
+        Some((group, version)) => (group, version),
+        None => ("", api_version),
+    }
+}
+
+/// Finds the target's resource (Deployments and StatefulSets without discovery, as KEDA
+/// does) and reads its `/scale`. The error text names what is wrong.
+pub async fn resolve(
+    client: &kube::Client,
+    namespace: &str,
+    target: &ScaleTarget,
+) -> Result<ResolvedTarget, String> {
+    let (group, version) = split_api_version(target.api_version());
+    let kind = target.kind();
+    let gvk = GroupVersionKind::gvk(group, version, kind);
+    let resource = match (group, version, kind) {
+        ("apps", "v1", "Deployment") => ApiResource::from_gvk_with_plural(&gvk, "deployments"),
+        ("apps", "v1", "StatefulSet") => ApiResource::from_gvk_with_plural(&gvk, "statefulsets"),
+        _ => match kube::discovery::pinned_kind(client, &gvk).await {
+            Ok((resource, _)) => resource,
+            Err(_) => {
+                return Err(format!(
+                    "no matches for kind {kind:?} in version {:?}",
+                    target.api_version()
+                ));
+            }
+        },
+    };
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let qualified = if group.is_empty() {
+        resource.plural.clone()
+    } else {
+        format!("{}.{group}", resource.plural)
+    };
+    let replicas = match api.get_scale(&target.name).await {
+        Ok(scale) => scale.spec.and_then(|s| s.replicas).unwrap_or(0),
+        Err(e) if is_not_found(&e) => {
+            return match api.get_opt(&target.name).await {
+                Ok(None) => Err(format!("{qualified} {:?} not found", target.name)),
+                Ok(Some(_)) => Err(format!(
+                    "{qualified} {:?} does not expose the /scale subresource",
+                    target.name
+                )),
+                Err(e) => Err(format!("reading {qualified} {:?}: {e}", target.name)),
+            };
+        }
+        Err(e) => {
+            return Err(format!(
+                "reading the /scale of {qualified} {:?}: {e}",
+                target.name
+            ));
+        }
+    };
+    Ok(ResolvedTarget {
+        gvkr: GroupVersionKindResource {
+            group: group.to_string(),
+            version: version.to_string(),
+            kind: kind.to_string(),
+            resource: resource.plural.clone(),
+        },
+        replicas,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_versions_split_into_group_and_version() {
+        assert_eq!(split_api_version("apps/v1"), ("apps", "v1"));
+        assert_eq!(split_api_version("v1"), ("", "v1"));
+        assert_eq!(
+            split_api_version("argoproj.io/v1alpha1"),
+            ("argoproj.io", "v1alpha1")
+        );
+    }
+}

@@ -1,0 +1,72 @@
+use super::*;
+
+fn so(yaml: &str) -> ScaledObject {
+    serde_yaml::from_str(yaml).unwrap()
+}
+
+const BASE: &str = "
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: web, namespace: apps}
+spec:
+  scaleTargetRef: {name: web}
+  triggers:
+  - type: prometheus
+    metadata: {serverAddress: 'http://p', query: up, threshold: '1'}
+";
+
+#[test]
+fn bounds_follow_keda_rules_and_messages() {
+    assert!(check_replica_bounds(&so(BASE)).is_ok());
+    let mut s = so(BASE);
+    s.spec.min_replica_count = Some(5);
+    s.spec.max_replica_count = Some(3);
+    assert_eq!(
+        check_replica_bounds(&s).unwrap_err(),
+        "MinReplicaCount=5 must be less than MaxReplicaCount=3"
+    );
+    let mut s = so(BASE);
+    s.spec.min_replica_count = Some(2);
+    s.spec.idle_replica_count = Some(2);
+    assert_eq!(
+        check_replica_bounds(&s).unwrap_err(),
+        "IdleReplicaCount=2 must be less than MinReplicaCount=2"
+    );
+    // Quirk 12: idle 0 with min unset is rejected (min counts as 0), min 0 counts as 1.
+    let mut s = so(BASE);
+    s.spec.idle_replica_count = Some(0);
+    assert!(check_replica_bounds(&s).is_err());
+    s.spec.min_replica_count = Some(0);
+    assert!(check_replica_bounds(&s).is_ok());
+}
+
+#[test]
+fn trigger_names_must_be_unique_and_cpu_cannot_cache() {
+    let mut s = so(BASE);
+    let mut second = s.spec.triggers[0].clone();
+    s.spec.triggers[0].name = Some("a".into());
+    second.name = Some("a".into());
+    s.spec.triggers.push(second);
+    assert!(
+        check_triggers(&s)
+            .unwrap_err()
+            .contains("\"a\" is defined multiple times")
+    );
+
+    let mut s = so(BASE);
+    s.spec.triggers[0].scaler_type = "cpu".into();
+    s.spec.triggers[0].use_cached_metrics = Some(true);
+    assert_eq!(
+        check_triggers(&s).unwrap_err(),
+        "property \"useCachedMetrics\" is not supported for \"cpu\" scaler"
+    );
+}
+
+#[test]
+fn types_are_joined_once_each_in_order() {
+    assert_eq!(
+        join_unique(["prometheus", "cpu", "prometheus", ""].into_iter()),
+        "prometheus,cpu"
+    );
+    assert_eq!(join_unique(std::iter::empty()), "");
+}

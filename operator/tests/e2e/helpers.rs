@@ -1,0 +1,145 @@
+//! Building blocks of the end-to-end tests.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use keda_operator_api::ScaledObject;
+use kind::harness::TestError;
+use kind::preflight::until;
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+
+pub fn object<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, TestError> {
+    Ok(serde_json::from_value(value)?)
+}
+
+pub async fn deployment(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    replicas: i32,
+) -> Result<(), TestError> {
+    let deploy: Deployment = object(serde_json::json!({
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]},
+            },
+        },
+    }))?;
+    Api::<Deployment>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &deploy)
+        .await?;
+    Ok(())
+}
+
+/// Applies a ScaledObject given as YAML (server-side apply, as `kubectl apply --server-side`).
+pub async fn apply_scaled_object(
+    client: &kube::Client,
+    ns: &str,
+    yaml: &str,
+) -> Result<ScaledObject, TestError> {
+    let so: ScaledObject = serde_yaml::from_str(yaml)?;
+    let name = so.metadata.name.clone().ok_or("the manifest has no name")?;
+    let api: Api<ScaledObject> = Api::namespaced(client.clone(), ns);
+    Ok(api
+        .patch(
+            &name,
+            &PatchParams::apply("keda-conformance-tests").force(),
+            &Patch::Apply(&so),
+        )
+        .await?)
+}
+
+pub async fn wait_for_hpa(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+) -> Result<HorizontalPodAutoscaler, TestError> {
+    let api: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), ns);
+    Ok(until(&format!("HPA {name}"), Duration::from_secs(20), || {
+        let api = api.clone();
+        async move { api.get_opt(name).await.ok().flatten() }
+    })
+    .await?)
+}
+
+/// Waits for the Ready condition to have `status`, and returns its message.
+pub async fn wait_for_ready(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    status: &str,
+) -> Result<String, TestError> {
+    let api: Api<ScaledObject> = Api::namespaced(client.clone(), ns);
+    Ok(until(
+        &format!("ScaledObject {name} Ready={status}"),
+        Duration::from_secs(20),
+        || {
+            let api = api.clone();
+            async move {
+                let so = api.get_opt(name).await.ok().flatten()?;
+                let ready = so
+                    .status?
+                    .conditions?
+                    .into_iter()
+                    .find(|c| c.condition_type == "Ready")?;
+                (ready.status == status).then(|| ready.message.unwrap_or_default())
+            }
+        },
+    )
+    .await?)
+}
+
+pub async fn wait_for_replicas(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    want: i32,
+    within: Duration,
+) -> Result<(), TestError> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    until(
+        &format!("deployment {name} at {want} replicas"),
+        within,
+        || {
+            let api = api.clone();
+            async move {
+                let d = api.get(name).await.ok()?;
+                (d.spec?.replicas == Some(want)).then_some(())
+            }
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+pub fn prometheus_scaled_object(
+    name: &str,
+    target: &str,
+    server: &str,
+    query: &str,
+    extra_spec: &str,
+) -> String {
+    format!(
+        "apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata:
+  name: {name}
+spec:
+  scaleTargetRef:
+    name: {target}
+{extra_spec}
+  triggers:
+  - type: prometheus
+    metadata:
+      serverAddress: {server}
+      query: '{query}'
+      threshold: '10'
+"
+    )
+}

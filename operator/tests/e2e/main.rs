@@ -1,0 +1,413 @@
+//! The reference operator end to end on a real local cluster: the HPA it creates, the real HPA
+//! controller scaling through our metrics API, garbage collection, and bad input.
+
+mod fixture;
+mod helpers;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fake_sources::{FakeOptions, FakePrometheus};
+use fixture::Operator;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::ConfigMap;
+use keda_operator_api::ScaledObject;
+use kind::Cluster;
+use kind::harness::{ClusterTest, TestError, run_cluster_tests_with};
+use kind::preflight::until;
+use kube::api::{DeleteParams, PostParams};
+use kube::{Api, ResourceExt};
+
+use helpers::*;
+
+fn main() -> ExitCode {
+    let tests: Vec<ClusterTest<Operator>> = vec![
+        ClusterTest::with_fixture(
+            "applying_a_scaled_object_creates_the_hpa_keda_would",
+            hpa_is_created,
+        ),
+        ClusterTest::with_fixture(
+            "the_hpa_controller_scales_one_to_n_to_one_through_our_metrics_api",
+            hpa_scales_through_metrics_api,
+        ),
+        ClusterTest::with_fixture(
+            "deleting_the_scaled_object_leaves_the_hpa_to_the_garbage_collector",
+            deletion_is_garbage_collected,
+        ),
+        ClusterTest::with_fixture(
+            "bad_scaled_objects_are_not_ready_with_keda_messages",
+            bad_input,
+        ),
+        ClusterTest::with_fixture("min_above_max_is_refused_by_the_schema", min_above_max),
+        ClusterTest::with_fixture(
+            "the_metrics_api_answers_through_the_apiserver",
+            metrics_api_through_apiserver,
+        ),
+        ClusterTest::with_fixture("health_probes_report_ready_and_metrics", health_probes),
+        ClusterTest::with_fixture(
+            "keda_documented_manifests_pass_server_side_dry_run",
+            corpus_dry_run,
+        ),
+    ];
+    run_cluster_tests_with(fixture::crds(), fixture::start, tests)
+}
+
+async fn hpa_is_created(cluster: Arc<Cluster>, _op: Arc<Operator>) -> Result<(), TestError> {
+    let ns = cluster.namespace("hpa-shape").await?;
+    let client = cluster.client();
+    deployment(&client, ns.name(), "web", 1).await?;
+    let yaml = prometheus_scaled_object(
+        "web-so",
+        "web",
+        "http://127.0.0.1:9",
+        "sum(rate(requests[1m]))",
+        "  minReplicaCount: 2\n  maxReplicaCount: 7",
+    );
+    let so = apply_scaled_object(&client, ns.name(), &yaml).await?;
+    let hpa = wait_for_hpa(&client, ns.name(), "keda-hpa-web-so").await?;
+
+    let owners = hpa.metadata.owner_references.clone().unwrap_or_default();
+    assert_eq!(owners.len(), 1, "{owners:?}");
+    assert_eq!(owners[0].kind, "ScaledObject");
+    assert_eq!(owners[0].api_version, "keda.sh/v1alpha1");
+    assert_eq!(Some(owners[0].uid.clone()), so.uid());
+    assert_eq!(
+        (owners[0].controller, owners[0].block_owner_deletion),
+        (Some(true), Some(true))
+    );
+    let labels = hpa.labels();
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "keda-operator");
+    assert_eq!(labels["app.kubernetes.io/part-of"], "web-so");
+    assert_eq!(labels["scaledobject.keda.sh/name"], "web-so");
+    assert_eq!((hpa.spec.min_replicas, hpa.spec.max_replicas), (Some(2), 7));
+    let metric = hpa.spec.metrics.clone().unwrap_or_default().remove(0);
+    let external = metric.external.ok_or("an External metric")?;
+    assert_eq!(external.metric.name, "s0-prometheus");
+    assert_eq!(
+        external.target.average_value.map(|q| q.0),
+        Some("10".to_string())
+    );
+
+    // The whole object, with what varies between runs removed.
+    let mut shape = serde_json::to_value(&hpa)?;
+    let meta = shape["metadata"].as_object_mut().ok_or("metadata")?;
+    for volatile in [
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+        "managedFields",
+        "namespace",
+    ] {
+        meta.remove(volatile);
+    }
+    shape["metadata"]["ownerReferences"][0]["uid"] = "<uid>".into();
+    shape.as_object_mut().ok_or("object")?.remove("status");
+    insta::assert_yaml_snapshot!("generated_hpa", shape);
+
+    let api: Api<ScaledObject> = Api::namespaced(client.clone(), ns.name());
+    wait_for_ready(&client, ns.name(), "web-so", "True").await?;
+    let so = api.get("web-so").await?;
+    assert_eq!(so.labels()["scaledobject.keda.sh/name"], "web-so");
+    assert!(so.finalizers().iter().any(|f| f == "finalizer.keda.sh"));
+    let status = so.status.ok_or("status")?;
+    assert_eq!(status.hpa_name.as_deref(), Some("keda-hpa-web-so"));
+    assert_eq!(
+        status.external_metric_names,
+        Some(vec!["s0-prometheus".to_string()])
+    );
+    assert_eq!(status.original_replica_count, Some(1));
+    assert_eq!(
+        status.scale_target_kind.as_deref(),
+        Some("apps/v1.Deployment")
+    );
+    assert_eq!(status.triggers_types.as_deref(), Some("prometheus"));
+    Ok(())
+}
+
+async fn hpa_scales_through_metrics_api(
+    cluster: Arc<Cluster>,
+    _op: Arc<Operator>,
+) -> Result<(), TestError> {
+    let ns = cluster.namespace("scale-1-n-1").await?;
+    let client = cluster.client();
+    let prom = FakePrometheus::start(FakeOptions::default()).await?;
+    let query = "sum(queue_depth)";
+    prom.set_sample(query, 5.0);
+    deployment(&client, ns.name(), "worker", 1).await?;
+    let yaml = prometheus_scaled_object(
+        "worker",
+        "worker",
+        &prom.url(),
+        query,
+        "  minReplicaCount: 1\n  maxReplicaCount: 10",
+    );
+    apply_scaled_object(&client, ns.name(), &yaml).await?;
+    wait_for_hpa(&client, ns.name(), "keda-hpa-worker").await?;
+
+    // AverageValue target 10: 35 → ceil(35/10) = 4 replicas; back to 5 → 1 after the
+    // cluster's 5 s downscale stabilisation.
+    prom.set_sample(query, 35.0);
+    wait_for_replicas(&client, ns.name(), "worker", 4, Duration::from_secs(30)).await?;
+    prom.set_sample(query, 5.0);
+    wait_for_replicas(&client, ns.name(), "worker", 1, Duration::from_secs(40)).await?;
+    assert!(
+        prom.requests()
+            .iter()
+            .any(|r| r.param("query") == Some(query)),
+        "the scaler queried the fake"
+    );
+    Ok(())
+}
+
+async fn deletion_is_garbage_collected(
+    cluster: Arc<Cluster>,
+    _op: Arc<Operator>,
+) -> Result<(), TestError> {
+    let ns = cluster.namespace("so-delete").await?;
+    let client = cluster.client();
+    deployment(&client, ns.name(), "web", 1).await?;
+    let yaml = prometheus_scaled_object("gone", "web", "http://127.0.0.1:9", "up", "");
+    apply_scaled_object(&client, ns.name(), &yaml).await?;
+    wait_for_hpa(&client, ns.name(), "keda-hpa-gone").await?;
+    let sos: Api<ScaledObject> = Api::namespaced(client.clone(), ns.name());
+    sos.delete("gone", &DeleteParams::background()).await?;
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), ns.name());
+    until(
+        "the finalizer to let the ScaledObject go",
+        Duration::from_secs(20),
+        || {
+            let sos = sos.clone();
+            async move { matches!(sos.get_opt("gone").await, Ok(None)).then_some(()) }
+        },
+    )
+    .await?;
+    until(
+        "the garbage collector to delete the HPA",
+        Duration::from_secs(20),
+        || {
+            let hpas = hpas.clone();
+            async move { matches!(hpas.get_opt("keda-hpa-gone").await, Ok(None)).then_some(()) }
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+async fn bad_input(cluster: Arc<Cluster>, _op: Arc<Operator>) -> Result<(), TestError> {
+    let ns = cluster.namespace("so-bad").await?;
+    let client = cluster.client();
+    deployment(&client, ns.name(), "web", 1).await?;
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns.name());
+    maps.create(
+        &PostParams::default(),
+        &object(serde_json::json!({"metadata": {"name": "plain"}}))?,
+    )
+    .await?;
+
+    let cases = [
+        (
+            "missing-target",
+            prometheus_scaled_object("missing-target", "nowhere", "http://127.0.0.1:9", "up", ""),
+            "ScaledObject doesn't have correct scaleTargetRef specification: deployments.apps \"nowhere\" not found",
+        ),
+        (
+            "no-scale",
+            prometheus_scaled_object("no-scale", "plain", "http://127.0.0.1:9", "up", "").replace(
+                "    name: plain",
+                "    name: plain\n    apiVersion: v1\n    kind: ConfigMap",
+            ),
+            "does not expose the /scale subresource",
+        ),
+        (
+            "idle-not-below-min",
+            prometheus_scaled_object(
+                "idle-not-below-min",
+                "web",
+                "http://127.0.0.1:9",
+                "up",
+                "  minReplicaCount: 2\n  idleReplicaCount: 2",
+            ),
+            "ScaledObject doesn't have correct Idle/Min/Max Replica Counts specification: IdleReplicaCount=2 must be less than MinReplicaCount=2",
+        ),
+        (
+            "unknown-type",
+            prometheus_scaled_object("unknown-type", "web", "http://127.0.0.1:9", "up", "")
+                .replace("type: prometheus", "type: no-such-scaler"),
+            "no scaler found for type: no-such-scaler",
+        ),
+        (
+            "bad-metadata",
+            prometheus_scaled_object("bad-metadata", "web", "http://127.0.0.1:9", "up", "")
+                .replace("threshold: '10'", "threshold: 'ten'"),
+            "unable to set param \"threshold\" value \"ten\"",
+        ),
+    ];
+    for (name, yaml, _) in &cases {
+        apply_scaled_object(&client, ns.name(), yaml).await?;
+        let _ = name;
+    }
+    for (name, _, expected) in &cases {
+        let message = wait_for_ready(&client, ns.name(), name, "False").await?;
+        assert!(
+            message.contains(expected),
+            "{name}: {message:?} should contain {expected:?}"
+        );
+    }
+    // The operator keeps serving good objects next to the broken ones.
+    let good = prometheus_scaled_object("good", "web", "http://127.0.0.1:9", "up", "");
+    apply_scaled_object(&client, ns.name(), &good).await?;
+    wait_for_hpa(&client, ns.name(), "keda-hpa-good").await?;
+    wait_for_ready(&client, ns.name(), "good", "True").await?;
+    Ok(())
+}
+
+async fn min_above_max(cluster: Arc<Cluster>, _op: Arc<Operator>) -> Result<(), TestError> {
+    let ns = cluster.namespace("so-minmax").await?;
+    let client = cluster.client();
+    let yaml = prometheus_scaled_object(
+        "inverted",
+        "web",
+        "http://127.0.0.1:9",
+        "up",
+        "  minReplicaCount: 5\n  maxReplicaCount: 3",
+    );
+    let err = apply_scaled_object(&client, ns.name(), &yaml)
+        .await
+        .err()
+        .ok_or("the apiserver accepted min > max")?;
+    assert!(
+        err.to_string()
+            .contains("minReplicaCount must be less than or equal to maxReplicaCount"),
+        "{err}"
+    );
+    Ok(())
+}
+
+async fn metrics_api_through_apiserver(
+    cluster: Arc<Cluster>,
+    _op: Arc<Operator>,
+) -> Result<(), TestError> {
+    let ns = cluster.namespace("metrics-api").await?;
+    let client = cluster.client();
+    let prom = FakePrometheus::start(FakeOptions::default()).await?;
+    prom.set_sample("up", 12.5);
+    deployment(&client, ns.name(), "web", 1).await?;
+    let yaml = prometheus_scaled_object("api", "web", &prom.url(), "up", "");
+    apply_scaled_object(&client, ns.name(), &yaml).await?;
+    wait_for_ready(&client, ns.name(), "api", "True").await?;
+    let base = format!(
+        "/apis/external.metrics.k8s.io/v1beta1/namespaces/{}/s0-prometheus",
+        ns.name()
+    );
+    let body = client
+        .request_text(
+            http::Request::get(format!(
+                "{base}?labelSelector=scaledobject.keda.sh%2Fname%3Dapi"
+            ))
+            .body(Vec::new())?,
+        )
+        .await?;
+    let list: serde_json::Value = serde_json::from_str(&body)?;
+    assert_eq!(list["kind"], "ExternalMetricValueList");
+    assert_eq!(list["items"][0]["value"], "12500m", "{list}");
+    let missing = client
+        .request_text(http::Request::get(base).body(Vec::new())?)
+        .await
+        .err()
+        .ok_or("a request without a selector was answered")?;
+    assert!(
+        missing
+            .to_string()
+            .contains("scaledObject name is not specified"),
+        "{missing}"
+    );
+    Ok(())
+}
+
+async fn health_probes(_cluster: Arc<Cluster>, op: Arc<Operator>) -> Result<(), TestError> {
+    let base = format!("http://{}", op.running.health_probe_address);
+    let ready = until("/readyz to answer 200", Duration::from_secs(20), || {
+        let url = format!("{base}/readyz");
+        async move {
+            let response = reqwest::get(&url).await.ok()?;
+            (response.status() == 200).then_some(())
+        }
+    })
+    .await;
+    ready?;
+    assert_eq!(reqwest::get(format!("{base}/healthz")).await?.status(), 200);
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await?
+        .text()
+        .await?;
+    assert!(metrics.contains("keda_build_info{version="), "{metrics}");
+    Ok(())
+}
+
+/// Every manifest of the API crate's corpus (KEDA's documented examples, every field covered)
+/// is accepted by the real apiserver with our CRDs: server-side apply, dry run.
+async fn corpus_dry_run(cluster: Arc<Cluster>, _op: Arc<Operator>) -> Result<(), TestError> {
+    use kube::api::{DynamicObject, Patch, PatchParams};
+    use kube::discovery::{ApiResource, Scope};
+    let ns = cluster.namespace("corpus").await?;
+    let client = cluster.client();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("api/tests/inputs");
+    let documents = corpus_documents(&dir)?;
+    let mut applied = 0;
+    for (file, mut value) in documents {
+        let kind = value["kind"].as_str().unwrap_or_default().to_string();
+        let name = value["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let (resource, capabilities) = kube::discovery::pinned_kind(
+            &client,
+            &kube::api::GroupVersionKind::gvk("keda.sh", "v1alpha1", &kind),
+        )
+        .await?;
+        let resource: ApiResource = resource;
+        let api: Api<DynamicObject> = if matches!(capabilities.scope, Scope::Cluster) {
+            Api::all_with(client.clone(), &resource)
+        } else {
+            value["metadata"]["namespace"] = ns.name().into();
+            Api::namespaced_with(client.clone(), ns.name(), &resource)
+        };
+        let object: DynamicObject = serde_json::from_value(value)?;
+        api.patch(
+            &name,
+            &PatchParams::apply("corpus-test").dry_run(),
+            &Patch::Apply(&object),
+        )
+        .await
+        .map_err(|e| format!("{file} ({kind} {name}) was refused: {e}"))?;
+        applied += 1;
+    }
+    assert!(
+        applied >= 30,
+        "only {applied} documents found in {}",
+        dir.display()
+    );
+    Ok(())
+}
+
+/// Every YAML document under `dir` (sorted by file), without its status.
+fn corpus_documents(dir: &std::path::Path) -> Result<Vec<(String, serde_json::Value)>, TestError> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    let mut documents = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file)?;
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let mut value: serde_json::Value = serde::Deserialize::deserialize(doc)?;
+            if let Some(object) = value.as_object_mut() {
+                object.remove("status");
+                documents.push((file.display().to_string(), value));
+            }
+        }
+    }
+    Ok(documents)
+}
