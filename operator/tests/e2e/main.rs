@@ -45,6 +45,11 @@ fn main() -> ExitCode {
             metrics_api_through_apiserver,
         ),
         ClusterTest::with_fixture("health_probes_report_ready_and_metrics", health_probes),
+        ClusterTest::with_fixture("drift_in_the_hpa_is_corrected", hpa_drift_is_corrected),
+        ClusterTest::with_fixture(
+            "an_existing_hpa_is_adopted_with_transfer_hpa_ownership",
+            existing_hpa_is_adopted,
+        ),
         ClusterTest::with_fixture(
             "keda_documented_manifests_pass_server_side_dry_run",
             corpus_dry_run,
@@ -410,4 +415,104 @@ fn corpus_documents(dir: &std::path::Path) -> Result<Vec<(String, serde_json::Va
         }
     }
     Ok(documents)
+}
+
+async fn hpa_drift_is_corrected(
+    cluster: Arc<Cluster>,
+    _op: Arc<Operator>,
+) -> Result<(), TestError> {
+    use kube::api::{Patch, PatchParams};
+    let ns = cluster.namespace("hpa-drift").await?;
+    let client = cluster.client();
+    deployment(&client, ns.name(), "web", 1).await?;
+    let yaml = prometheus_scaled_object(
+        "drift",
+        "web",
+        "http://127.0.0.1:9",
+        "up",
+        "  maxReplicaCount: 7",
+    );
+    apply_scaled_object(&client, ns.name(), &yaml).await?;
+    wait_for_hpa(&client, ns.name(), "keda-hpa-drift").await?;
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), ns.name());
+    // Someone else edits the HPA: the operator puts its spec back.
+    hpas.patch(
+        "keda-hpa-drift",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"maxReplicas": 50}})),
+    )
+    .await?;
+    until(
+        "the operator to restore maxReplicas 7",
+        Duration::from_secs(20),
+        || {
+            let hpas = hpas.clone();
+            async move {
+                let hpa = hpas.get("keda-hpa-drift").await.ok()?;
+                (hpa.spec.max_replicas == 7).then_some(())
+            }
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+async fn existing_hpa_is_adopted(
+    cluster: Arc<Cluster>,
+    _op: Arc<Operator>,
+) -> Result<(), TestError> {
+    let ns = cluster.namespace("hpa-adopt").await?;
+    let client = cluster.client();
+    deployment(&client, ns.name(), "web", 1).await?;
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), ns.name());
+    hpas.create(
+        &PostParams::default(),
+        &object(serde_json::json!({
+            "metadata": {"name": "legacy-hpa"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                "minReplicas": 1, "maxReplicas": 3,
+                "metrics": [{"type": "Resource", "resource": {"name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 80}}}],
+            },
+        }))?,
+    )
+    .await?;
+    let yaml = format!(
+        "{}  advanced:\n    horizontalPodAutoscalerConfig:\n      name: legacy-hpa\n",
+        prometheus_scaled_object("adopter", "web", "http://127.0.0.1:9", "up", "")
+    )
+    .replace(
+        "metadata:\n  name: adopter\n",
+        "metadata:\n  name: adopter\n  annotations:\n    scaledobject.keda.sh/transfer-hpa-ownership: \"true\"\n",
+    );
+    let so = apply_scaled_object(&client, ns.name(), &yaml).await?;
+    let uid = so.uid().ok_or("no uid")?;
+    let adopted = until(
+        "the operator to take the HPA over",
+        Duration::from_secs(20),
+        || {
+            let hpas = hpas.clone();
+            let uid = uid.clone();
+            async move {
+                let hpa = hpas.get("legacy-hpa").await.ok()?;
+                let owned = hpa
+                    .metadata
+                    .owner_references
+                    .as_ref()?
+                    .iter()
+                    .any(|o| o.uid == uid && o.controller == Some(true));
+                owned.then_some(hpa)
+            }
+        },
+    )
+    .await?;
+    let metrics = adopted.spec.metrics.unwrap_or_default();
+    assert_eq!(metrics.len(), 1, "{metrics:?}");
+    assert_eq!(
+        metrics[0].external.as_ref().map(|e| e.metric.name.as_str()),
+        Some("s0-prometheus"),
+        "the spec is rewritten"
+    );
+    Ok(())
 }
