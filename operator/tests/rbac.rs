@@ -1,0 +1,173 @@
+//! The deploy manifests' RBAC is enough: the operator, authenticated only as the
+//! keda-operator service account bound by operator/deploy/rbac.yaml, reconciles a ScaledObject
+//! end to end (label, finalizer, HPA, status, events, deletion). A missing permission fails
+//! this test; the manifests themselves must also pass server-side dry run.
+
+// Shared with the e2e binary, which uses every helper; this one needs only some.
+#[allow(dead_code)]
+#[path = "e2e/helpers.rs"]
+mod helpers;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::ServiceAccount;
+use keda_operator::runtime::{self, Options, Running};
+use keda_operator_api::ScaledObject;
+use kind::Cluster;
+use kind::harness::{ClusterTest, TestError, run_cluster_tests_with};
+use kind::preflight::until;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+
+use helpers::*;
+
+fn deploy_manifests(file: &str) -> Vec<serde_json::Value> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy")
+        .join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    serde_yaml::Deserializer::from_str(&text)
+        .filter_map(|doc| serde::Deserialize::deserialize(doc).ok())
+        .filter(|v: &serde_json::Value| v.is_object())
+        .collect()
+}
+
+fn preinstall() -> Vec<serde_json::Value> {
+    let mut objects = deploy_manifests("namespace.yaml");
+    objects.extend(
+        keda_operator_api::crds()
+            .into_iter()
+            .filter_map(|crd| serde_json::to_value(crd).ok()),
+    );
+    objects.extend(deploy_manifests("rbac.yaml"));
+    objects
+}
+
+/// The operator, running as the service account only.
+struct Restricted {
+    _running: Running,
+}
+
+async fn start(cluster: Arc<Cluster>) -> Result<Restricted, TestError> {
+    let accounts: Api<ServiceAccount> = Api::namespaced(cluster.client(), "keda");
+    let request: TokenRequest =
+        object(serde_json::json!({"spec": {"audiences": [], "expirationSeconds": 3600}}))?;
+    let token = accounts
+        .create_token_request("keda-operator", &PostParams::default(), &request)
+        .await?
+        .status
+        .ok_or("the token request has no status")?
+        .token
+        .ok_or("the token request returned no token")?;
+    let mut config = cluster.config().clone();
+    config.auth_info = kube::config::AuthInfo {
+        token: Some(token.into()),
+        ..Default::default()
+    };
+    let client = kube::Client::try_from(config)?;
+    let running = runtime::start(
+        client,
+        Options {
+            metrics_api_address: ([127, 0, 0, 1], 0).into(),
+            health_probe_address: ([127, 0, 0, 1], 0).into(),
+            ..Default::default()
+        },
+    )
+    .await?;
+    Ok(Restricted { _running: running })
+}
+
+fn main() -> ExitCode {
+    run_cluster_tests_with(
+        preinstall(),
+        start,
+        vec![
+            ClusterTest::with_fixture(
+                "the_operator_works_with_only_the_deploy_rbac",
+                reconciles_with_least_privilege,
+            ),
+            ClusterTest::with_fixture(
+                "the_deploy_manifests_pass_server_side_dry_run",
+                manifests_dry_run,
+            ),
+        ],
+    )
+}
+
+async fn reconciles_with_least_privilege(
+    cluster: Arc<Cluster>,
+    _op: Arc<Restricted>,
+) -> Result<(), TestError> {
+    let ns = cluster.namespace("rbac").await?;
+    let client = cluster.client();
+    deployment(&client, ns.name(), "web", 2).await?;
+    let yaml = prometheus_scaled_object(
+        "least",
+        "web",
+        "http://127.0.0.1:9",
+        "up",
+        "  minReplicaCount: 1",
+    );
+    apply_scaled_object(&client, ns.name(), &yaml).await?;
+    let hpa: HorizontalPodAutoscaler = wait_for_hpa(&client, ns.name(), "keda-hpa-least").await?;
+    assert_eq!(hpa.spec.min_replicas, Some(1));
+    wait_for_ready(&client, ns.name(), "least", "True").await?;
+    let sos: Api<ScaledObject> = Api::namespaced(client.clone(), ns.name());
+    let so = sos.get("least").await?;
+    assert_eq!(so.labels()["scaledobject.keda.sh/name"], "least");
+    assert_eq!(so.status.and_then(|s| s.original_replica_count), Some(2));
+    sos.delete("least", &DeleteParams::background()).await?;
+    until(
+        "the restricted operator to release its finalizer",
+        Duration::from_secs(20),
+        || {
+            let sos = sos.clone();
+            async move { matches!(sos.get_opt("least").await, Ok(None)).then_some(()) }
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+async fn manifests_dry_run(cluster: Arc<Cluster>, _op: Arc<Restricted>) -> Result<(), TestError> {
+    use kube::api::{DynamicObject, GroupVersionKind};
+    let client = cluster.client();
+    let mut checked = 0;
+    for file in ["namespace.yaml", "rbac.yaml", "operator.yaml"] {
+        for manifest in deploy_manifests(file) {
+            let object: DynamicObject = serde_json::from_value(manifest)?;
+            let types = object.types.clone().ok_or("no apiVersion/kind")?;
+            let name = object.metadata.name.clone().ok_or("no name")?;
+            let (group, version) = types
+                .api_version
+                .split_once('/')
+                .unwrap_or(("", types.api_version.as_str()));
+            let (resource, caps) = kube::discovery::pinned_kind(
+                &client,
+                &GroupVersionKind::gvk(group, version, &types.kind),
+            )
+            .await?;
+            let api: Api<DynamicObject> = match (&object.metadata.namespace, caps.scope) {
+                (_, kube::discovery::Scope::Cluster) => Api::all_with(client.clone(), &resource),
+                (Some(ns), _) => Api::namespaced_with(client.clone(), ns, &resource),
+                (None, _) => {
+                    return Err(format!("{file}: {} {name} has no namespace", types.kind).into());
+                }
+            };
+            api.patch(
+                &name,
+                &PatchParams::apply("deploy-test").dry_run(),
+                &Patch::Apply(&object),
+            )
+            .await
+            .map_err(|e| format!("{file}: {} {name} was refused: {e}", types.kind))?;
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} manifests");
+    Ok(())
+}
