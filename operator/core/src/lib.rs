@@ -3,6 +3,11 @@
 //! write what they return.
 
 pub mod annotations;
+pub mod conditions;
+pub mod executor;
+pub mod fallback;
 pub mod hpa;
 pub mod names;
+pub mod pause;
 pub mod quantity;
+pub mod scale_loop;
