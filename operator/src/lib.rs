@@ -6,6 +6,7 @@ pub mod context;
 pub mod error;
 pub mod metrics_api;
 pub mod runtime;
+pub mod scale_loop;
 pub mod scaled_object;
 pub mod scalers_store;
 pub mod serving_cert;

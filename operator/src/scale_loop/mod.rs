@@ -1,0 +1,6 @@
+//! The scale loop: one scheduler polls every ScaledObject's scalers, records the results for
+//! the metrics API (`useCachedMetrics`) and hands them to the executor.
+
+pub mod scheduler;
+
+pub use scheduler::{ObjectKey, Poller, Scheduler, SourceLimiter};

@@ -1,0 +1,192 @@
+//! One scheduler for every scaled object: a single timer heap, not a task per object.
+//!
+//! Each object is polled at once when it is scheduled (or its spec changes), then again one
+//! polling interval after its previous poll *ended* (as KEDA's loop does). Polls run
+//! concurrently up to a global bound; an object is never polled twice at the same time. A slow
+//! object delays only itself: its next poll waits for its own previous one.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// Namespace and name of a scaled object.
+pub type ObjectKey = (String, String);
+
+/// Does one poll of one object. `due` is when the poll should have started, for lag metrics.
+pub trait Poller: Send + Sync + 'static {
+    fn poll(&self, key: ObjectKey, due: Instant) -> impl Future<Output = ()> + Send;
+}
+
+enum Command {
+    /// Poll every `interval`; `restart` polls at once and forgets the previous schedule.
+    Schedule {
+        key: ObjectKey,
+        interval: Duration,
+        restart: bool,
+    },
+    Remove(ObjectKey),
+    Done {
+        key: ObjectKey,
+        epoch: u64,
+    },
+}
+
+struct Entry {
+    interval: Duration,
+    /// Bumped on every restart; heap items and completions of older epochs are ignored.
+    epoch: u64,
+    in_flight: bool,
+}
+
+/// A handle to the scheduler task; cloning shares it.
+#[derive(Clone)]
+pub struct Scheduler {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Scheduler {
+    /// Starts the scheduler task with at most `max_concurrent` polls at a time.
+    pub fn spawn<P: Poller>(poller: Arc<P>, max_concurrent: usize) -> (Self, JoinHandle<()>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run(poller, rx, tx.clone(), max_concurrent.max(1)));
+        (Scheduler { commands: tx }, task)
+    }
+
+    /// Adds or updates an object. A new object, or `restart`, is polled at once.
+    pub fn schedule(&self, key: ObjectKey, interval: Duration, restart: bool) {
+        let _ = self.commands.send(Command::Schedule {
+            key,
+            interval,
+            restart,
+        });
+    }
+
+    pub fn remove(&self, key: ObjectKey) {
+        let _ = self.commands.send(Command::Remove(key));
+    }
+}
+
+async fn run<P: Poller>(
+    poller: Arc<P>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    done_tx: mpsc::UnboundedSender<Command>,
+    max_concurrent: usize,
+) {
+    let permits = Arc::new(Semaphore::new(max_concurrent));
+    let mut entries: HashMap<ObjectKey, Entry> = HashMap::new();
+    let mut heap: BinaryHeap<Reverse<(Instant, u64, ObjectKey)>> = BinaryHeap::new();
+    let mut next_epoch = 0u64;
+    loop {
+        let next_due = heap.peek().map(|Reverse((due, _, _))| *due);
+        let sleep = async {
+            match next_due {
+                Some(due) => tokio::time::sleep_until(due).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            command = commands.recv() => {
+                let Some(command) = command else { return };
+                match command {
+                    Command::Schedule { key, interval, restart } => {
+                        let is_new = !entries.contains_key(&key);
+                        let entry = entries.entry(key.clone()).or_insert(Entry {
+                            interval,
+                            epoch: 0,
+                            in_flight: false,
+                        });
+                        entry.interval = interval;
+                        if is_new || restart {
+                            next_epoch += 1;
+                            entry.epoch = next_epoch;
+                            if !entry.in_flight {
+                                heap.push(Reverse((Instant::now(), entry.epoch, key)));
+                            }
+                        }
+                    }
+                    Command::Remove(key) => {
+                        entries.remove(&key);
+                    }
+                    Command::Done { key, epoch } => {
+                        if let Some(entry) = entries.get_mut(&key) {
+                            entry.in_flight = false;
+                            // A restart during the poll polls again at once; otherwise wait
+                            // one interval from the end of this poll.
+                            let due = if entry.epoch == epoch {
+                                Instant::now() + entry.interval
+                            } else {
+                                Instant::now()
+                            };
+                            heap.push(Reverse((due, entry.epoch, key)));
+                        }
+                    }
+                }
+            }
+            _ = sleep => {
+                let now = Instant::now();
+                while let Some(Reverse((due, epoch, _))) = heap.peek() {
+                    if *due > now {
+                        break;
+                    }
+                    let (due, epoch, key) = (*due, *epoch, heap.pop().map(|Reverse(item)| item.2));
+                    let Some(key) = key else { break };
+                    let Some(entry) = entries.get_mut(&key) else { continue };
+                    if entry.epoch != epoch || entry.in_flight {
+                        continue;
+                    }
+                    entry.in_flight = true;
+                    let poller = poller.clone();
+                    let permits = permits.clone();
+                    let done = done_tx.clone();
+                    tokio::spawn(async move {
+                        let _permit = permits.acquire_owned().await;
+                        poller.poll(key.clone(), due).await;
+                        let _ = done.send(Command::Done { key, epoch });
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Limits concurrent reads per metric source (a server), so one slow source cannot take every
+/// poll slot.
+#[derive(Debug, Clone)]
+pub struct SourceLimiter {
+    per_source: usize,
+    sources: Arc<std::sync::Mutex<HashMap<String, Arc<Semaphore>>>>,
+}
+
+impl SourceLimiter {
+    pub fn new(per_source: usize) -> Self {
+        SourceLimiter {
+            per_source: per_source.max(1),
+            sources: Default::default(),
+        }
+    }
+
+    /// Runs `read` once a slot for `source` is free.
+    pub async fn run<T>(&self, source: &str, read: impl Future<Output = T>) -> T {
+        let semaphore = {
+            let mut sources = self
+                .sources
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            sources
+                .entry(source.to_string())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.per_source)))
+                .clone()
+        };
+        let _permit = semaphore.acquire_owned().await;
+        read.await
+    }
+}
+
+#[cfg(test)]
+mod tests;
