@@ -64,6 +64,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         name: "s0-prometheus".into(),
                         value: i as f64 + 0.5,
                     })],
+                    ..Default::default()
                 },
             );
         }

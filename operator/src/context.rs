@@ -1,9 +1,13 @@
 //! State shared by every controller and server of the operator, built once.
 
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use keda_operator_api::ScaledObject;
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
 
+use crate::scale_loop::Scheduler;
 use crate::scalers_store::ScalersStore;
 
 /// The field manager of every write the operator makes.
@@ -16,6 +20,10 @@ pub struct Settings {
     pub scaler_timeout: Duration,
     /// Goes into the HPA's `app.kubernetes.io/version` label.
     pub version: String,
+    /// Polls running at once across all ScaledObjects.
+    pub max_concurrent_polls: usize,
+    /// Reads running at once against one metric source (a server).
+    pub per_source_concurrency: usize,
 }
 
 impl Default for Settings {
@@ -23,6 +31,8 @@ impl Default for Settings {
         Settings {
             scaler_timeout: Duration::from_secs(3),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            max_concurrent_polls: 256,
+            per_source_concurrency: 16,
         }
     }
 }
@@ -32,6 +42,12 @@ pub struct Context {
     pub recorder: Recorder,
     pub scalers: ScalersStore,
     pub settings: Settings,
+    /// The controller's in-memory view of ScaledObjects (set when the controller starts).
+    pub scaled_objects: OnceLock<Store<ScaledObject>>,
+    /// The scale loop (set when the runtime starts it).
+    pub scheduler: OnceLock<Scheduler>,
+    /// The largest delay between a poll's due time and its start, and how many polls ran.
+    poll_lag: Mutex<(Duration, u64)>,
 }
 
 impl Context {
@@ -47,6 +63,32 @@ impl Context {
             scalers: ScalersStore::new(settings.scaler_timeout),
             client,
             settings,
+            scaled_objects: OnceLock::new(),
+            scheduler: OnceLock::new(),
+            poll_lag: Mutex::new((Duration::ZERO, 0)),
         }
+    }
+
+    /// A ScaledObject from memory.
+    pub fn scaled_object(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<std::sync::Arc<ScaledObject>> {
+        self.scaled_objects
+            .get()?
+            .get(&ObjectRef::new(name).within(namespace))
+    }
+
+    pub fn record_poll_lag(&self, lag: Duration) {
+        if let Ok(mut l) = self.poll_lag.lock() {
+            l.0 = l.0.max(lag);
+            l.1 += 1;
+        }
+    }
+
+    /// (largest lag seen, polls done).
+    pub fn poll_lag(&self) -> (Duration, u64) {
+        self.poll_lag.lock().map(|l| *l).unwrap_or_default()
     }
 }

@@ -109,8 +109,15 @@ pub async fn start(client: kube::Client, options: Options) -> Result<Running, St
     let health_probe_address = local_addr(&health_listener, options.health_probe_address);
 
     let context = Arc::new(Context::new(client, options.settings.clone()));
+    let poller = Arc::new(crate::scale_loop::ScaledObjectPoller {
+        ctx: context.clone(),
+        limiter: crate::scale_loop::SourceLimiter::new(options.settings.per_source_concurrency),
+    });
+    let (scheduler, scheduler_task) =
+        crate::scale_loop::Scheduler::spawn(poller, options.settings.max_concurrent_polls);
+    let _ = context.scheduler.set(scheduler);
     let ready = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
+    let mut tasks = vec![scheduler_task];
     let store = context.scalers.clone();
     let tls = serving.tls.clone();
     tasks.push(tokio::spawn(async move {
@@ -185,14 +192,23 @@ async fn serve_health(listener: TcpListener, ready: Arc<AtomicBool>, context: Ar
 }
 
 fn prometheus_text(context: &Context) -> String {
+    let (lag, polls) = context.poll_lag();
     format!(
         "# HELP keda_build_info Build information of the operator.\n\
          # TYPE keda_build_info gauge\n\
          keda_build_info{{version=\"{}\"}} 1\n\
          # HELP keda_internal_scaled_objects_with_scalers ScaledObjects whose scalers are built.\n\
          # TYPE keda_internal_scaled_objects_with_scalers gauge\n\
-         keda_internal_scaled_objects_with_scalers {}\n",
+         keda_internal_scaled_objects_with_scalers {}\n\
+         # HELP keda_internal_scale_loop_max_lag_seconds The longest delay of a poll behind its due time.\n\
+         # TYPE keda_internal_scale_loop_max_lag_seconds gauge\n\
+         keda_internal_scale_loop_max_lag_seconds {}\n\
+         # HELP keda_internal_scale_loop_polls_total Polls done.\n\
+         # TYPE keda_internal_scale_loop_polls_total counter\n\
+         keda_internal_scale_loop_polls_total {}\n",
         context.settings.version,
-        context.scalers.len()
+        context.scalers.len(),
+        lag.as_secs_f64(),
+        polls
     )
 }

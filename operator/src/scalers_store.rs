@@ -11,11 +11,24 @@ use keda_operator_scalers::{Metric, Scaler, read_within};
 use crate::metrics_api::{MetricError, MetricQuery, MetricSample, MetricSource};
 
 /// The built scalers of one ScaledObject generation.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct ObjectScalers {
     pub generation: i64,
     /// One entry per trigger, in trigger order.
     pub scalers: Vec<Box<dyn Scaler>>,
+    /// Per trigger: the metric source reads are limited by (e.g. `prometheus http://prom:9090`).
+    pub sources: Vec<String>,
+    /// Per trigger: `useCachedMetrics`.
+    pub cached: Vec<bool>,
+    /// The scale target as resolved for this generation.
+    pub target: Option<keda_operator_api::scaled_object::GroupVersionKindResource>,
+}
+
+/// The last poll's read of one metric.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CachedRead {
+    Value(f64),
+    Error(String),
 }
 
 impl ObjectScalers {
@@ -25,11 +38,12 @@ impl ObjectScalers {
     }
 
     /// The scaler serving an external metric; names match case-insensitively, as in KEDA.
-    fn scaler_for(&self, metric: &str) -> Option<(&dyn Scaler, String)> {
-        self.scalers.iter().find_map(|scaler| {
+    fn scaler_for(&self, metric: &str) -> Option<(&dyn Scaler, String, bool)> {
+        self.scalers.iter().enumerate().find_map(|(index, scaler)| {
             scaler.metrics().into_iter().find_map(|m| match m {
                 Metric::External { name, .. } if name.eq_ignore_ascii_case(metric) => {
-                    Some((scaler.as_ref(), name))
+                    let cached = self.cached.get(index).copied().unwrap_or(false);
+                    Some((scaler.as_ref(), name, cached))
                 }
                 _ => None,
             })
@@ -38,11 +52,17 @@ impl ObjectScalers {
 }
 
 type Key = (String, String);
+/// Namespace, name and metric of a recorded read.
+type ReadKey = (String, String, String);
 
 /// All ScaledObjects' scalers, keyed by namespace and name.
 #[derive(Debug, Clone)]
 pub struct ScalersStore {
     objects: Arc<RwLock<HashMap<Key, Arc<ObjectScalers>>>>,
+    /// The scale loop's last read per (namespace, name, metric), for `useCachedMetrics`.
+    reads: Arc<RwLock<HashMap<ReadKey, (CachedRead, SystemTime)>>>,
+    /// The generation each object's polling was last (re)started for.
+    scheduled: Arc<RwLock<HashMap<Key, i64>>>,
     read_timeout: Duration,
 }
 
@@ -50,6 +70,8 @@ impl ScalersStore {
     pub fn new(read_timeout: Duration) -> Self {
         ScalersStore {
             objects: Default::default(),
+            reads: Default::default(),
+            scheduled: Default::default(),
             read_timeout,
         }
     }
@@ -79,6 +101,51 @@ impl ScalersStore {
         if let Ok(mut objects) = self.objects.write() {
             objects.remove(&(namespace.to_string(), name.to_string()));
         }
+        if let Ok(mut reads) = self.reads.write() {
+            reads.retain(|(ns, n, _), _| !(ns == namespace && n == name));
+        }
+        if let Ok(mut scheduled) = self.scheduled.write() {
+            scheduled.remove(&(namespace.to_string(), name.to_string()));
+        }
+    }
+
+    /// Notes that `generation` of an object is being polled; true when that is new (a new
+    /// object or a spec change), which restarts its polling.
+    pub fn mark_scheduled(&self, namespace: &str, name: &str, generation: i64) -> bool {
+        let Ok(mut scheduled) = self.scheduled.write() else {
+            return true;
+        };
+        scheduled.insert((namespace.to_string(), name.to_string()), generation) != Some(generation)
+    }
+
+    /// Records the scale loop's read of a metric.
+    pub fn record(
+        &self,
+        namespace: &str,
+        name: &str,
+        metric: &str,
+        read: CachedRead,
+        at: SystemTime,
+    ) {
+        if let Ok(mut reads) = self.reads.write() {
+            reads.insert(
+                (namespace.to_string(), name.to_string(), metric.to_string()),
+                (read, at),
+            );
+        }
+    }
+
+    fn recorded(
+        &self,
+        namespace: &str,
+        name: &str,
+        metric: &str,
+    ) -> Option<(CachedRead, SystemTime)> {
+        self.reads
+            .read()
+            .ok()?
+            .get(&(namespace.to_string(), name.to_string(), metric.to_string()))
+            .cloned()
     }
 
     pub fn len(&self) -> usize {
@@ -98,12 +165,29 @@ impl MetricSource for ScalersStore {
                 namespace: query.namespace.clone(),
                 name: query.scaled_object.clone(),
             })?;
-        let (scaler, name) =
+        let (scaler, name, cached) =
             object
                 .scaler_for(&query.metric)
                 .ok_or_else(|| MetricError::MetricNotFound {
                     metric: query.metric.clone(),
                 })?;
+        // useCachedMetrics: serve the scale loop's last read (value or error); with no read yet,
+        // ask the scaler.
+        if cached
+            && let Some((read, at)) = self.recorded(&query.namespace, &query.scaled_object, &name)
+        {
+            return match read {
+                CachedRead::Value(value) => Ok(vec![MetricSample {
+                    metric_name: name,
+                    value,
+                    timestamp: at,
+                }]),
+                CachedRead::Error(message) => Err(MetricError::Source {
+                    metric: name,
+                    message,
+                }),
+            };
+        }
         match read_within(scaler, &name, self.read_timeout).await {
             Ok(reading) => Ok(vec![MetricSample {
                 metric_name: name,
@@ -182,6 +266,7 @@ mod tests {
                     Box::new(Fixed("s1-broken", Err("boom"))),
                     Box::new(Hangs),
                 ],
+                ..Default::default()
             },
         );
         store
@@ -213,6 +298,69 @@ mod tests {
                 .to_string(),
             "metric:s1-broken encountered error: boom"
         );
+    }
+
+    #[tokio::test]
+    async fn cached_metrics_serve_the_last_poll_and_others_read_live() {
+        let s = ScalersStore::new(Duration::from_millis(100));
+        s.insert(
+            "ns",
+            "so",
+            ObjectScalers {
+                generation: 1,
+                scalers: vec![
+                    Box::new(Fixed("s0-cached", Ok(7.0))),
+                    Box::new(Fixed("s1-live", Ok(8.0))),
+                ],
+                sources: vec![],
+                cached: vec![true, false],
+                target: None,
+            },
+        );
+        // No poll yet: asked live.
+        assert_eq!(
+            s.metric(query("so", "s0-cached")).await.unwrap()[0].value,
+            7.0
+        );
+        s.record(
+            "ns",
+            "so",
+            "s0-cached",
+            CachedRead::Value(3.0),
+            SystemTime::now(),
+        );
+        s.record(
+            "ns",
+            "so",
+            "s1-live",
+            CachedRead::Value(3.0),
+            SystemTime::now(),
+        );
+        assert_eq!(
+            s.metric(query("so", "s0-cached")).await.unwrap()[0].value,
+            3.0
+        );
+        assert_eq!(
+            s.metric(query("so", "s1-live")).await.unwrap()[0].value,
+            8.0,
+            "not cached"
+        );
+        s.record(
+            "ns",
+            "so",
+            "s0-cached",
+            CachedRead::Error("down".into()),
+            SystemTime::now(),
+        );
+        assert_eq!(
+            s.metric(query("so", "s0-cached"))
+                .await
+                .unwrap_err()
+                .to_string(),
+            "metric:s0-cached encountered error: down"
+        );
+        s.remove("ns", "so");
+        assert!(s.recorded("ns", "so", "s0-cached").is_none());
     }
 
     #[tokio::test]

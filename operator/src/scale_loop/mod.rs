@@ -1,6 +1,8 @@
 //! The scale loop: one scheduler polls every ScaledObject's scalers, records the results for
 //! the metrics API (`useCachedMetrics`) and hands them to the executor.
 
+pub mod poller;
 pub mod scheduler;
 
+pub use poller::ScaledObjectPoller;
 pub use scheduler::{ObjectKey, Poller, Scheduler, SourceLimiter};

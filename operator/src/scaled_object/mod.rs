@@ -48,6 +48,7 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>, ready: Arc<Atomic
     let controller =
         Controller::new(objects, watcher::Config::default()).owns(hpas, watcher::Config::default());
     let store = controller.store();
+    let _ = ctx.scaled_objects.set(store.clone());
     // kube-runtime's store readiness keeps a single waker and the controller waits on it
     // too, so a second waiter may never be woken; polling it again on an interval is reliable
     // (once the store is ready every poll returns at once).
@@ -95,6 +96,9 @@ async fn reconcile(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {
 async fn cleanup(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {
     let ns = so.namespace().unwrap_or_default();
     let name = so.name_any();
+    if let Some(scheduler) = ctx.scheduler.get() {
+        scheduler.remove((ns.clone(), name.clone()));
+    }
     ctx.scalers.remove(&ns, &name);
     publish(
         &ctx,
@@ -106,6 +110,18 @@ async fn cleanup(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {
     .await;
     // The HPA goes through the garbage collector (its controller ownerReference).
     Ok(Action::await_change())
+}
+
+/// Hands the object to the scale loop; a new generation restarts its polling at once.
+fn schedule(ctx: &Context, so: &ScaledObject) {
+    let Some(scheduler) = ctx.scheduler.get() else {
+        return;
+    };
+    let key = (so.namespace().unwrap_or_default(), so.name_any());
+    let generation = so.metadata.generation.unwrap_or(0);
+    let restart = ctx.scalers.mark_scheduled(&key.0, &key.1, generation);
+    let interval = Duration::from_secs(so.spec.polling_interval().max(1) as u64);
+    scheduler.schedule(key, interval, restart);
 }
 
 /// What a successful check found.
@@ -156,6 +172,7 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {
                         )
                         .await;
                     }
+                    schedule(&ctx, &so);
                     Action::await_change()
                 }
                 Err(e) => {
@@ -246,7 +263,7 @@ async fn check(
     })?;
     check_triggers(so)
         .map_err(|e| format!("ScaledObject doesn't have correct triggers specification: {e}"))?;
-    let scalers = scalers_for(so, ctx)
+    let scalers = scalers_for(so, ctx, &target.gvkr)
         .map_err(|e| format!("Failed to ensure HPA is correctly created for ScaledObject: {e}"))?;
     let metrics = scalers.metrics();
     let hpa_target = ScaleTarget {
@@ -329,16 +346,23 @@ pub fn check_triggers(so: &ScaledObject) -> Result<(), String> {
 }
 
 /// The scalers of this generation, built now if the store has none for it.
-fn scalers_for(so: &ScaledObject, ctx: &Context) -> Result<Arc<ObjectScalers>, String> {
+fn scalers_for(
+    so: &ScaledObject,
+    ctx: &Context,
+    target: &keda_operator_api::scaled_object::GroupVersionKindResource,
+) -> Result<Arc<ObjectScalers>, String> {
     let ns = so.namespace().unwrap_or_default();
     let name = so.name_any();
     let generation = so.metadata.generation.unwrap_or(0);
     if let Some(existing) = ctx.scalers.get(&ns, &name)
         && existing.generation == generation
+        && existing.target.as_ref() == Some(target)
     {
         return Ok(existing);
     }
     let mut scalers = Vec::with_capacity(so.spec.triggers.len());
+    let mut sources = Vec::with_capacity(so.spec.triggers.len());
+    let mut cached = Vec::with_capacity(so.spec.triggers.len());
     for (index, trigger) in so.spec.triggers.iter().enumerate() {
         let metric_type = MetricType::parse(trigger.metric_type.as_deref().unwrap_or(""))
             .map_err(|e| format!("error getting scaler for trigger #{index}: {e}"))?;
@@ -357,6 +381,8 @@ fn scalers_for(so: &ScaledObject, ctx: &Context) -> Result<Arc<ObjectScalers>, S
         let scaler = keda_operator_scalers::build(config)
             .map_err(|e| format!("error getting scaler for trigger #{index}: {e}"))?;
         scalers.push(scaler);
+        sources.push(source_key(trigger));
+        cached.push(trigger.use_cached_metrics());
     }
     Ok(ctx.scalers.insert(
         &ns,
@@ -364,8 +390,27 @@ fn scalers_for(so: &ScaledObject, ctx: &Context) -> Result<Arc<ObjectScalers>, S
         ObjectScalers {
             generation,
             scalers,
+            sources,
+            cached,
+            target: Some(target.clone()),
         },
     ))
+}
+
+/// What reads of a trigger are limited by: its type and the server it talks to.
+fn source_key(trigger: &keda_operator_api::ScaleTrigger) -> String {
+    let server = [
+        "serverAddress",
+        "host",
+        "hostFromEnv",
+        "endpoint",
+        "scalerAddress",
+    ]
+    .iter()
+    .find_map(|k| trigger.metadata.get(*k))
+    .map(String::as_str)
+    .unwrap_or("");
+    format!("{} {server}", trigger.scaler_type)
 }
 
 /// Puts `scaledobject.keda.sh/name` on the ScaledObject if missing and returns the labels as

@@ -47,6 +47,14 @@ fn main() -> ExitCode {
         ClusterTest::with_fixture("health_probes_report_ready_and_metrics", health_probes),
         ClusterTest::with_fixture("drift_in_the_hpa_is_corrected", hpa_drift_is_corrected),
         ClusterTest::with_fixture(
+            "scales_to_zero_from_zero_on_activation_and_back_after_cooldown",
+            zero_to_n_to_zero,
+        ),
+        ClusterTest::with_fixture(
+            "use_cached_metrics_serves_the_last_poll",
+            cached_metrics_serve_the_last_poll,
+        ),
+        ClusterTest::with_fixture(
             "an_existing_hpa_is_adopted_with_transfer_hpa_ownership",
             existing_hpa_is_adopted,
         ),
@@ -514,5 +522,118 @@ async fn existing_hpa_is_adopted(
         Some("s0-prometheus"),
         "the spec is rewritten"
     );
+    Ok(())
+}
+
+async fn zero_to_n_to_zero(cluster: Arc<Cluster>, _op: Arc<Operator>) -> Result<(), TestError> {
+    let ns = cluster.namespace("zero").await?;
+    let client = cluster.client();
+    let prom = FakePrometheus::start(FakeOptions::default()).await?;
+    let query = "sum(jobs_waiting)";
+    prom.set_sample(query, 0.0);
+    deployment(&client, ns.name(), "worker", 1).await?;
+    let yaml = prometheus_scaled_object(
+        "worker",
+        "worker",
+        &prom.url(),
+        query,
+        "  pollingInterval: 1\n  cooldownPeriod: 3",
+    )
+    .replace(
+        "threshold: '10'",
+        "threshold: '10'\n      activationThreshold: '5'",
+    );
+    apply_scaled_object(&client, ns.name(), &yaml).await?;
+    // Never active and no initial cooldown: the first poll scales in to zero.
+    wait_for_replicas(&client, ns.name(), "worker", 0, Duration::from_secs(15)).await?;
+    // 4 is not above the activation threshold 5: still zero; 30 activates (0 -> 1), then the
+    // HPA takes over: ceil(30 / 10) = 3.
+    prom.set_sample(query, 4.0);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    wait_for_replicas(&client, ns.name(), "worker", 0, Duration::from_secs(1)).await?;
+    prom.set_sample(query, 30.0);
+    wait_for_replicas(&client, ns.name(), "worker", 3, Duration::from_secs(20)).await?;
+    let sos: Api<ScaledObject> = Api::namespaced(client.clone(), ns.name());
+    let status = sos.get("worker").await?.status.ok_or("status")?;
+    assert!(status.last_active_time.is_some());
+    let active = status
+        .conditions
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.condition_type == "Active")
+        .ok_or("no Active condition")?;
+    assert_eq!(
+        (active.status.as_str(), active.reason.as_deref()),
+        ("True", Some("ScalerActive"))
+    );
+    // Inactive again: back to zero once the 3 s cooldown since the last active poll is over.
+    prom.set_sample(query, 0.0);
+    wait_for_replicas(&client, ns.name(), "worker", 0, Duration::from_secs(20)).await?;
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), ns.name());
+    let reasons: Vec<String> = events
+        .list(&Default::default())
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect();
+    for reason in ["KEDAScaleTargetActivated", "KEDAScaleTargetDeactivated"] {
+        assert!(
+            reasons.iter().any(|r| r == reason),
+            "no {reason} event in {reasons:?}"
+        );
+    }
+    Ok(())
+}
+
+async fn cached_metrics_serve_the_last_poll(
+    cluster: Arc<Cluster>,
+    _op: Arc<Operator>,
+) -> Result<(), TestError> {
+    let ns = cluster.namespace("cached").await?;
+    let client = cluster.client();
+    let prom = FakePrometheus::start(FakeOptions::default()).await?;
+    prom.set_sample("q", 7.0);
+    deployment(&client, ns.name(), "web", 1).await?;
+    // A long polling interval: the first poll (at once) is the only one during the test.
+    let cached =
+        prometheus_scaled_object("cached", "web", &prom.url(), "q", "  pollingInterval: 300")
+            .replace(
+                "  - type: prometheus",
+                "  - type: prometheus\n    useCachedMetrics: true",
+            );
+    let live = prometheus_scaled_object("live", "web", &prom.url(), "q", "  pollingInterval: 300");
+    apply_scaled_object(&client, ns.name(), &cached).await?;
+    apply_scaled_object(&client, ns.name(), &live).await?;
+    wait_for_ready(&client, ns.name(), "cached", "True").await?;
+    wait_for_ready(&client, ns.name(), "live", "True").await?;
+    until("the first poll", Duration::from_secs(10), || {
+        let prom = &prom;
+        async move { (prom.requests().len() >= 2).then_some(()) }
+    })
+    .await?;
+    prom.set_sample("q", 99.0);
+    let value = |so: &'static str| {
+        let client = client.clone();
+        let path = format!(
+            "/apis/external.metrics.k8s.io/v1beta1/namespaces/{}/s0-prometheus?labelSelector=scaledobject.keda.sh%2Fname%3D{so}",
+            ns.name()
+        );
+        async move {
+            let body = client
+                .request_text(http::Request::get(path).body(Vec::new())?)
+                .await?;
+            let list: serde_json::Value = serde_json::from_str(&body)?;
+            Ok::<String, TestError>(
+                list["items"][0]["value"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        }
+    };
+    assert_eq!(value("cached").await?, "7", "served from the poll");
+    assert_eq!(value("live").await?, "99", "asked the source");
     Ok(())
 }
