@@ -1,6 +1,6 @@
 //! State shared by every controller and server of the operator, built once.
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use keda_operator_api::ScaledObject;
@@ -46,8 +46,7 @@ pub struct Context {
     pub scaled_objects: OnceLock<Store<ScaledObject>>,
     /// The scale loop (set when the runtime starts it).
     pub scheduler: OnceLock<Scheduler>,
-    /// The largest delay between a poll's due time and its start, and how many polls ran.
-    poll_lag: Mutex<(Duration, u64)>,
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Context {
@@ -62,10 +61,10 @@ impl Context {
             ),
             scalers: ScalersStore::new(settings.scaler_timeout),
             client,
-            settings,
             scaled_objects: OnceLock::new(),
             scheduler: OnceLock::new(),
-            poll_lag: Mutex::new((Duration::ZERO, 0)),
+            metrics: crate::metrics::Metrics::new(&settings.version),
+            settings,
         }
     }
 
@@ -81,14 +80,6 @@ impl Context {
     }
 
     pub fn record_poll_lag(&self, lag: Duration) {
-        if let Ok(mut l) = self.poll_lag.lock() {
-            l.0 = l.0.max(lag);
-            l.1 += 1;
-        }
-    }
-
-    /// (largest lag seen, polls done).
-    pub fn poll_lag(&self) -> (Duration, u64) {
-        self.poll_lag.lock().map(|l| *l).unwrap_or_default()
+        self.metrics.record_poll(lag);
     }
 }

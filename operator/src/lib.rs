@@ -4,6 +4,7 @@
 
 pub mod context;
 pub mod error;
+pub mod metrics;
 pub mod metrics_api;
 pub mod runtime;
 pub mod scale_loop;

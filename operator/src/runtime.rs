@@ -192,23 +192,5 @@ async fn serve_health(listener: TcpListener, ready: Arc<AtomicBool>, context: Ar
 }
 
 fn prometheus_text(context: &Context) -> String {
-    let (lag, polls) = context.poll_lag();
-    format!(
-        "# HELP keda_build_info Build information of the operator.\n\
-         # TYPE keda_build_info gauge\n\
-         keda_build_info{{version=\"{}\"}} 1\n\
-         # HELP keda_internal_scaled_objects_with_scalers ScaledObjects whose scalers are built.\n\
-         # TYPE keda_internal_scaled_objects_with_scalers gauge\n\
-         keda_internal_scaled_objects_with_scalers {}\n\
-         # HELP keda_internal_scale_loop_max_lag_seconds The longest delay of a poll behind its due time.\n\
-         # TYPE keda_internal_scale_loop_max_lag_seconds gauge\n\
-         keda_internal_scale_loop_max_lag_seconds {}\n\
-         # HELP keda_internal_scale_loop_polls_total Polls done.\n\
-         # TYPE keda_internal_scale_loop_polls_total counter\n\
-         keda_internal_scale_loop_polls_total {}\n",
-        context.settings.version,
-        context.scalers.len(),
-        lag.as_secs_f64(),
-        polls
-    )
+    context.metrics.render()
 }

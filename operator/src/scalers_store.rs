@@ -20,6 +20,8 @@ pub struct ObjectScalers {
     pub sources: Vec<String>,
     /// Per trigger: `useCachedMetrics`.
     pub cached: Vec<bool>,
+    /// Per trigger: the `scaler` label of its metrics (the trigger's name, else the type's).
+    pub names: Vec<String>,
     /// The scale target as resolved for this generation.
     pub target: Option<keda_operator_api::scaled_object::GroupVersionKindResource>,
 }
@@ -314,7 +316,7 @@ mod tests {
                 ],
                 sources: vec![],
                 cached: vec![true, false],
-                target: None,
+                ..Default::default()
             },
         );
         // No poll yet: asked live.

@@ -27,6 +27,7 @@ use tokio::time::Instant;
 
 use super::scheduler::{ObjectKey, Poller, SourceLimiter};
 use crate::context::{Context, FIELD_MANAGER};
+use crate::metrics::{ObjectLabels, ScalerLabels};
 use crate::scalers_store::CachedRead;
 
 pub struct ScaledObjectPoller {
@@ -73,6 +74,8 @@ impl ScaledObjectPoller {
             let source = scalers.sources.get(index).cloned().unwrap_or_default();
             let limiter = self.limiter.clone();
             let timeout = self.ctx.settings.scaler_timeout;
+            let scaler_name = scalers.names.get(index).cloned().unwrap_or_default();
+            let name_of_object = name.as_str();
             async move {
                 let metrics = scaler.metrics();
                 if metrics
@@ -86,9 +89,20 @@ impl ScaledObjectPoller {
                     let Metric::External { name, target } = metric else {
                         continue;
                     };
+                    let started = std::time::Instant::now();
                     let result = limiter
                         .run(&source, read_within(scaler.as_ref(), &name, timeout))
-                        .await
+                        .await;
+                    self.record_scaler_metrics(
+                        ns,
+                        name_of_object,
+                        index,
+                        &scaler_name,
+                        &name,
+                        &result,
+                        started.elapsed(),
+                    );
+                    let result = result
                         .map(|r| MetricSample {
                             value: r.value,
                             is_active: r.active,
@@ -249,6 +263,54 @@ impl ScaledObjectPoller {
             }
         }
         Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record_scaler_metrics(
+        &self,
+        ns: &str,
+        object: &str,
+        index: usize,
+        scaler: &str,
+        metric: &str,
+        result: &Result<keda_operator_scalers::Reading, keda_operator_scalers::ScalerError>,
+        took: std::time::Duration,
+    ) {
+        let labels = ScalerLabels {
+            namespace: ns.to_string(),
+            metric: metric.to_string(),
+            scaledObject: object.to_string(),
+            scaler: scaler.to_string(),
+            triggerIndex: index.to_string(),
+            r#type: "scaledobject".to_string(),
+        };
+        let metrics = &self.ctx.metrics;
+        metrics
+            .scaler_latency
+            .get_or_create(&labels)
+            .set(took.as_secs_f64());
+        match result {
+            Ok(reading) => {
+                metrics
+                    .scaler_value
+                    .get_or_create(&labels)
+                    .set(reading.value);
+                metrics
+                    .scaler_active
+                    .get_or_create(&labels)
+                    .set(i64::from(reading.active));
+            }
+            Err(_) => {
+                metrics.scaler_errors.get_or_create(&labels).inc();
+                metrics
+                    .scaled_object_errors
+                    .get_or_create(&ObjectLabels {
+                        namespace: ns.to_string(),
+                        scaledObject: object.to_string(),
+                    })
+                    .inc();
+            }
+        }
     }
 
     fn record_reads(&self, ns: &str, name: &str, triggers: &[TriggerPoll]) {

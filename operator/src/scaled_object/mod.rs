@@ -363,6 +363,7 @@ fn scalers_for(
     let mut scalers = Vec::with_capacity(so.spec.triggers.len());
     let mut sources = Vec::with_capacity(so.spec.triggers.len());
     let mut cached = Vec::with_capacity(so.spec.triggers.len());
+    let mut names = Vec::with_capacity(so.spec.triggers.len());
     for (index, trigger) in so.spec.triggers.iter().enumerate() {
         let metric_type = MetricType::parse(trigger.metric_type.as_deref().unwrap_or(""))
             .map_err(|e| format!("error getting scaler for trigger #{index}: {e}"))?;
@@ -383,6 +384,13 @@ fn scalers_for(
         scalers.push(scaler);
         sources.push(source_key(trigger));
         cached.push(trigger.use_cached_metrics());
+        names.push(
+            trigger
+                .name
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| format!("{}Scaler", trigger.scaler_type)),
+        );
     }
     Ok(ctx.scalers.insert(
         &ns,
@@ -392,6 +400,7 @@ fn scalers_for(
             scalers,
             sources,
             cached,
+            names,
             target: Some(target.clone()),
         },
     ))

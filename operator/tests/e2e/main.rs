@@ -525,7 +525,7 @@ async fn existing_hpa_is_adopted(
     Ok(())
 }
 
-async fn zero_to_n_to_zero(cluster: Arc<Cluster>, _op: Arc<Operator>) -> Result<(), TestError> {
+async fn zero_to_n_to_zero(cluster: Arc<Cluster>, op: Arc<Operator>) -> Result<(), TestError> {
     let ns = cluster.namespace("zero").await?;
     let client = cluster.client();
     let prom = FakePrometheus::start(FakeOptions::default()).await?;
@@ -566,6 +566,18 @@ async fn zero_to_n_to_zero(cluster: Arc<Cluster>, _op: Arc<Operator>) -> Result<
         (active.status.as_str(), active.reason.as_deref()),
         ("True", Some("ScalerActive"))
     );
+    let metrics = reqwest::get(format!(
+        "http://{}/metrics",
+        op.running.health_probe_address
+    ))
+    .await?
+    .text()
+    .await?;
+    let series = format!(
+        "keda_scaler_metrics_value{{namespace=\"{}\",metric=\"s0-prometheus\",scaledObject=\"worker\",scaler=\"prometheusScaler\",triggerIndex=\"0\",type=\"scaledobject\"}} 30",
+        ns.name()
+    );
+    assert!(metrics.contains(&series), "{series} not in:\n{metrics}");
     // Inactive again: back to zero once the 3 s cooldown since the last active poll is over.
     prom.set_sample(query, 0.0);
     wait_for_replicas(&client, ns.name(), "worker", 0, Duration::from_secs(20)).await?;
