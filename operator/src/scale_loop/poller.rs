@@ -26,7 +26,7 @@ use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
 
 use super::scheduler::{ObjectKey, Poller, SourceLimiter};
-use crate::context::{Context, FIELD_MANAGER};
+use crate::context::Context;
 use crate::metrics::{ObjectLabels, ScalerLabels};
 use crate::scalers_store::CachedRead;
 
@@ -198,19 +198,7 @@ impl ScaledObjectPoller {
         let mut new_status = status.clone();
         let mut conditions = new_status.conditions.take().unwrap_or_default();
         for condition in decision.conditions.iter() {
-            let api = keda_operator_api::Condition {
-                condition_type: condition.condition_type.as_str().to_string(),
-                status: condition.status.as_str().to_string(),
-                reason: Some(condition.reason.clone()),
-                message: Some(condition.message.clone()),
-            };
-            match conditions
-                .iter_mut()
-                .find(|c| c.condition_type == api.condition_type)
-            {
-                Some(existing) => *existing = api,
-                None => conditions.push(api),
-            }
+            crate::scaled_object::status::apply_core(&mut conditions, condition);
         }
         new_status.conditions = Some(conditions);
         if let Some(t) = last_active_time {
@@ -232,21 +220,9 @@ impl ScaledObjectPoller {
                     .collect(),
             );
         }
-        if new_status != status {
-            let api: Api<ScaledObject> = Api::namespaced(self.ctx.client.clone(), ns);
-            let body = serde_json::json!({
-                "apiVersion": keda_operator_api::API_VERSION,
-                "kind": "ScaledObject",
-                "status": new_status,
-            });
-            api.patch_status(
-                name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&body),
-            )
+        crate::scaled_object::write_status(&self.ctx, ns, name, &status, &new_status)
             .await
-            .map_err(|e| format!("writing status: {e}"))?;
-        }
+            .map_err(|e| e.to_string())?;
         for event in events {
             let event = Event {
                 type_: match event.event_type {

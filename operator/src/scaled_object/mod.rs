@@ -1,7 +1,8 @@
 //! The ScaledObject controller: label, finalizer, target check, scalers, the HPA and status.
 
 mod hpa;
-mod status;
+mod pause;
+pub mod status;
 mod target;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -148,6 +149,14 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {
             t.authentication_ref.as_ref().map(|a| a.name.as_str())
         })));
 
+    // A full pause stops here: no HPA, no polling, at most a scale to paused-replicas.
+    if let Some(action) = pause::handle(&ctx, &so, &mut status, &mut conditions).await? {
+        status.conditions = Some(conditions);
+        if status != old_status {
+            write_status(&ctx, &ns, &name, &old_status, &status).await?;
+        }
+        return Ok(action);
+    }
     let outcome = check(&so, &ctx, &labels).await;
     let action = match outcome {
         Ok(checked) => {
@@ -190,7 +199,7 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {
     };
     status.conditions = Some(conditions);
     if status != old_status {
-        write_status(&ctx, &ns, &name, &status).await?;
+        write_status(&ctx, &ns, &name, &old_status, &status).await?;
     }
     Ok(action)
 }
@@ -441,29 +450,61 @@ async fn ensure_name_label(ctx: &Context, so: &ScaledObject) -> Result<BTreeMap<
     Ok(labels)
 }
 
-async fn write_status(
+/// The status fields that differ between `old` and `new`, as a JSON merge patch (a removed
+/// field is `null`); `None` when nothing changed.
+///
+/// The reconciler and the scale loop both write status, each from its own (possibly a few
+/// milliseconds stale) copy. Sending only the top-level fields each one changed keeps one
+/// writer from reverting what the other just set, which a whole-status apply would do.
+pub fn status_patch(
+    old: &ScaledObjectStatus,
+    new: &ScaledObjectStatus,
+) -> Option<serde_json::Value> {
+    let old = serde_json::to_value(old).ok()?;
+    let new = serde_json::to_value(new).ok()?;
+    let (old, new) = (old.as_object()?, new.as_object()?);
+    let mut changed = serde_json::Map::new();
+    for (key, value) in new {
+        if old.get(key) != Some(value) {
+            changed.insert(key.clone(), value.clone());
+        }
+    }
+    for key in old.keys() {
+        if !new.contains_key(key) {
+            changed.insert(key.clone(), serde_json::Value::Null);
+        }
+    }
+    (!changed.is_empty()).then(|| serde_json::json!({ "status": changed }))
+}
+
+pub(crate) async fn write_status(
     ctx: &Context,
     ns: &str,
     name: &str,
-    status: &ScaledObjectStatus,
+    old: &ScaledObjectStatus,
+    new: &ScaledObjectStatus,
 ) -> Result<()> {
+    let Some(patch) = status_patch(old, new) else {
+        return Ok(());
+    };
     let api: Api<ScaledObject> = Api::namespaced(ctx.client.clone(), ns);
-    let body = serde_json::json!({
-        "apiVersion": keda_operator_api::API_VERSION,
-        "kind": "ScaledObject",
-        "status": status,
-    });
     api.patch_status(
         name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
+        &PatchParams::apply(FIELD_MANAGER),
+        &Patch::Merge(&patch),
     )
     .await
     .map_err(|e| Error::kube(format!("writing the status of scaledobject {ns}/{name}"), e))?;
     Ok(())
 }
 
-async fn publish(ctx: &Context, so: &ScaledObject, type_: EventType, reason: &str, note: &str) {
+pub(crate) async fn publish(
+    ctx: &Context,
+    so: &ScaledObject,
+    type_: EventType,
+    reason: &str,
+    note: &str,
+) {
     let event = Event {
         type_,
         reason: reason.into(),

@@ -84,6 +84,20 @@ pub fn is_ready(conditions: &[Condition]) -> bool {
     get(conditions, READY).is_some_and(|c| c.status == STATUS_TRUE)
 }
 
+/// Writes a condition decided by operator/core into the API's list (replacing one of its type).
+pub fn apply_core(
+    conditions: &mut Vec<Condition>,
+    condition: &keda_operator_core::conditions::Condition,
+) {
+    set(
+        conditions,
+        condition.condition_type.as_str(),
+        condition.status.as_str(),
+        &condition.reason,
+        &condition.message,
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

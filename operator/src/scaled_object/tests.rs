@@ -70,3 +70,23 @@ fn types_are_joined_once_each_in_order() {
     );
     assert_eq!(join_unique(std::iter::empty()), "");
 }
+
+#[test]
+fn the_status_patch_holds_only_changed_fields() {
+    use keda_operator_api::scaled_object::ScaledObjectStatus;
+    let old = ScaledObjectStatus {
+        hpa_name: Some("keda-hpa-web".into()),
+        original_replica_count: Some(2),
+        ..Default::default()
+    };
+    assert_eq!(status_patch(&old, &old), None);
+    let mut new = old.clone();
+    new.original_replica_count = None;
+    new.triggers_types = Some("prometheus".into());
+    assert_eq!(
+        status_patch(&old, &new),
+        Some(
+            serde_json::json!({"status": {"originalReplicaCount": null, "triggersTypes": "prometheus"}})
+        )
+    );
+}

@@ -51,6 +51,10 @@ fn main() -> ExitCode {
             zero_to_n_to_zero,
         ),
         ClusterTest::with_fixture(
+            "pause_stops_scaling_and_unpause_restores_it",
+            pause_and_unpause,
+        ),
+        ClusterTest::with_fixture(
             "use_cached_metrics_serves_the_last_poll",
             cached_metrics_serve_the_last_poll,
         ),
@@ -647,5 +651,125 @@ async fn cached_metrics_serve_the_last_poll(
     };
     assert_eq!(value("cached").await?, "7", "served from the poll");
     assert_eq!(value("live").await?, "99", "asked the source");
+    Ok(())
+}
+
+async fn annotate(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    annotations: serde_json::Value,
+) -> Result<(), TestError> {
+    use kube::api::{Patch, PatchParams};
+    let sos: Api<ScaledObject> = Api::namespaced(client.clone(), ns);
+    sos.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"metadata": {"annotations": annotations}})),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn condition(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    kind: &str,
+) -> Option<(String, String)> {
+    let sos: Api<ScaledObject> = Api::namespaced(client.clone(), ns);
+    let so = sos.get(name).await.ok()?;
+    let c = so
+        .status?
+        .conditions?
+        .into_iter()
+        .find(|c| c.condition_type == kind)?;
+    Some((c.status, c.reason.unwrap_or_default()))
+}
+
+async fn pause_and_unpause(cluster: Arc<Cluster>, _op: Arc<Operator>) -> Result<(), TestError> {
+    let ns = cluster.namespace("pause").await?;
+    let client = cluster.client();
+    let prom = FakePrometheus::start(FakeOptions::default()).await?;
+    prom.set_sample("q", 0.0);
+    deployment(&client, ns.name(), "web", 1).await?;
+    let yaml = prometheus_scaled_object("paused", "web", &prom.url(), "q", "  pollingInterval: 1\n  cooldownPeriod: 0")
+        .replace(
+            "metadata:\n  name: paused\n",
+            "metadata:\n  name: paused\n  annotations:\n    autoscaling.keda.sh/paused-replicas: \"3\"\n",
+        );
+    apply_scaled_object(&client, ns.name(), &yaml).await?;
+    // paused-replicas: the target goes to 3, no HPA, status says so.
+    wait_for_replicas(&client, ns.name(), "web", 3, Duration::from_secs(20)).await?;
+    let sos: Api<ScaledObject> = Api::namespaced(client.clone(), ns.name());
+    let paused = until(
+        "Paused=True with pausedReplicaCount 3",
+        Duration::from_secs(20),
+        || {
+            let sos = sos.clone();
+            async move {
+                let status = sos.get("paused").await.ok()?.status?;
+                let paused = status
+                    .conditions?
+                    .into_iter()
+                    .any(|c| c.condition_type == "Paused" && c.status == "True");
+                (paused && status.paused_replica_count == Some(3)).then_some(())
+            }
+        },
+    )
+    .await;
+    paused?;
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), ns.name());
+    assert!(
+        hpas.get_opt("keda-hpa-paused").await?.is_none(),
+        "a paused object has no HPA"
+    );
+
+    // Switch to a plain pause: the metric (0, min 0, no cooldown) would scale to zero, but
+    // nothing changes while paused.
+    annotate(
+        &client,
+        ns.name(),
+        "paused",
+        serde_json::json!({
+            "autoscaling.keda.sh/paused-replicas": null,
+            "autoscaling.keda.sh/paused": "true",
+        }),
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    wait_for_replicas(&client, ns.name(), "web", 3, Duration::from_secs(1)).await?;
+
+    // Unpause: Paused=False (ScaledObjectUnpaused), count cleared, HPA back, loop back (to zero).
+    annotate(
+        &client,
+        ns.name(),
+        "paused",
+        serde_json::json!({"autoscaling.keda.sh/paused": null}),
+    )
+    .await?;
+    wait_for_hpa(&client, ns.name(), "keda-hpa-paused").await?;
+    let unpaused = until(
+        "Paused=False ScaledObjectUnpaused",
+        Duration::from_secs(20),
+        || {
+            let client = client.clone();
+            let ns = ns.name().to_string();
+            async move {
+                let c = condition(&client, &ns, "paused", "Paused").await?;
+                (c == ("False".to_string(), "ScaledObjectUnpaused".to_string())).then_some(())
+            }
+        },
+    )
+    .await;
+    unpaused?;
+    assert_eq!(
+        sos.get("paused")
+            .await?
+            .status
+            .and_then(|s| s.paused_replica_count),
+        None
+    );
+    wait_for_replicas(&client, ns.name(), "web", 0, Duration::from_secs(20)).await?;
     Ok(())
 }
