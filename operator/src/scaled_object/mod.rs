@@ -101,6 +101,7 @@ async fn cleanup(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {
         scheduler.remove((ns.clone(), name.clone()));
     }
     ctx.scalers.remove(&ns, &name);
+    restore_original_replicas(&ctx, &so).await;
     publish(
         &ctx,
         &so,
@@ -111,6 +112,55 @@ async fn cleanup(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {
     .await;
     // The HPA goes through the garbage collector (its controller ownerReference).
     Ok(Action::await_change())
+}
+
+/// `advanced.restoreToOriginalReplicaCount`: puts the target back to the replicas it had
+/// before the ScaledObject took it over. Failures are logged, not retried (as KEDA does).
+///
+/// The HPA is deleted first: otherwise it can undo the restore in the moments before the
+/// garbage collector removes it (at once where the downscale stabilization window is short).
+/// Without a restore the HPA is left to the garbage collector.
+async fn restore_original_replicas(ctx: &Context, so: &ScaledObject) {
+    use keda_operator_core::scale_loop::{Restore, restore_on_delete};
+    let status = so.status.clone().unwrap_or_default();
+    let decision = restore_on_delete(
+        so.spec.restore_to_original_replica_count(),
+        status.scale_target_gvkr.is_some(),
+        status.original_replica_count,
+    );
+    let (Restore::SetReplicas(replicas), Some(gvkr)) = (decision, status.scale_target_gvkr) else {
+        return;
+    };
+    let ns = so.namespace().unwrap_or_default();
+    let hpa_name = status
+        .hpa_name
+        .clone()
+        .unwrap_or_else(|| so.spec.hpa_name(&so.name_any()));
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), &ns);
+    if let Err(e) = hpas
+        .delete(&hpa_name, &kube::api::DeleteParams::background())
+        .await
+        && !crate::error::is_not_found(&e)
+    {
+        tracing::warn!(%ns, hpa = %hpa_name, error = %e, "deleting the HPA before the restore failed");
+    }
+    let resource = kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk(&gvkr.group, &gvkr.version, &gvkr.kind),
+        &gvkr.resource,
+    );
+    let api: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), &ns, &resource);
+    let target = &so.spec.scale_target_ref.name;
+    let patch = serde_json::json!({"spec": {"replicas": replicas}});
+    match api
+        .patch_scale(target, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => tracing::info!(%ns, %target, replicas, "restored the original replica count"),
+        Err(e) => {
+            tracing::warn!(%ns, %target, error = %e, "restoring the original replica count failed")
+        }
+    }
 }
 
 /// Hands the object to the scale loop; a new generation restarts its polling at once.

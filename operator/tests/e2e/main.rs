@@ -51,6 +51,10 @@ fn main() -> ExitCode {
             zero_to_n_to_zero,
         ),
         ClusterTest::with_fixture(
+            "deletion_restores_the_original_replica_count_when_asked",
+            restore_on_delete,
+        ),
+        ClusterTest::with_fixture(
             "pause_stops_scaling_and_unpause_restores_it",
             pause_and_unpause,
         ),
@@ -771,5 +775,37 @@ async fn pause_and_unpause(cluster: Arc<Cluster>, _op: Arc<Operator>) -> Result<
         None
     );
     wait_for_replicas(&client, ns.name(), "web", 0, Duration::from_secs(20)).await?;
+    Ok(())
+}
+
+async fn restore_on_delete(cluster: Arc<Cluster>, _op: Arc<Operator>) -> Result<(), TestError> {
+    let ns = cluster.namespace("restore").await?;
+    let client = cluster.client();
+    let prom = FakePrometheus::start(FakeOptions::default()).await?;
+    prom.set_sample("q", 0.0);
+    deployment(&client, ns.name(), "web", 2).await?;
+    let yaml = format!(
+        "{}  advanced:\n    restoreToOriginalReplicaCount: true\n",
+        prometheus_scaled_object(
+            "restore",
+            "web",
+            &prom.url(),
+            "q",
+            "  pollingInterval: 1\n  cooldownPeriod: 0"
+        )
+    );
+    apply_scaled_object(&client, ns.name(), &yaml).await?;
+    // Inactive with min 0: KEDA takes the target to zero; the original count 2 is recorded.
+    wait_for_replicas(&client, ns.name(), "web", 0, Duration::from_secs(20)).await?;
+    let sos: Api<ScaledObject> = Api::namespaced(client.clone(), ns.name());
+    assert_eq!(
+        sos.get("restore")
+            .await?
+            .status
+            .and_then(|s| s.original_replica_count),
+        Some(2)
+    );
+    sos.delete("restore", &DeleteParams::background()).await?;
+    wait_for_replicas(&client, ns.name(), "web", 2, Duration::from_secs(20)).await?;
     Ok(())
 }
