@@ -51,6 +51,10 @@ fn main() -> ExitCode {
             zero_to_n_to_zero,
         ),
         ClusterTest::with_fixture(
+            "idle_replicas_and_forced_activation",
+            idle_and_forced_activation,
+        ),
+        ClusterTest::with_fixture(
             "deletion_restores_the_original_replica_count_when_asked",
             restore_on_delete,
         ),
@@ -807,5 +811,55 @@ async fn restore_on_delete(cluster: Arc<Cluster>, _op: Arc<Operator>) -> Result<
     );
     sos.delete("restore", &DeleteParams::background()).await?;
     wait_for_replicas(&client, ns.name(), "web", 2, Duration::from_secs(20)).await?;
+    Ok(())
+}
+
+async fn idle_and_forced_activation(
+    cluster: Arc<Cluster>,
+    _op: Arc<Operator>,
+) -> Result<(), TestError> {
+    let ns = cluster.namespace("idle").await?;
+    let client = cluster.client();
+    let prom = FakePrometheus::start(FakeOptions::default()).await?;
+    prom.set_sample("q", 0.0);
+    deployment(&client, ns.name(), "web", 3).await?;
+    let yaml = prometheus_scaled_object(
+        "idle",
+        "web",
+        &prom.url(),
+        "q",
+        "  pollingInterval: 1\n  cooldownPeriod: 0\n  minReplicaCount: 2\n  idleReplicaCount: 0",
+    );
+    apply_scaled_object(&client, ns.name(), &yaml).await?;
+    // Inactive: to idleReplicaCount (0), not to the minimum.
+    wait_for_replicas(&client, ns.name(), "web", 0, Duration::from_secs(20)).await?;
+    // force-activation: active whatever the metric says, so from idle to the minimum (2).
+    annotate(
+        &client,
+        ns.name(),
+        "idle",
+        serde_json::json!({"autoscaling.keda.sh/force-activation": "true"}),
+    )
+    .await?;
+    wait_for_replicas(&client, ns.name(), "web", 2, Duration::from_secs(20)).await?;
+    let active = until("Active=True while forced", Duration::from_secs(10), || {
+        let client = client.clone();
+        let ns = ns.name().to_string();
+        async move {
+            let (status, reason) = condition(&client, &ns, "idle", "Active").await?;
+            (status == "True" && reason == "ScalerActive").then_some(())
+        }
+    })
+    .await;
+    active?;
+    // Forced activation lifted and still inactive: back to idle.
+    annotate(
+        &client,
+        ns.name(),
+        "idle",
+        serde_json::json!({"autoscaling.keda.sh/force-activation": null}),
+    )
+    .await?;
+    wait_for_replicas(&client, ns.name(), "web", 0, Duration::from_secs(20)).await?;
     Ok(())
 }
