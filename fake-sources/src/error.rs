@@ -24,6 +24,11 @@ pub enum Error {
     ClientVerifier(#[from] rustls::server::VerifierBuilderError),
     #[error("generating certificates")]
     Certificate(#[from] rcgen::Error),
+    #[error("the {fake} fake does not support {what}")]
+    Unsupported {
+        fake: &'static str,
+        what: &'static str,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

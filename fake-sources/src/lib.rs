@@ -18,6 +18,7 @@ pub mod datadog;
 pub mod datadog_agent;
 mod error;
 pub mod http;
+pub mod mysql;
 pub mod prometheus;
 pub mod tls;
 
@@ -31,5 +32,6 @@ pub use datadog::{DatadogSeries, DatadogValue, FakeDatadog};
 pub use datadog_agent::{AgentValue, FakeDatadogClusterAgent};
 pub use error::{Error, Result};
 pub use http::{FakeOptions, HttpFake};
+pub use mysql::{FakeMySql, MySqlValue, SqlError};
 pub use prometheus::{FakePrometheus, PromValue, Sample};
 pub use tls::{Identity, TestCa, TlsOptions};

@@ -8,18 +8,18 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use fake_sources::{
-    ControlServer, ControlTarget, FakeDatadog, FakeDatadogClusterAgent, FakeOptions,
+    ControlServer, ControlTarget, FakeDatadog, FakeDatadogClusterAgent, FakeMySql, FakeOptions,
     FakePrometheus, Registry, Secret, TestCa, TlsOptions,
 };
 
-const KINDS: [&str; 3] = ["prometheus", "datadog", "datadog-cluster-agent"];
+const KINDS: [&str; 4] = ["prometheus", "datadog", "datadog-cluster-agent", "mysql"];
 
 /// Controllable fake metric sources speaking the real protocols.
 #[derive(Debug, Parser)]
 #[command(name = "fake-sources", version)]
 struct Args {
-    /// A fake to start, as NAME or NAME:PORT (prometheus, datadog, datadog-cluster-agent).
-    /// Repeatable; all three on free ports when absent.
+    /// A fake to start, as NAME or NAME:PORT (prometheus, datadog, datadog-cluster-agent,
+    /// mysql). Repeatable; all of them on free ports when absent.
     #[arg(long = "fake", value_name = "NAME[:PORT]")]
     fakes: Vec<String>,
     /// Port of the control API (0: a free one).
@@ -99,6 +99,7 @@ async fn start(name: &str, options: FakeOptions) -> anyhow::Result<Arc<dyn Contr
         "prometheus" => Arc::new(FakePrometheus::start(options).await?),
         "datadog" => Arc::new(FakeDatadog::start(options).await?),
         "datadog-cluster-agent" => Arc::new(FakeDatadogClusterAgent::start(options).await?),
+        "mysql" => Arc::new(FakeMySql::start(options).await?),
         other => bail!("unknown fake {other:?}"),
     };
     Ok(started)

@@ -56,11 +56,50 @@ async fn the_binary_prints_its_urls_and_serves_the_control_api() {
 #[tokio::test]
 async fn the_binary_refuses_an_unknown_fake() {
     let output = Command::new(env!("CARGO_BIN_EXE_fake-sources"))
-        .args(["--fake", "mysql"])
+        .args(["--fake", "nope"])
         .env("RUST_BACKTRACE", "0")
         .output()
         .await
         .unwrap();
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown fake \"mysql\""));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown fake \"nope\""));
+}
+
+#[tokio::test]
+async fn the_binary_serves_the_mysql_fake() {
+    use mysql_async::prelude::Queryable;
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fake-sources"))
+        .args(["--fake", "mysql"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).await.unwrap();
+    let started: Value = serde_json::from_str(&line).unwrap();
+    let control = started["control"].as_str().unwrap();
+    let url = started["fakes"]["mysql"].as_str().unwrap();
+    let port: u16 = url
+        .strip_prefix("mysql://127.0.0.1:")
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    let response = client()
+        .put(format!("{control}/fakes/mysql/values"))
+        .json(&json!({"key": "SELECT 2+2", "value": 4}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(port)
+        .prefer_socket(false);
+    let mut conn = mysql_async::Conn::new(opts).await.unwrap();
+    let four: Option<i64> = conn.query_first("SELECT 2+2").await.unwrap();
+    assert_eq!(four, Some(4));
+
+    child.kill().await.unwrap();
 }

@@ -5,6 +5,7 @@
 //! an unknown trigger type, a missing parameter or a malformed one is a [`ScalerError`] that
 //! names the parameter, never a panic.
 
+pub mod mysql;
 pub mod params;
 pub mod prometheus;
 mod secret;
@@ -94,6 +95,7 @@ pub enum ScalerError {
 }
 
 pub type ReadFuture<'a> = Pin<Box<dyn Future<Output = Result<Reading, ScalerError>> + Send + 'a>>;
+pub type ReadyFuture<'a> = Pin<Box<dyn Future<Output = Result<(), ScalerError>> + Send + 'a>>;
 
 /// A built scaler.
 pub trait Scaler: Send + Sync + std::fmt::Debug {
@@ -101,17 +103,33 @@ pub trait Scaler: Send + Sync + std::fmt::Debug {
     fn metrics(&self) -> Vec<Metric>;
     /// Reads `metric_name` (one of [`Scaler::metrics`]) once.
     fn read<'a>(&'a self, metric_name: &'a str) -> ReadFuture<'a>;
+    /// Does what KEDA does against the source when it builds the scaler (the mysql scaler
+    /// connects and pings; a failure fails the build). Call it once after [`build`], or use
+    /// [`build_ready`]. The default does nothing; a scaler nobody made ready connects on its
+    /// first read.
+    fn ready(&self) -> ReadyFuture<'_> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// The trigger types this operator implements.
-pub const SUPPORTED_TYPES: &[&str] = &["prometheus"];
+pub const SUPPORTED_TYPES: &[&str] = &["mysql", "prometheus"];
 
 /// Builds the scaler for a trigger.
 pub fn build(config: TriggerConfig) -> Result<Box<dyn Scaler>, ScalerError> {
     match config.trigger_type.as_str() {
         "prometheus" => Ok(Box::new(prometheus::PrometheusScaler::new(config)?)),
+        "mysql" => Ok(Box::new(mysql::MySqlScaler::new(config)?)),
         other => Err(ScalerError::UnknownType(other.to_string())),
     }
+}
+
+/// KEDA's build: [`build`], then [`Scaler::ready`] (which keeps to the trigger's timeout), so
+/// that a source KEDA would fail to reach at build time fails here too.
+pub async fn build_ready(config: TriggerConfig) -> Result<Box<dyn Scaler>, ScalerError> {
+    let scaler = build(config)?;
+    scaler.ready().await?;
+    Ok(scaler)
 }
 
 /// Reads with a deadline: a source that hangs becomes a [`ScalerError::Timeout`].

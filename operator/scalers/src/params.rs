@@ -31,6 +31,11 @@ pub const AUTH: &[Source] = &[Source::AuthParams];
 pub const META_AUTH: &[Source] = &[Source::TriggerMetadata, Source::AuthParams];
 pub const AUTH_ENV: &[Source] = &[Source::AuthParams, Source::ResolvedEnv];
 pub const META_ENV: &[Source] = &[Source::TriggerMetadata, Source::ResolvedEnv];
+pub const META_AUTH_ENV: &[Source] = &[
+    Source::TriggerMetadata,
+    Source::AuthParams,
+    Source::ResolvedEnv,
+];
 
 /// A found value and whether it may be shown in messages.
 #[derive(Debug, Clone)]

@@ -1,0 +1,328 @@
+//! One connection of the fake MySQL server: the handshake, then commands until the client
+//! quits. Faults act at the handshake (after the client's answer, before its credentials are
+//! judged) and on every command.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use rand::Rng as _;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+use super::Shared;
+use super::answers::{self, Answer, SERVER_VERSION, Session};
+use super::wire::{self, HandshakeResponse, NATIVE_PASSWORD, Wire, command};
+use crate::auth::{Auth, AuthOutcome};
+use crate::control::{Arrival, Controls, Fault, FaultId, Malformed, Response, Transport};
+
+/// Dropping the accept loop drops its `JoinSet`, which aborts every connection task.
+pub(super) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    let shared = shared.clone();
+                    connections.spawn(async move {
+                        if let Err(error) = serve(stream, shared).await {
+                            tracing::debug!(%error, "mysql connection ended");
+                        }
+                    });
+                }
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+fn salt() -> [u8; 20] {
+    // Printable, and never NUL: clients read the salt up to a NUL.
+    let mut rng = rand::rng();
+    std::array::from_fn(|_| rng.random_range(0x21u8..0x7F))
+}
+
+/// What the faults decided for one request.
+enum Verdict {
+    /// Carry on (after any latency), answering normally or with a broken answer.
+    Proceed(Option<Malformed>),
+    /// Answer with this error instead.
+    Error(Answer),
+    /// Close the connection.
+    Close,
+}
+
+struct Connection {
+    wire: Wire,
+    shared: Arc<Shared>,
+    session: Session,
+}
+
+async fn serve(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> {
+    let connection_id = shared.next_connection.fetch_add(1, Ordering::Relaxed);
+    let mut conn = Connection {
+        wire: Wire::new(stream),
+        session: Session {
+            connection_id,
+            database: None,
+            user: String::new(),
+            port: shared.port,
+        },
+        shared,
+    };
+    if conn.handshake().await? {
+        conn.commands().await?;
+    }
+    Ok(())
+}
+
+impl Connection {
+    fn controls(&self) -> &Controls {
+        &self.shared.controls
+    }
+
+    fn record(&self, method: &str, key: Option<String>, body: String, auth: AuthOutcome) -> u64 {
+        self.controls().record(Arrival {
+            method: method.to_string(),
+            path: self.session.database.clone().unwrap_or_default(),
+            query: Vec::new(),
+            form: Vec::new(),
+            headers: vec![("user".into(), self.session.user.clone())],
+            body,
+            key,
+            auth,
+            transport: Transport::Plain,
+        })
+    }
+
+    /// Applies the faults for a request (`key`: the query, if it is one).
+    async fn faults(&mut self, seq: u64, key: Option<&str>) -> Verdict {
+        let plan = self.controls().plan(key);
+        if !plan.latency.is_zero() {
+            tokio::time::sleep(plan.latency).await;
+        }
+        match plan.action {
+            None | Some((_, Fault::Latency(_))) => Verdict::Proceed(None),
+            Some((_, Fault::Malformed(kind))) => Verdict::Proceed(Some(kind)),
+            Some((_, Fault::DropConnection)) => {
+                self.controls().respond(seq, Response::Dropped);
+                Verdict::Close
+            }
+            Some((id, Fault::BlackHole)) => {
+                self.controls().respond(seq, Response::BlackHoled);
+                if self.hold(id).await {
+                    Verdict::Proceed(None)
+                } else {
+                    Verdict::Close
+                }
+            }
+            Some((
+                _,
+                Fault::Error {
+                    status,
+                    body,
+                    headers,
+                },
+            )) => {
+                let sqlstate = headers.get("sqlstate").map_or("HY000", String::as_str);
+                let message = if body.is_empty() {
+                    "error injected by fake-sources"
+                } else {
+                    body.as_str()
+                };
+                Verdict::Error(Answer::Error(super::SqlError::new(
+                    status, sqlstate, message,
+                )))
+            }
+        }
+    }
+
+    /// Holds a black-holed request until its fault is cleared (true) or the client gives up
+    /// by closing or sending anything else, such as the `COM_QUIT` of a dropped client (false).
+    async fn hold(&self, id: FaultId) -> bool {
+        let mut probe = [0u8; 1];
+        tokio::select! {
+            () = self.shared.controls.wait_cleared(id) => true,
+            _ = self.wire.stream.peek(&mut probe) => false,
+        }
+    }
+
+    async fn answer(&mut self, seq: u64, answer: &Answer) -> std::io::Result<()> {
+        self.controls().respond(
+            seq,
+            Response::Answered {
+                status: answer.status(),
+            },
+        );
+        self.wire.send(&answer.packets()).await
+    }
+
+    async fn malformed(&mut self, seq: u64, kind: Malformed) -> std::io::Result<()> {
+        let packets = match kind {
+            // A result set that announces a column and then breaks off mid-definition.
+            Malformed::InvalidJson => vec![vec![1], vec![3, b'd', b'e']],
+            // A well-formed answer a scaler cannot read as a number.
+            Malformed::WrongShape => answers::from_value(
+                "SELECT value",
+                super::MySqlValue::Text("not a number".into()),
+            )
+            .packets(),
+            // What a statement without a result set answers.
+            Malformed::EmptyBody => vec![wire::ok()],
+        };
+        self.controls()
+            .respond(seq, Response::Answered { status: 0 });
+        self.wire.send(&packets).await
+    }
+
+    /// Greets, reads the client's answer, applies faults and checks credentials. True when
+    /// the client is in.
+    async fn handshake(&mut self) -> std::io::Result<bool> {
+        let salt = salt();
+        let greeting = wire::greeting(self.session.connection_id, SERVER_VERSION, &salt);
+        self.wire.send(&[greeting]).await?;
+        let packet = self.wire.read_packet().await?;
+        let Some(mut response) = HandshakeResponse::parse(&packet) else {
+            let error = wire::error(1043, "08S01", "Bad handshake");
+            self.wire.send(&[error]).await?;
+            return Ok(false);
+        };
+        self.session.user = response.username.clone();
+        self.session.database = response.database.clone();
+        let auth = self.controls().auth();
+        if matches!(auth, Auth::Basic { .. })
+            && response.auth_plugin.as_deref().unwrap_or(NATIVE_PASSWORD) != NATIVE_PASSWORD
+        {
+            // The client answered for another plugin: ask again for a native-password answer.
+            self.wire.send(&[wire::auth_switch(&salt)]).await?;
+            response.auth_response = self.wire.read_packet().await?;
+        }
+        let outcome = judge(&auth, &response, &salt);
+        let seq = self.record("CONNECT", None, String::new(), outcome.clone());
+        match self.faults(seq, None).await {
+            Verdict::Close => return Ok(false),
+            Verdict::Error(answer) => {
+                self.answer(seq, &answer).await?;
+                return Ok(false);
+            }
+            Verdict::Proceed(Some(kind)) if !outcome.is_rejected() => {
+                self.malformed(seq, kind).await?;
+                return Ok(false);
+            }
+            Verdict::Proceed(_) => {}
+        }
+        if outcome.is_rejected() {
+            let using = if response.auth_response.is_empty() {
+                "NO"
+            } else {
+                "YES"
+            };
+            let denied = Answer::Error(super::SqlError::new(
+                1045,
+                "28000",
+                format!(
+                    "Access denied for user '{}'@'localhost' (using password: {using})",
+                    response.username
+                ),
+            ));
+            self.answer(seq, &denied).await?;
+            return Ok(false);
+        }
+        self.answer(seq, &Answer::Ok).await?;
+        Ok(true)
+    }
+
+    async fn commands(&mut self) -> std::io::Result<()> {
+        loop {
+            self.wire.reset_sequence();
+            let packet = match self.wire.read_packet().await {
+                Ok(packet) => packet,
+                // The client went away without COM_QUIT.
+                Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                Err(error) => return Err(error),
+            };
+            let Some((&code, argument)) = packet.split_first() else {
+                continue;
+            };
+            let argument = String::from_utf8_lossy(argument).into_owned();
+            let (method, key) = match code {
+                command::QUIT => ("QUIT", None),
+                command::INIT_DB => ("INIT_DB", None),
+                command::QUERY => ("QUERY", Some(argument.clone())),
+                command::PING => ("PING", None),
+                command::RESET_CONNECTION => ("RESET_CONNECTION", None),
+                _ => ("UNKNOWN_COMMAND", None),
+            };
+            if code == command::INIT_DB {
+                self.session.database = Some(argument.clone());
+            }
+            let body = if code == command::QUERY || code == command::INIT_DB {
+                argument.clone()
+            } else {
+                format!("0x{code:02x}")
+            };
+            let seq = self.record(method, key.clone(), body, AuthOutcome::NotRequired);
+            if code == command::QUIT {
+                self.controls().respond(seq, Response::Dropped);
+                return Ok(());
+            }
+            let malformed = match self.faults(seq, key.as_deref()).await {
+                Verdict::Close => return Ok(()),
+                Verdict::Error(answer) => {
+                    self.answer(seq, &answer).await?;
+                    continue;
+                }
+                Verdict::Proceed(malformed) => malformed,
+            };
+            if let Some(kind) = malformed {
+                self.malformed(seq, kind).await?;
+                continue;
+            }
+            let answer = match code {
+                command::QUERY => self.query(&argument),
+                command::INIT_DB | command::PING | command::RESET_CONNECTION => Answer::Ok,
+                _ => Answer::Error(super::SqlError::new(1047, "08S01", "Unknown command")),
+            };
+            self.answer(seq, &answer).await?;
+        }
+    }
+
+    fn query(&mut self, sql: &str) -> Answer {
+        if let Some(value) = self.shared.values.current(sql) {
+            return answers::from_value(sql, value);
+        }
+        answers::builtin(sql, &mut self.session)
+            .unwrap_or_else(|| answers::unknown(sql, self.controls().unknown_keys()))
+    }
+}
+
+/// Judges the client's credentials: `Auth::Basic` is a MySQL user and password checked with
+/// `mysql_native_password`; other HTTP-only modes admit nobody.
+fn judge(auth: &Auth, response: &HandshakeResponse, salt: &[u8; 20]) -> AuthOutcome {
+    match auth {
+        Auth::None => AuthOutcome::NotRequired,
+        Auth::Basic { username, password } => {
+            if response.username != *username {
+                AuthOutcome::Rejected {
+                    reason: format!("unknown user {:?}", response.username),
+                }
+            } else if response.auth_response
+                != wire::native_password_scramble(password.expose(), salt)
+            {
+                AuthOutcome::Rejected {
+                    reason: "wrong password".into(),
+                }
+            } else {
+                AuthOutcome::Accepted
+            }
+        }
+        _ => AuthOutcome::Rejected {
+            reason: "the mysql fake checks only basic (user and password) credentials".into(),
+        },
+    }
+}
