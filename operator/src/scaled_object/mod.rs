@@ -323,6 +323,7 @@ async fn check(
     check_triggers(so)
         .map_err(|e| format!("ScaledObject doesn't have correct triggers specification: {e}"))?;
     let scalers = scalers_for(so, ctx, &target.gvkr)
+        .await
         .map_err(|e| format!("Failed to ensure HPA is correctly created for ScaledObject: {e}"))?;
     let metrics = scalers.metrics();
     let hpa_target = ScaleTarget {
@@ -405,7 +406,7 @@ pub fn check_triggers(so: &ScaledObject) -> Result<(), String> {
 }
 
 /// The scalers of this generation, built now if the store has none for it.
-fn scalers_for(
+async fn scalers_for(
     so: &ScaledObject,
     ctx: &Context,
     target: &keda_operator_api::scaled_object::GroupVersionKindResource,
@@ -440,6 +441,17 @@ fn scalers_for(
         };
         let scaler = keda_operator_scalers::build(config)
             .map_err(|e| format!("error getting scaler for trigger #{index}: {e}"))?;
+        // KEDA checks a source at build time (e.g. the mysql scaler pings): within the deadline.
+        match tokio::time::timeout(ctx.settings.scaler_timeout, scaler.ready()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(format!("error getting scaler for trigger #{index}: {e}")),
+            Err(_) => {
+                return Err(format!(
+                    "error getting scaler for trigger #{index}: the source did not answer within {:?}",
+                    ctx.settings.scaler_timeout
+                ));
+            }
+        }
         scalers.push(scaler);
         sources.push(source_key(trigger));
         cached.push(trigger.use_cached_metrics());

@@ -51,6 +51,10 @@ fn main() -> ExitCode {
             zero_to_n_to_zero,
         ),
         ClusterTest::with_fixture(
+            "a_mysql_trigger_scales_from_the_fake_server",
+            mysql_trigger_scales,
+        ),
+        ClusterTest::with_fixture(
             "idle_replicas_and_forced_activation",
             idle_and_forced_activation,
         ),
@@ -861,5 +865,65 @@ async fn idle_and_forced_activation(
     )
     .await?;
     wait_for_replicas(&client, ns.name(), "web", 0, Duration::from_secs(20)).await?;
+    Ok(())
+}
+
+async fn mysql_trigger_scales(cluster: Arc<Cluster>, _op: Arc<Operator>) -> Result<(), TestError> {
+    let ns = cluster.namespace("mysql").await?;
+    let client = cluster.client();
+    let db = fake_sources::FakeMySql::start(FakeOptions::default()).await?;
+    let query = "SELECT COUNT(*) FROM jobs WHERE state = 'queued'";
+    db.set(query, 25.0);
+    deployment(&client, ns.name(), "worker", 1).await?;
+    let so = |name: &str, port: u16| {
+        format!(
+            "apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata:
+  name: {name}
+spec:
+  scaleTargetRef:
+    name: worker
+  pollingInterval: 1
+  triggers:
+  - type: mysql
+    metadata:
+      host: 127.0.0.1
+      port: '{port}'
+      username: keda
+      dbName: queue
+      query: \"{query}\"
+      queryValue: '10'
+"
+        )
+    };
+    apply_scaled_object(&client, ns.name(), &so("from-mysql", db.port())).await?;
+    let hpa = wait_for_hpa(&client, ns.name(), "keda-hpa-from-mysql").await?;
+    let metric = hpa
+        .spec
+        .metrics
+        .unwrap_or_default()
+        .remove(0)
+        .external
+        .ok_or("External")?;
+    assert_eq!(metric.metric.name, "s0-mysql-queue");
+    // ceil(25 / 10) = 3 through the HPA and our metrics API.
+    wait_for_replicas(&client, ns.name(), "worker", 3, Duration::from_secs(30)).await?;
+    assert!(
+        db.queries().iter().any(|q| q == query),
+        "{:?}",
+        db.queries()
+    );
+
+    // A server that is not there: KEDA's build-time ping fails, Ready=False says why.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    apply_scaled_object(&client, ns.name(), &so("no-db", closed)).await?;
+    let message = wait_for_ready(&client, ns.name(), "no-db", "False").await?;
+    assert!(
+        message.contains("error establishing MySQL connection"),
+        "{message}"
+    );
     Ok(())
 }
