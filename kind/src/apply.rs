@@ -28,7 +28,25 @@ pub async fn apply_all(
 
 /// Server-side applies one manifest of any kind (discovered from its apiVersion and kind).
 pub async fn apply(client: &kube::Client, manifest: &serde_json::Value) -> Result<DynamicObject> {
-    let object: DynamicObject = serde_json::from_value(manifest.clone())
+    apply_with(client, manifest, &ApplyOptions::default()).await
+}
+
+/// How [`apply_with`] applies.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions<'a> {
+    /// Put namespaced objects in this namespace, whatever the manifest says.
+    pub namespace: Option<&'a str>,
+    /// Ask the apiserver to validate and admit, but store nothing.
+    pub dry_run: bool,
+}
+
+/// [`apply`], with a namespace override and dry run.
+pub async fn apply_with(
+    client: &kube::Client,
+    manifest: &serde_json::Value,
+    options: &ApplyOptions<'_>,
+) -> Result<DynamicObject> {
+    let mut object: DynamicObject = serde_json::from_value(manifest.clone())
         .map_err(|e| Error::Invalid(format!("manifest is not a Kubernetes object: {e}")))?;
     let types = object
         .types
@@ -46,18 +64,22 @@ pub async fn apply(client: &kube::Client, manifest: &serde_json::Value) -> Resul
     let (resource, capabilities): (ApiResource, _) = kube::discovery::pinned_kind(client, &gvk)
         .await
         .map_err(|e| Error::kube(format!("discovering {}", types.kind), e))?;
-    let api: Api<DynamicObject> = match (&object.metadata.namespace, capabilities.scope) {
-        (_, kube::discovery::Scope::Cluster) => Api::all_with(client.clone(), &resource),
-        (Some(ns), _) => Api::namespaced_with(client.clone(), ns, &resource),
-        (None, _) => Api::default_namespaced_with(client.clone(), &resource),
+    let cluster_scoped = matches!(capabilities.scope, kube::discovery::Scope::Cluster);
+    if let (Some(ns), false) = (options.namespace, cluster_scoped) {
+        object.metadata.namespace = Some(ns.to_string());
+    }
+    let api: Api<DynamicObject> = match (&object.metadata.namespace, cluster_scoped) {
+        (_, true) => Api::all_with(client.clone(), &resource),
+        (Some(ns), false) => Api::namespaced_with(client.clone(), ns, &resource),
+        (None, false) => Api::default_namespaced_with(client.clone(), &resource),
     };
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&object),
-    )
-    .await
-    .map_err(|e| Error::kube(format!("applying {} {name}", types.kind), e))
+    let mut params = PatchParams::apply(FIELD_MANAGER).force();
+    if options.dry_run {
+        params = params.dry_run();
+    }
+    api.patch(&name, &params, &Patch::Apply(&object))
+        .await
+        .map_err(|e| Error::kube(format!("applying {} {name}", types.kind), e))
 }
 
 async fn wait_established(client: &kube::Client, name: &str, deadline: Instant) -> Result<()> {

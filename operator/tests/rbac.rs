@@ -20,7 +20,7 @@ use keda_operator_api::ScaledObject;
 use kind::Cluster;
 use kind::harness::{ClusterTest, TestError, run_cluster_tests_with};
 use kind::preflight::until;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, PostParams};
 use kube::{Api, ResourceExt};
 
 use helpers::*;
@@ -134,37 +134,17 @@ async fn reconciles_with_least_privilege(
 }
 
 async fn manifests_dry_run(cluster: Arc<Cluster>, _op: Arc<Restricted>) -> Result<(), TestError> {
-    use kube::api::{DynamicObject, GroupVersionKind};
     let client = cluster.client();
+    let options = kind::apply::ApplyOptions {
+        namespace: None,
+        dry_run: true,
+    };
     let mut checked = 0;
     for file in ["namespace.yaml", "rbac.yaml", "operator.yaml"] {
         for manifest in deploy_manifests(file) {
-            let object: DynamicObject = serde_json::from_value(manifest)?;
-            let types = object.types.clone().ok_or("no apiVersion/kind")?;
-            let name = object.metadata.name.clone().ok_or("no name")?;
-            let (group, version) = types
-                .api_version
-                .split_once('/')
-                .unwrap_or(("", types.api_version.as_str()));
-            let (resource, caps) = kube::discovery::pinned_kind(
-                &client,
-                &GroupVersionKind::gvk(group, version, &types.kind),
-            )
-            .await?;
-            let api: Api<DynamicObject> = match (&object.metadata.namespace, caps.scope) {
-                (_, kube::discovery::Scope::Cluster) => Api::all_with(client.clone(), &resource),
-                (Some(ns), _) => Api::namespaced_with(client.clone(), ns, &resource),
-                (None, _) => {
-                    return Err(format!("{file}: {} {name} has no namespace", types.kind).into());
-                }
-            };
-            api.patch(
-                &name,
-                &PatchParams::apply("deploy-test").dry_run(),
-                &Patch::Apply(&object),
-            )
-            .await
-            .map_err(|e| format!("{file}: {} {name} was refused: {e}", types.kind))?;
+            kind::apply::apply_with(&client, &manifest, &options)
+                .await
+                .map_err(|e| format!("{file}: {e}"))?;
             checked += 1;
         }
     }

@@ -377,39 +377,19 @@ async fn health_probes(_cluster: Arc<Cluster>, op: Arc<Operator>) -> Result<(), 
 /// Every manifest of the API crate's corpus (KEDA's documented examples, every field covered)
 /// is accepted by the real apiserver with our CRDs: server-side apply, dry run.
 async fn corpus_dry_run(cluster: Arc<Cluster>, _op: Arc<Operator>) -> Result<(), TestError> {
-    use kube::api::{DynamicObject, Patch, PatchParams};
-    use kube::discovery::{ApiResource, Scope};
     let ns = cluster.namespace("corpus").await?;
     let client = cluster.client();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("api/tests/inputs");
     let documents = corpus_documents(&dir)?;
+    let options = kind::apply::ApplyOptions {
+        namespace: Some(ns.name()),
+        dry_run: true,
+    };
     let mut applied = 0;
-    for (file, mut value) in documents {
-        let kind = value["kind"].as_str().unwrap_or_default().to_string();
-        let name = value["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let (resource, capabilities) = kube::discovery::pinned_kind(
-            &client,
-            &kube::api::GroupVersionKind::gvk("keda.sh", "v1alpha1", &kind),
-        )
-        .await?;
-        let resource: ApiResource = resource;
-        let api: Api<DynamicObject> = if matches!(capabilities.scope, Scope::Cluster) {
-            Api::all_with(client.clone(), &resource)
-        } else {
-            value["metadata"]["namespace"] = ns.name().into();
-            Api::namespaced_with(client.clone(), ns.name(), &resource)
-        };
-        let object: DynamicObject = serde_json::from_value(value)?;
-        api.patch(
-            &name,
-            &PatchParams::apply("corpus-test").dry_run(),
-            &Patch::Apply(&object),
-        )
-        .await
-        .map_err(|e| format!("{file} ({kind} {name}) was refused: {e}"))?;
+    for (file, value) in documents {
+        kind::apply::apply_with(&client, &value, &options)
+            .await
+            .map_err(|e| format!("{file} was refused: {e}"))?;
         applied += 1;
     }
     assert!(
