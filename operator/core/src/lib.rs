@@ -6,6 +6,7 @@ pub mod annotations;
 pub mod conditions;
 pub mod executor;
 pub mod fallback;
+pub mod formula;
 pub mod hpa;
 pub mod names;
 pub mod pause;
