@@ -219,7 +219,11 @@ impl Dsn {
         if self.addr.is_empty() {
             self.addr = match self.net.as_str() {
                 "tcp" | "tcp4" | "tcp6" => "127.0.0.1:3306".into(),
-                "unix" => "/tmp/mysql.sock".into(),
+                // The Go driver's default socket, `mysql.sock` in the system temp directory.
+                "unix" => std::env::temp_dir()
+                    .join("mysql.sock")
+                    .display()
+                    .to_string(),
                 other => {
                     return Err(ScalerError::Config(format!(
                         "default addr for network '{other}' unknown"
