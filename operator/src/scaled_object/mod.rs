@@ -14,6 +14,7 @@ use futures::StreamExt;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use keda_operator_api::ScaledObject;
 use keda_operator_api::scaled_object::ScaledObjectStatus;
+use keda_operator_core::conditions::Condition as CoreCondition;
 use keda_operator_core::hpa::{self as hpa_spec, HpaInputs, Metric, ScaleTarget};
 use keda_operator_core::names::SCALED_OBJECT_NAME_LABEL;
 use keda_operator_scalers::{MetricType, TriggerConfig};
@@ -217,9 +218,9 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {
                     tracing::debug!(%ns, %name, ?change, "hpa");
                     record_success(&mut status, &checked);
                     let was_ready = status::is_ready(&conditions);
-                    status::set_ready(&mut conditions);
+                    status::apply_core(&mut conditions, &CoreCondition::ready());
                     if so.spec.fallback.is_none() {
-                        status::set_no_fallback(&mut conditions);
+                        status::apply_core(&mut conditions, &CoreCondition::no_fallback_found());
                     }
                     if !was_ready {
                         publish(
@@ -227,7 +228,7 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {
                             &so,
                             EventType::Normal,
                             "ScaledObjectReady",
-                            status::READY_MESSAGE,
+                            keda_operator_core::conditions::MESSAGE_READY,
                         )
                         .await;
                     }

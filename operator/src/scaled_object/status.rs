@@ -1,24 +1,18 @@
-//! Conditions with KEDA's types, reasons and messages.
+//! The API's condition list, written from operator/core's conditions (which hold KEDA's types,
+//! reasons and messages).
 
 use keda_operator_api::Condition;
-use keda_operator_api::common::condition::{
-    ACTIVE, FALLBACK, PAUSED, READY, STATUS_FALSE, STATUS_TRUE, STATUS_UNKNOWN,
-};
+use keda_operator_core::conditions::{self as core, ConditionStatus, ConditionType};
 
-pub const READY_MESSAGE: &str = "ScaledObject is defined correctly and is ready for scaling";
-
-/// Adds KEDA's initial set where missing: Ready, Active and Fallback Unknown, Paused False.
+/// Adds KEDA's initial set where missing: Ready, Active and Fallback Unknown, Paused False,
+/// without reason or message.
 pub fn init(conditions: &mut Vec<Condition>) {
-    for (kind, status) in [
-        (READY, STATUS_UNKNOWN),
-        (ACTIVE, STATUS_UNKNOWN),
-        (FALLBACK, STATUS_UNKNOWN),
-        (PAUSED, STATUS_FALSE),
-    ] {
+    for initial in core::initial() {
+        let kind = initial.condition_type.as_str();
         if get(conditions, kind).is_none() {
             conditions.push(Condition {
                 condition_type: kind.to_string(),
-                status: status.to_string(),
+                status: initial.status.as_str().to_string(),
                 reason: None,
                 message: None,
             });
@@ -30,72 +24,40 @@ pub fn get<'a>(conditions: &'a [Condition], kind: &str) -> Option<&'a Condition>
     conditions.iter().find(|c| c.condition_type == kind)
 }
 
-pub fn set(conditions: &mut Vec<Condition>, kind: &str, status: &str, reason: &str, message: &str) {
+/// Writes a condition decided by operator/core into the API's list (replacing one of its type).
+pub fn apply_core(conditions: &mut Vec<Condition>, condition: &core::Condition) {
     let condition = Condition {
-        condition_type: kind.to_string(),
-        status: status.to_string(),
-        reason: Some(reason.to_string()),
-        message: Some(message.to_string()),
+        condition_type: condition.condition_type.as_str().to_string(),
+        status: condition.status.as_str().to_string(),
+        reason: Some(condition.reason.clone()),
+        message: Some(condition.message.clone()),
     };
-    match conditions.iter_mut().find(|c| c.condition_type == kind) {
+    match conditions
+        .iter_mut()
+        .find(|c| c.condition_type == condition.condition_type)
+    {
         Some(existing) => *existing = condition,
         None => conditions.push(condition),
     }
 }
 
-pub fn set_ready(conditions: &mut Vec<Condition>) {
-    set(
-        conditions,
-        READY,
-        STATUS_TRUE,
-        "ScaledObjectReady",
-        READY_MESSAGE,
-    );
-}
-
+/// Ready=False `ScaledObjectCheckFailed` with a message already of the form `<msg>: <err>`,
+/// and Active=Unknown.
 pub fn set_check_failed(conditions: &mut Vec<Condition>, message: &str) {
-    set(
+    apply_core(
         conditions,
-        READY,
-        STATUS_FALSE,
-        "ScaledObjectCheckFailed",
-        message,
+        &core::Condition::new(
+            ConditionType::Ready,
+            ConditionStatus::False,
+            core::REASON_CHECK_FAILED,
+            message,
+        ),
     );
-    set(
-        conditions,
-        ACTIVE,
-        STATUS_UNKNOWN,
-        "UnknownState",
-        "ScaledObject check failed",
-    );
-}
-
-pub fn set_no_fallback(conditions: &mut Vec<Condition>) {
-    set(
-        conditions,
-        FALLBACK,
-        STATUS_FALSE,
-        "NoFallbackFound",
-        "No fallbacks are active on this scaled object",
-    );
+    apply_core(conditions, &core::Condition::active_unknown());
 }
 
 pub fn is_ready(conditions: &[Condition]) -> bool {
-    get(conditions, READY).is_some_and(|c| c.status == STATUS_TRUE)
-}
-
-/// Writes a condition decided by operator/core into the API's list (replacing one of its type).
-pub fn apply_core(
-    conditions: &mut Vec<Condition>,
-    condition: &keda_operator_core::conditions::Condition,
-) {
-    set(
-        conditions,
-        condition.condition_type.as_str(),
-        condition.status.as_str(),
-        &condition.reason,
-        &condition.message,
-    );
+    get(conditions, ConditionType::Ready.as_str()).is_some_and(|c| c.status == "True")
 }
 
 #[cfg(test)]
@@ -119,7 +81,7 @@ mod tests {
                 ("Paused", "False")
             ]
         );
-        set_ready(&mut c);
+        apply_core(&mut c, &core::Condition::ready());
         init(&mut c);
         assert_eq!(c.len(), 4);
         assert!(is_ready(&c));
@@ -130,14 +92,14 @@ mod tests {
         let mut c = vec![];
         init(&mut c);
         set_check_failed(&mut c, "bad target");
-        let ready = get(&c, READY).unwrap();
+        let ready = get(&c, "Ready").unwrap();
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_deref()),
             ("False", Some("ScaledObjectCheckFailed"))
         );
         assert_eq!(ready.message.as_deref(), Some("bad target"));
         assert_eq!(
-            get(&c, ACTIVE).unwrap().reason.as_deref(),
+            get(&c, "Active").unwrap().reason.as_deref(),
             Some("UnknownState")
         );
     }
