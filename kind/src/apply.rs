@@ -1,6 +1,6 @@
 //! Applying arbitrary manifests (server-side apply) and waiting for CRDs to be Established.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
@@ -84,24 +84,17 @@ pub async fn apply_with(
 
 async fn wait_established(client: &kube::Client, name: &str, deadline: Instant) -> Result<()> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let started = Instant::now();
-    loop {
-        let established = crds.get_opt(name).await.ok().flatten().is_some_and(|crd| {
-            crd.status.and_then(|s| s.conditions).is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-            })
-        });
-        if established {
-            return Ok(());
+    let within = deadline.saturating_duration_since(Instant::now());
+    crate::preflight::until(&format!("CRD {name} Established"), within, || {
+        let crds = crds.clone();
+        async move {
+            let crd = crds.get_opt(name).await.ok().flatten()?;
+            crd.status?
+                .conditions?
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+                .then_some(())
         }
-        if Instant::now() >= deadline {
-            return Err(Error::Timeout {
-                what: format!("CRD {name} Established"),
-                after: started.elapsed(),
-                detail: String::new(),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }

@@ -149,14 +149,6 @@ impl ScalersStore {
             .get(&(namespace.to_string(), name.to_string(), metric.to_string()))
             .cloned()
     }
-
-    pub fn len(&self) -> usize {
-        self.objects.read().map(|o| o.len()).unwrap_or(0)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 impl MetricSource for ScalersStore {
