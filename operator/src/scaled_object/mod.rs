@@ -211,6 +211,20 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {
     let outcome = check(&so, &ctx, &labels).await;
     let action = match outcome {
         Ok(checked) => {
+            // originalReplicaCount is recorded once. The object this reconcile started from can
+            // predate the previous reconcile's status write (its own label patch triggers the
+            // next one), while the scale loop may already have moved the target: read it fresh
+            // before recording a count for the first time.
+            if status.original_replica_count.is_none() {
+                let api: Api<ScaledObject> = Api::namespaced(ctx.client.clone(), &ns);
+                let recorded = api
+                    .get_status(&name)
+                    .await
+                    .map_err(|e| Error::kube(format!("reading scaledobject {ns}/{name}"), e))?
+                    .status
+                    .and_then(|s| s.original_replica_count);
+                status.original_replica_count = recorded;
+            }
             let previous_hpa = old_status.hpa_name.clone();
             let change = hpa::ensure(&ctx.client, &ns, &checked.hpa, previous_hpa.as_deref()).await;
             match change {
