@@ -3,6 +3,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use keda_operator_api::ScaledObject;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -44,6 +45,8 @@ pub struct Context {
     pub settings: Settings,
     /// The controller's in-memory view of ScaledObjects (set when the controller starts).
     pub scaled_objects: OnceLock<Store<ScaledObject>>,
+    /// The HPAs the operator manages, from a watch (set when the controller starts).
+    pub hpas: OnceLock<Store<HorizontalPodAutoscaler>>,
     /// The scale loop (set when the runtime starts it).
     pub scheduler: OnceLock<Scheduler>,
     pub metrics: crate::metrics::Metrics,
@@ -62,6 +65,7 @@ impl Context {
             scalers: ScalersStore::new(settings.scaler_timeout),
             client,
             scaled_objects: OnceLock::new(),
+            hpas: OnceLock::new(),
             scheduler: OnceLock::new(),
             metrics: crate::metrics::Metrics::new(&settings.version),
             settings,
@@ -75,6 +79,17 @@ impl Context {
         name: &str,
     ) -> Option<std::sync::Arc<ScaledObject>> {
         self.scaled_objects
+            .get()?
+            .get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// An HPA the operator manages, from memory.
+    pub fn hpa(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<std::sync::Arc<HorizontalPodAutoscaler>> {
+        self.hpas
             .get()?
             .get(&ObjectRef::new(name).within(namespace))
     }

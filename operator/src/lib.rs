@@ -3,7 +3,9 @@
 //! this crate gathers inputs, calls the core and writes the results.
 
 pub mod context;
+pub mod core_input;
 pub mod error;
+pub mod metric_provider;
 pub mod metrics;
 pub mod metrics_api;
 pub mod runtime;

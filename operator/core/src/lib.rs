@@ -8,6 +8,7 @@ pub mod executor;
 pub mod fallback;
 pub mod formula;
 pub mod hpa;
+pub mod modifiers;
 pub mod names;
 pub mod pause;
 pub mod quantity;
