@@ -13,3 +13,4 @@ pub mod scale_loop;
 pub mod scaled_object;
 pub mod scalers_store;
 pub mod serving_cert;
+pub mod simulate;

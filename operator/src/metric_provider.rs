@@ -15,7 +15,9 @@ use keda_operator_core::fallback::{
 };
 use keda_operator_core::modifiers::compose;
 use keda_operator_core::names::COMPOSITE_METRIC_NAME;
+use kube::Resource;
 use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType};
 use serde_json::json;
 
 use crate::context::{Context, FIELD_MANAGER};
@@ -214,6 +216,19 @@ impl Provider {
                 &fallback::condition(after, spec.failure_threshold),
             );
             status["conditions"] = json!(conditions);
+            // Whichever path flips the Fallback condition announces it: the scale loop may
+            // never see this transition in its copy of the status.
+            let (reason, note) = crate::simulate::fallback_event(now);
+            let event = Event {
+                type_: EventType::Normal,
+                reason: reason.to_string(),
+                note: Some(note.to_string()),
+                action: "Fallback".into(),
+                secondary: None,
+            };
+            if let Err(e) = self.ctx.recorder.publish(&event, &so.object_ref(&())).await {
+                tracing::debug!(error = %e, "publishing an event failed");
+            }
         }
         let ns = so.metadata.namespace.clone().unwrap_or_default();
         let name = so.metadata.name.clone().unwrap_or_default();

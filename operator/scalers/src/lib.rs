@@ -110,6 +110,12 @@ pub trait Scaler: Send + Sync + std::fmt::Debug {
     fn ready(&self) -> ReadyFuture<'_> {
         Box::pin(async { Ok(()) })
     }
+    /// Whether `value` of `metric_name` makes the trigger active, for a caller that has the
+    /// value from elsewhere (the simulator replays recorded values). `None` when activity is
+    /// not a threshold on the value (an external scaler's IsActive, a schedule).
+    fn is_active_value(&self, _metric_name: &str, _value: f64) -> Option<bool> {
+        None
+    }
 }
 
 /// The trigger types this operator implements.
