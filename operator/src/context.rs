@@ -50,6 +50,10 @@ pub struct Context {
     /// The scale loop (set when the runtime starts it).
     pub scheduler: OnceLock<Scheduler>,
     pub metrics: crate::metrics::Metrics,
+    /// Per ScaledObject: whether fallback was last announced active. The scale loop and the
+    /// metrics API both update the Fallback condition, each from its own copy of the status;
+    /// one memory of what was announced gives one event per flip, whichever path flips it.
+    fallback_announced: std::sync::Mutex<std::collections::HashMap<(String, String), bool>>,
 }
 
 impl Context {
@@ -68,6 +72,7 @@ impl Context {
             hpas: OnceLock::new(),
             scheduler: OnceLock::new(),
             metrics: crate::metrics::Metrics::new(&settings.version),
+            fallback_announced: Default::default(),
             settings,
         }
     }
@@ -92,6 +97,31 @@ impl Context {
         self.hpas
             .get()?
             .get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// Records that fallback is now `active` for an object and tells whether that is a flip
+    /// to announce. `observed` is what its status said when nothing was announced yet.
+    pub fn fallback_flipped(
+        &self,
+        namespace: &str,
+        name: &str,
+        active: bool,
+        observed: bool,
+    ) -> bool {
+        let Ok(mut announced) = self.fallback_announced.lock() else {
+            return false;
+        };
+        let key = (namespace.to_string(), name.to_string());
+        let before = announced.get(&key).copied().unwrap_or(observed);
+        announced.insert(key, active);
+        before != active
+    }
+
+    /// Forgets a deleted object.
+    pub fn forget(&self, namespace: &str, name: &str) {
+        if let Ok(mut announced) = self.fallback_announced.lock() {
+            announced.remove(&(namespace.to_string(), name.to_string()));
+        }
     }
 
     pub fn record_poll_lag(&self, lag: Duration) {

@@ -203,6 +203,8 @@ impl Provider {
             .map(|(k, v)| (k.clone(), *v))
             .collect();
         let mut status = json!({ "health": core_input::health_out(&changed) });
+        let ns = so.metadata.namespace.clone().unwrap_or_default();
+        let name = so.metadata.name.clone().unwrap_or_default();
         let was = fallback::exceeded_threshold(before, spec.failure_threshold);
         let now = fallback::exceeded_threshold(after, spec.failure_threshold);
         if was != now {
@@ -216,13 +218,13 @@ impl Provider {
                 &fallback::condition(after, spec.failure_threshold),
             );
             status["conditions"] = json!(conditions);
-            // Whichever path flips the Fallback condition announces it: the scale loop may
-            // never see this transition in its copy of the status.
-            let (reason, note) = crate::simulate::fallback_event(now);
+        }
+        if self.ctx.fallback_flipped(&ns, &name, now, was) {
+            let announced = fallback::transition_event(now);
             let event = Event {
                 type_: EventType::Normal,
-                reason: reason.to_string(),
-                note: Some(note.to_string()),
+                reason: announced.reason.to_string(),
+                note: Some(announced.message),
                 action: "Fallback".into(),
                 secondary: None,
             };
@@ -230,8 +232,6 @@ impl Provider {
                 tracing::debug!(error = %e, "publishing an event failed");
             }
         }
-        let ns = so.metadata.namespace.clone().unwrap_or_default();
-        let name = so.metadata.name.clone().unwrap_or_default();
         let api: Api<ScaledObject> = Api::namespaced(self.ctx.client.clone(), &ns);
         if let Err(e) = api
             .patch_status(

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use keda_operator_api::common::condition::TriggerActivityStatus;
-use keda_operator_core::conditions::{ConditionStatus, EventType as CoreEventType};
+use keda_operator_core::conditions::{ConditionStatus, EventType as CoreEventType, reason};
 use keda_operator_core::executor::{
     self, HpaScalingActive, MetricRead, ModifiersInput, ObservedStatus, PollInput, ReplicaAction,
     ScaleWrite, ScalingSpec, TargetRef, TriggerPoll, UnixMillis,
@@ -224,7 +224,24 @@ impl ScaledObjectPoller {
         }
         let decision = executor::decide(&input);
 
-        let mut events = decision.events.clone();
+        // Fallback flips are announced through the operator's single memory of them (the
+        // metrics API flips the condition too).
+        let mut events: Vec<_> = decision
+            .events
+            .iter()
+            .filter(|e| {
+                e.reason != reason::SCALED_OBJECT_FALLBACK_ACTIVATED
+                    && e.reason != reason::SCALED_OBJECT_FALLBACK_DEACTIVATED
+            })
+            .cloned()
+            .collect();
+        if let Some(condition) = &decision.conditions.fallback {
+            let active = condition.status == ConditionStatus::True;
+            let observed = input.status.fallback_condition == Some(ConditionStatus::True);
+            if self.ctx.fallback_flipped(ns, name, active, observed) {
+                events.push(keda_operator_core::fallback::transition_event(active));
+            }
+        }
         let mut last_active_time = decision.status.last_active_time;
         if let ReplicaAction::Scale(request) = &decision.action {
             let patch = serde_json::json!({"spec": {"replicas": request.to}});
@@ -274,9 +291,9 @@ impl ScaledObjectPoller {
                     .collect(),
             );
         }
-        crate::scaled_object::write_status(&self.ctx, ns, name, &status, &new_status)
+        let written = crate::scaled_object::write_status(&self.ctx, ns, name, &status, &new_status)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string());
         for event in events {
             let event = Event {
                 type_: match event.event_type {
@@ -292,7 +309,7 @@ impl ScaledObjectPoller {
                 tracing::debug!(error = %e, "publishing an event failed");
             }
         }
-        Ok(())
+        written
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -114,6 +114,7 @@ async fn cleanup(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {
         scheduler.remove((ns.clone(), name.clone()));
     }
     ctx.scalers.remove(&ns, &name);
+    ctx.forget(&ns, &name);
     restore_original_replicas(&ctx, &so).await;
     publish(
         &ctx,

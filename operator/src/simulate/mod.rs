@@ -163,22 +163,6 @@ fn hpa_target(target: Target) -> hpa_model::MetricTarget {
     }
 }
 
-/// The event announcing a flip of the Fallback condition.
-pub fn fallback_event(active: bool) -> (&'static str, &'static str) {
-    use keda_operator_core::conditions::{message, reason};
-    if active {
-        (
-            reason::SCALED_OBJECT_FALLBACK_ACTIVATED,
-            message::FALLBACK_ACTIVATED,
-        )
-    } else {
-        (
-            reason::SCALED_OBJECT_FALLBACK_DEACTIVATED,
-            message::FALLBACK_DEACTIVATED,
-        )
-    }
-}
-
 fn secs(ms: i64) -> String {
     if ms % 1000 == 0 {
         format!("{}s", ms / 1000)
@@ -634,8 +618,8 @@ impl<'a> Sim<'a> {
             let was = self.conditions.get("Fallback").map(|c| c.0) == Some(ConditionStatus::True);
             let now = fallback::exceeded_threshold(&self.health, f.failure_threshold);
             if was != now {
-                let (reason, message) = fallback_event(now);
-                self.happen(at, Who::Keda, reason, message);
+                let event = fallback::transition_event(now);
+                self.happen(at, Who::Keda, event.reason, &event.message);
             }
             let condition = fallback::condition(&self.health, f.failure_threshold);
             self.condition(at, &condition);

@@ -31,6 +31,10 @@ pub fn crds() -> Vec<serde_json::Value> {
 }
 
 pub async fn start(cluster: Arc<Cluster>) -> Result<Operator, TestError> {
+    // The operator's logs, when RUST_LOG asks for them (e.g. RUST_LOG=keda_operator=debug).
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    }
     let client = cluster.client();
     let namespace: Namespace =
         serde_json::from_value(serde_json::json!({"metadata": {"name": OPERATOR_NAMESPACE}}))?;
