@@ -25,6 +25,9 @@ pub struct Settings {
     pub max_concurrent_polls: usize,
     /// Reads running at once against one metric source (a server).
     pub per_source_concurrency: usize,
+    /// Where ClusterTriggerAuthentications read Secrets and ConfigMaps
+    /// (`KEDA_CLUSTER_OBJECT_NAMESPACE`, by default the operator's namespace).
+    pub cluster_object_namespace: String,
 }
 
 impl Default for Settings {
@@ -34,6 +37,7 @@ impl Default for Settings {
             version: env!("CARGO_PKG_VERSION").to_string(),
             max_concurrent_polls: 256,
             per_source_concurrency: 16,
+            cluster_object_namespace: "keda".to_string(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! server and the runtime that wires them together. Decisions live in `keda-operator-core`;
 //! this crate gathers inputs, calls the core and writes the results.
 
+pub mod auth;
 pub mod context;
 pub mod core_input;
 pub mod error;

@@ -83,6 +83,9 @@ struct RunArgs {
     /// How long one scaler read may take, in milliseconds (KEDA's KEDA_HTTP_DEFAULT_TIMEOUT).
     #[arg(long, env = "KEDA_HTTP_DEFAULT_TIMEOUT", default_value_t = 3000)]
     http_default_timeout_ms: u64,
+    /// Where ClusterTriggerAuthentications read Secrets and ConfigMaps.
+    #[arg(long, env = "KEDA_CLUSTER_OBJECT_NAMESPACE", default_value = "keda")]
+    cluster_object_namespace: String,
 }
 
 fn main() -> ExitCode {
@@ -164,6 +167,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             health_probe_address: args.health_probe_bind_address,
             settings: keda_operator::context::Settings {
                 scaler_timeout: Duration::from_millis(args.http_default_timeout_ms),
+                cluster_object_namespace: args.cluster_object_namespace,
                 ..Default::default()
             },
         };

@@ -29,6 +29,8 @@ pub struct ObjectScalers {
     pub modifiers: Option<Arc<ValidatedModifiers>>,
     /// The scale target as resolved for this generation.
     pub target: Option<keda_operator_api::scaled_object::GroupVersionKindResource>,
+    /// The authentication objects this generation's triggers reference.
+    pub auth_refs: Vec<crate::auth::AuthRef>,
 }
 
 /// One read of one external metric, before fallback.

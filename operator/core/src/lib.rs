@@ -3,6 +3,7 @@
 //! write what they return.
 
 pub mod annotations;
+pub mod auth;
 pub mod conditions;
 pub mod executor;
 pub mod fallback;

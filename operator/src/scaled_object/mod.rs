@@ -115,6 +115,7 @@ async fn cleanup(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {
     }
     ctx.scalers.remove(&ns, &name);
     ctx.forget(&ns, &name);
+    crate::auth::record_references(&ctx, &so, &crate::auth::references(&so), false).await;
     restore_original_replicas(&ctx, &so).await;
     publish(
         &ctx,
@@ -531,6 +532,7 @@ async fn scalers_for(
     {
         return Ok(existing);
     }
+    let mut auths = crate::auth::resolve(ctx, so, target).await?.into_iter();
     let mut scalers = Vec::with_capacity(so.spec.triggers.len());
     let mut sources = Vec::with_capacity(so.spec.triggers.len());
     let mut cached = Vec::with_capacity(so.spec.triggers.len());
@@ -538,13 +540,14 @@ async fn scalers_for(
     for (index, trigger) in so.spec.triggers.iter().enumerate() {
         let metric_type = MetricType::parse(trigger.metric_type.as_deref().unwrap_or(""))
             .map_err(|e| format!("error getting scaler for trigger #{index}: {e}"))?;
+        let auth = auths.next().unwrap_or_default();
         let config = TriggerConfig {
             trigger_type: trigger.scaler_type.clone(),
             trigger_index: index,
             trigger_name: trigger.name.clone(),
             metadata: trigger.metadata.clone(),
-            auth_params: BTreeMap::new(),
-            resolved_env: BTreeMap::new(),
+            auth_params: auth.auth_params,
+            resolved_env: auth.resolved_env,
             metric_type,
             namespace: ns.clone(),
             owner_name: name.clone(),
@@ -574,10 +577,23 @@ async fn scalers_for(
                 .unwrap_or_else(|| format!("{}Scaler", trigger.scaler_type)),
         );
     }
+    // Each authentication object lists the ScaledObjects using it.
+    let auth_refs = crate::auth::references(so);
+    if let Some(previous) = ctx.scalers.get(&ns, &name) {
+        let dropped: Vec<_> = previous
+            .auth_refs
+            .iter()
+            .filter(|r| !auth_refs.contains(r))
+            .cloned()
+            .collect();
+        crate::auth::record_references(ctx, so, &dropped, false).await;
+    }
+    crate::auth::record_references(ctx, so, &auth_refs, true).await;
     Ok(ctx.scalers.insert(
         &ns,
         &name,
         ObjectScalers {
+            auth_refs,
             generation,
             scalers,
             sources,

@@ -1,6 +1,7 @@
 //! The reference operator end to end on a real local cluster: the HPA it creates, the real HPA
 //! controller scaling through our metrics API, garbage collection, and bad input.
 
+mod auth;
 mod executor;
 mod fixture;
 mod helpers;
@@ -94,6 +95,10 @@ fn main() -> ExitCode {
         ClusterTest::with_fixture(
             "bad_formulas_targets_and_thresholds_are_not_ready_naming_the_field",
             executor::bad_executor_input,
+        ),
+        ClusterTest::with_fixture(
+            "trigger_authentication_resolves_from_secrets_configmaps_and_env_without_leaking",
+            auth::authentication_sources_resolve,
         ),
     ];
     run_cluster_tests_with(fixture::crds(), fixture::start, tests)
