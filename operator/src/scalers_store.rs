@@ -31,6 +31,9 @@ pub struct ObjectScalers {
     pub target: Option<keda_operator_api::scaled_object::GroupVersionKindResource>,
     /// The authentication objects this generation's triggers reference.
     pub auth_refs: Vec<crate::auth::AuthRef>,
+    /// A read failed: rebuild the scalers (re-resolving authentication) before the next poll,
+    /// as KEDA discards its scalers cache after any error.
+    pub stale: std::sync::atomic::AtomicBool,
 }
 
 /// One read of one external metric, before fallback.
@@ -236,6 +239,11 @@ impl ScalersStore {
                 .map_err(|e| e.to_string()),
             None => Err(format!("no scaler for trigger #{index}")),
         };
+        if result.is_err() {
+            object
+                .stale
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         RawRead {
             trigger_index: index,
             metric_name: name,

@@ -60,6 +60,7 @@ impl ScaledObjectPoller {
         let Some(scalers) = self.ctx.scalers.get(ns, name) else {
             return Ok(());
         };
+        let scalers = crate::scaled_object::rebuild_if_stale(&self.ctx, &so, scalers).await;
         let status = so.status.clone().unwrap_or_default();
         let Some(gvkr) = scalers.target.clone() else {
             return Ok(());
@@ -114,6 +115,16 @@ impl ScaledObjectPoller {
             }
         });
         let triggers: Vec<TriggerPoll> = futures::future::join_all(reads).await;
+        let failed = triggers.iter().any(|t| match t {
+            TriggerPoll::External(Ok(reads)) => reads.iter().any(|r| r.result.is_err()),
+            TriggerPoll::External(Err(_)) => true,
+            TriggerPoll::Resource => false,
+        });
+        if failed {
+            scalers
+                .stale
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         self.record_reads(ns, name, &triggers);
 
         let targets = core_input::scale_api(&self.ctx.client, ns, &gvkr);
@@ -125,11 +136,6 @@ impl ScaledObjectPoller {
             .map_err(|e| e.to_string());
         // Fallback on a `Value` target divides by the ready pods: count them only then.
         let fallback = core_input::fallback_spec(&so);
-        let any_failed = triggers.iter().any(|t| match t {
-            TriggerPoll::External(Ok(reads)) => reads.iter().any(|r| r.result.is_err()),
-            TriggerPoll::External(Err(_)) => true,
-            TriggerPoll::Resource => false,
-        });
         let value_targets = triggers.iter().any(|t| match t {
             TriggerPoll::External(Ok(reads)) => reads
                 .iter()
@@ -137,7 +143,7 @@ impl ScaledObjectPoller {
             _ => false,
         }) || core_input::modifiers_target(&so)
             .is_some_and(|m| m.metric_type == MetricTargetType::Value);
-        let ready_pods = if fallback.is_some() && any_failed && value_targets {
+        let ready_pods = if fallback.is_some() && failed && value_targets {
             core_input::replicas_and_ready_pods(&self.ctx.client, ns, &gvkr, &target_name, true)
                 .await
                 .1

@@ -516,6 +516,31 @@ pub fn validate_scaling_modifiers(
     .map_err(|e| e.to_string())
 }
 
+/// Rebuilds the scalers of an object whose last reads failed (authentication re-resolved), as
+/// KEDA discards its cache after an error. When the rebuild fails the old scalers stay.
+pub(crate) async fn rebuild_if_stale(
+    ctx: &Context,
+    so: &ScaledObject,
+    current: Arc<ObjectScalers>,
+) -> Arc<ObjectScalers> {
+    if !current.stale.load(std::sync::atomic::Ordering::Relaxed) {
+        return current;
+    }
+    let Some(target) = current.target.clone() else {
+        return current;
+    };
+    let Ok(modifiers) = validate_scaling_modifiers(so) else {
+        return current;
+    };
+    match scalers_for(so, ctx, &target, modifiers).await {
+        Ok(fresh) => fresh,
+        Err(e) => {
+            tracing::debug!(ns = %so.namespace().unwrap_or_default(), name = %so.name_any(), error = %e, "rebuilding the scalers failed");
+            current
+        }
+    }
+}
+
 /// The scalers of this generation, built now if the store has none for it.
 async fn scalers_for(
     so: &ScaledObject,
@@ -529,6 +554,7 @@ async fn scalers_for(
     if let Some(existing) = ctx.scalers.get(&ns, &name)
         && existing.generation == generation
         && existing.target.as_ref() == Some(target)
+        && !existing.stale.load(std::sync::atomic::Ordering::Relaxed)
     {
         return Ok(existing);
     }
@@ -594,6 +620,7 @@ async fn scalers_for(
         &name,
         ObjectScalers {
             auth_refs,
+            stale: Default::default(),
             generation,
             scalers,
             sources,
