@@ -104,6 +104,10 @@ impl FakeRabbitMq {
         self.management.url()
     }
 
+    pub fn management_port(&self) -> u16 {
+        self.management.addr().port()
+    }
+
     pub fn controls(&self) -> &Controls {
         self.management.controls()
     }
