@@ -69,13 +69,19 @@ impl Management {
         let filtered: Vec<_> = if name.is_empty() {
             all
         } else if use_regex {
-            match regex::Regex::new(name) {
+            // RabbitMQ matches regexes without regard to case, too.
+            match regex::RegexBuilder::new(name)
+                .case_insensitive(true)
+                .build()
+            {
                 Ok(re) => all.into_iter().filter(|(_, q, _)| re.is_match(q)).collect(),
                 Err(error) => return bad_request(&format!("invalid regex {name:?}: {error}")),
             }
         } else {
+            // A plain name filter is a case-insensitive substring.
+            let wanted = name.to_lowercase();
             all.into_iter()
-                .filter(|(_, q, _)| q.contains(name))
+                .filter(|(_, q, _)| q.to_lowercase().contains(&wanted))
                 .collect()
         };
         let items = |queues: &[(String, String, QueueState)]| -> Vec<serde_json::Value> {
@@ -91,13 +97,25 @@ impl Management {
             None => 100,
             Some(Ok(size)) if (1..=MAX_PAGE_SIZE).contains(&size) => size,
             Some(_) => {
-                return bad_request(&format!(
-                    "page_size must be a number between 1 and {MAX_PAGE_SIZE}"
-                ));
+                let reason = format!(
+                    "Invalid pagination parameters: page number {page}, page size {}",
+                    request.param("page_size").unwrap_or("")
+                );
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_pagination_parameters",
+                    &reason,
+                );
             }
         };
         let filtered_count = filtered.len() as u64;
         let page_count = filtered_count.div_ceil(page_size);
+        if page > page_count.max(1) {
+            let reason = format!(
+                "Page out of range, page: {page} page size: {page_size}, len: {filtered_count}"
+            );
+            return error(StatusCode::BAD_REQUEST, "page_out_of_range", &reason);
+        }
         let start = usize::try_from((page - 1).saturating_mul(page_size)).unwrap_or(usize::MAX);
         let end = start.saturating_add(usize::try_from(page_size).unwrap_or(usize::MAX));
         let on_page = filtered.get(start..end.min(filtered.len())).unwrap_or(&[]);
@@ -121,6 +139,10 @@ fn not_found() -> HttpResponse {
         StatusCode::NOT_FOUND,
         &json!({"error": "Object Not Found", "reason": "Not Found"}),
     )
+}
+
+fn error(status: StatusCode, error: &str, reason: &str) -> HttpResponse {
+    HttpResponse::json(status, &json!({"error": error, "reason": reason}))
 }
 
 fn bad_request(reason: &str) -> HttpResponse {

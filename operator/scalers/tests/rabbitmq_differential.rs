@@ -447,6 +447,20 @@ async fn the_scaler_reads_the_same_from_rabbitmq_and_from_the_fake() {
             ],
         ),
         (
+            "http regex in capitals",
+            |e| e.http(PASSWORD),
+            &[("queueName", "^ORDERS"), ("useRegex", "true")],
+        ),
+        (
+            "http regex page size 1",
+            |e| e.http(PASSWORD),
+            &[
+                ("queueName", "^orders"),
+                ("useRegex", "true"),
+                ("pageSize", "1"),
+            ],
+        ),
+        (
             "http regex no match",
             |e| e.http(PASSWORD),
             &[("queueName", "^nothing$"), ("useRegex", "true")],
