@@ -7,6 +7,9 @@
 //! not. The binaries come from Debian's `rabbitmq-server`; when they are missing the test
 //! installs that package (as root, with apt-get).
 
+#[path = "support/amqp_get.rs"]
+mod amqp_get;
+
 use std::io::Write as _;
 use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::fs::MetadataExt as _;
@@ -23,6 +26,8 @@ const PASSWORD: &str = "s3cret-pw";
 /// Messages published to `orders` and to `orders-b`.
 const ORDERS: u64 = 17;
 const ORDERS_B: u64 = 5;
+/// Messages of `orders` taken and not acknowledged.
+const UNACKED: u64 = 4;
 /// How long the broker may take to start (it takes seconds; a loaded CI runner, more).
 const START_DEADLINE: Duration = Duration::from_secs(120);
 
@@ -383,6 +388,12 @@ async fn the_scaler_reads_the_same_from_rabbitmq_and_from_the_fake() {
         })
         .await;
     }
+    let _holder =
+        amqp_get::hold_unacknowledged(rabbit.amqp_port, USER, PASSWORD, "orders", UNACKED).await;
+    settle(&rabbit, &client, "orders", |info| {
+        info["messages_unacknowledged"] == UNACKED && info["messages_ready"] == ORDERS - UNACKED
+    })
+    .await;
     // MessageRate is compared once publishing has stopped long enough for the rate to be 0.
     settle(&rabbit, &client, "orders", |info| {
         info["message_stats"]["publish_details"]["rate"].as_f64() == Some(0.0)
@@ -391,7 +402,11 @@ async fn the_scaler_reads_the_same_from_rabbitmq_and_from_the_fake() {
 
     let fake = FakeRabbitMq::start(FakeOptions::default()).await.unwrap();
     fake.require_password(USER, PASSWORD);
-    fake.set_queue("/", "orders", QueueState::ready(ORDERS));
+    fake.set_queue(
+        "/",
+        "orders",
+        QueueState::ready(ORDERS - UNACKED).unacked(UNACKED),
+    );
     fake.set_queue("/", "orders-b", QueueState::ready(ORDERS_B));
 
     let real = Endpoints {
@@ -502,9 +517,20 @@ async fn the_scaler_reads_the_same_from_rabbitmq_and_from_the_fake() {
         "the fake differs:\n{}",
         differences.join("\n")
     );
-    // The values are the published counts, not merely equal to each other.
+    // The values are the published counts, not merely equal to each other: AMQP sees the
+    // ready messages, the API all of them unless told to exclude the unacknowledged.
+    let ready = (ORDERS - UNACKED) as f64;
     let length = outcome(real.amqp(PASSWORD, "%2F"), [0, 0], &[]).await;
+    assert_eq!(length, Ok((ready, true)));
+    let length = outcome(real.http(PASSWORD), [0, 0], &[]).await;
     assert_eq!(length, Ok((ORDERS as f64, true)));
+    let length = outcome(
+        real.http(PASSWORD),
+        [0, 0],
+        &[("excludeUnacknowledged", "true")],
+    )
+    .await;
+    assert_eq!(length, Ok((ready, true)));
     let sum = outcome(
         real.http(PASSWORD),
         [0, 0],
