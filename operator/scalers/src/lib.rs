@@ -8,6 +8,7 @@
 pub mod mysql;
 pub mod params;
 pub mod prometheus;
+pub mod rabbitmq;
 mod secret;
 
 use std::collections::BTreeMap;
@@ -119,13 +120,14 @@ pub trait Scaler: Send + Sync + std::fmt::Debug {
 }
 
 /// The trigger types this operator implements.
-pub const SUPPORTED_TYPES: &[&str] = &["mysql", "prometheus"];
+pub const SUPPORTED_TYPES: &[&str] = &["mysql", "prometheus", "rabbitmq"];
 
 /// Builds the scaler for a trigger.
 pub fn build(config: TriggerConfig) -> Result<Box<dyn Scaler>, ScalerError> {
     match config.trigger_type.as_str() {
         "prometheus" => Ok(Box::new(prometheus::PrometheusScaler::new(config)?)),
         "mysql" => Ok(Box::new(mysql::MySqlScaler::new(config)?)),
+        "rabbitmq" => Ok(Box::new(rabbitmq::RabbitMqScaler::new(config)?)),
         other => Err(ScalerError::UnknownType(other.to_string())),
     }
 }
