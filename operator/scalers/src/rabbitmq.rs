@@ -432,6 +432,14 @@ impl RabbitMqScaler {
 }
 
 impl Scaler for RabbitMqScaler {
+    fn is_active_value(&self, _metric_name: &str, value: f64) -> Option<bool> {
+        // The rate modes' activity also looks at other counts than the metric's value.
+        match self.meta.mode {
+            Mode::QueueLength | Mode::DeliverGetRate => Some(value > self.meta.activation_value),
+            _ => None,
+        }
+    }
+
     fn metrics(&self) -> Vec<Metric> {
         vec![Metric::External {
             name: self.metric_name.clone(),
