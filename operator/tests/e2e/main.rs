@@ -5,6 +5,7 @@ mod auth;
 mod executor;
 mod fixture;
 mod helpers;
+mod scalers;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -99,6 +100,10 @@ fn main() -> ExitCode {
         ClusterTest::with_fixture(
             "trigger_authentication_resolves_from_secrets_configmaps_and_env_without_leaking",
             auth::authentication_sources_resolve,
+        ),
+        ClusterTest::with_fixture(
+            "a_rabbitmq_trigger_scales_up_and_down_over_amqp_and_http",
+            scalers::rabbitmq_scales_up_and_down,
         ),
     ];
     run_cluster_tests_with(fixture::crds(), fixture::start, tests)
