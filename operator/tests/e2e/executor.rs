@@ -70,22 +70,16 @@ pub async fn activation_and_cooldown_timing(
     const COOLDOWN: Duration = Duration::from_secs(4);
     let ns = cluster.namespace("timing").await?;
     let client = cluster.client();
-    let prom = FakePrometheus::start(FakeOptions::default()).await?;
     let query = "sum(queue)";
-    prom.set_sample(query, 0.0);
-    deployment(&client, ns.name(), "worker", 1).await?;
-    let yaml = prometheus_scaled_object(
-        "worker",
-        "worker",
-        &prom.url(),
+    let prom = prometheus_worker(
+        &client,
+        ns.name(),
         query,
+        0.0,
         "  pollingInterval: 1\n  cooldownPeriod: 4\n  maxReplicaCount: 1",
+        Some("5"),
     )
-    .replace(
-        "threshold: '10'",
-        "threshold: '10'\n      activationThreshold: '5'",
-    );
-    apply_scaled_object(&client, ns.name(), &yaml).await?;
+    .await?;
     wait_for_replicas(&client, ns.name(), "worker", 0, Duration::from_secs(15)).await?;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns.name());
 
@@ -163,18 +157,15 @@ pub async fn fallback_and_recovery(
 ) -> Result<(), TestError> {
     let ns = cluster.namespace("fallback").await?;
     let client = cluster.client();
-    let prom = FakePrometheus::start(FakeOptions::default()).await?;
-    let query = "sum(backlog)";
-    prom.set_sample(query, 20.0);
-    deployment(&client, ns.name(), "worker", 1).await?;
-    let yaml = prometheus_scaled_object(
-        "worker",
-        "worker",
-        &prom.url(),
-        query,
+    let prom = prometheus_worker(
+        &client,
+        ns.name(),
+        "sum(backlog)",
+        20.0,
         "  pollingInterval: 1\n  minReplicaCount: 1\n  maxReplicaCount: 10\n  fallback:\n    failureThreshold: 2\n    replicas: 5",
-    );
-    apply_scaled_object(&client, ns.name(), &yaml).await?;
+        None,
+    )
+    .await?;
     // ceil(20 / 10) = 2 through the HPA.
     wait_for_replicas(&client, ns.name(), "worker", 2, Duration::from_secs(30)).await?;
     let sos: Api<ScaledObject> = Api::namespaced(client.clone(), ns.name());
@@ -229,15 +220,7 @@ pub async fn fallback_and_recovery(
     .await?;
     // Back to ceil(20 / 10) = 2 after the 5 s downscale stabilization.
     wait_for_replicas(&client, ns.name(), "worker", 2, Duration::from_secs(30)).await?;
-    let events: Api<k8s_openapi::api::events::v1::Event> =
-        Api::namespaced(client.clone(), ns.name());
-    let reasons: Vec<String> = events
-        .list(&Default::default())
-        .await?
-        .items
-        .into_iter()
-        .filter_map(|e| e.reason)
-        .collect();
+    let reasons = event_reasons(&client, ns.name()).await?;
     for reason in [
         "ScaledObjectFallbackActivated",
         "ScaledObjectFallbackDeactivated",

@@ -143,3 +143,40 @@ spec:
 "
     )
 }
+
+/// The reasons of the events in a namespace.
+pub async fn event_reasons(client: &kube::Client, ns: &str) -> Result<Vec<String>, TestError> {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    Ok(events
+        .list(&Default::default())
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect())
+}
+
+/// A fake Prometheus answering `query` with `value`, a Deployment `worker` with one replica,
+/// and a ScaledObject `worker` on it (threshold 10, `extra_spec` added to its spec, and
+/// `activationThreshold` when given).
+pub async fn prometheus_worker(
+    client: &kube::Client,
+    ns: &str,
+    query: &str,
+    value: f64,
+    extra_spec: &str,
+    activation: Option<&str>,
+) -> Result<fake_sources::FakePrometheus, TestError> {
+    let prom = fake_sources::FakePrometheus::start(fake_sources::FakeOptions::default()).await?;
+    prom.set_sample(query, value);
+    deployment(client, ns, "worker", 1).await?;
+    let mut yaml = prometheus_scaled_object("worker", "worker", &prom.url(), query, extra_spec);
+    if let Some(activation) = activation {
+        yaml = yaml.replace(
+            "threshold: '10'",
+            &format!("threshold: '10'\n      activationThreshold: '{activation}'"),
+        );
+    }
+    apply_scaled_object(client, ns, &yaml).await?;
+    Ok(prom)
+}

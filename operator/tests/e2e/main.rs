@@ -551,22 +551,16 @@ async fn existing_hpa_is_adopted(
 async fn zero_to_n_to_zero(cluster: Arc<Cluster>, op: Arc<Operator>) -> Result<(), TestError> {
     let ns = cluster.namespace("zero").await?;
     let client = cluster.client();
-    let prom = FakePrometheus::start(FakeOptions::default()).await?;
     let query = "sum(jobs_waiting)";
-    prom.set_sample(query, 0.0);
-    deployment(&client, ns.name(), "worker", 1).await?;
-    let yaml = prometheus_scaled_object(
-        "worker",
-        "worker",
-        &prom.url(),
+    let prom = prometheus_worker(
+        &client,
+        ns.name(),
         query,
+        0.0,
         "  pollingInterval: 1\n  cooldownPeriod: 3",
+        Some("5"),
     )
-    .replace(
-        "threshold: '10'",
-        "threshold: '10'\n      activationThreshold: '5'",
-    );
-    apply_scaled_object(&client, ns.name(), &yaml).await?;
+    .await?;
     // Never active and no initial cooldown: the first poll scales in to zero.
     wait_for_replicas(&client, ns.name(), "worker", 0, Duration::from_secs(15)).await?;
     // 4 is not above the activation threshold 5: still zero; 30 activates (0 -> 1), then the
@@ -604,15 +598,7 @@ async fn zero_to_n_to_zero(cluster: Arc<Cluster>, op: Arc<Operator>) -> Result<(
     // Inactive again: back to zero once the 3 s cooldown since the last active poll is over.
     prom.set_sample(query, 0.0);
     wait_for_replicas(&client, ns.name(), "worker", 0, Duration::from_secs(20)).await?;
-    let events: Api<k8s_openapi::api::events::v1::Event> =
-        Api::namespaced(client.clone(), ns.name());
-    let reasons: Vec<String> = events
-        .list(&Default::default())
-        .await?
-        .items
-        .into_iter()
-        .filter_map(|e| e.reason)
-        .collect();
+    let reasons = event_reasons(&client, ns.name()).await?;
     for reason in ["KEDAScaleTargetActivated", "KEDAScaleTargetDeactivated"] {
         assert!(
             reasons.iter().any(|r| r == reason),
