@@ -5,6 +5,8 @@
 //! an unknown trigger type, a missing parameter or a malformed one is a [`ScalerError`] that
 //! names the parameter, never a panic.
 
+pub mod cpu_memory;
+pub mod cron;
 pub mod mysql;
 pub mod params;
 pub mod prometheus;
@@ -67,6 +69,8 @@ pub struct TriggerConfig {
     /// The env of the target's `envSourceContainerName` container, for `<param>FromEnv`.
     pub resolved_env: BTreeMap<String, Secret>,
     pub metric_type: MetricType,
+    /// Whether the trigger set `metricType` at all (cpu and memory require it).
+    pub metric_type_given: bool,
     pub namespace: String,
     /// The ScaledObject or ScaledJob the trigger belongs to.
     pub owner_name: String,
@@ -120,13 +124,15 @@ pub trait Scaler: Send + Sync + std::fmt::Debug {
 }
 
 /// The trigger types this operator implements.
-pub const SUPPORTED_TYPES: &[&str] = &["mysql", "prometheus", "rabbitmq"];
+pub const SUPPORTED_TYPES: &[&str] = &["cpu", "cron", "memory", "mysql", "prometheus", "rabbitmq"];
 
 /// Builds the scaler for a trigger.
 pub fn build(config: TriggerConfig) -> Result<Box<dyn Scaler>, ScalerError> {
     match config.trigger_type.as_str() {
         "prometheus" => Ok(Box::new(prometheus::PrometheusScaler::new(config)?)),
         "mysql" => Ok(Box::new(mysql::MySqlScaler::new(config)?)),
+        "cpu" | "memory" => Ok(Box::new(cpu_memory::ResourceScaler::new(config)?)),
+        "cron" => Ok(Box::new(cron::CronScaler::new(config)?)),
         "rabbitmq" => Ok(Box::new(rabbitmq::RabbitMqScaler::new(config)?)),
         other => Err(ScalerError::UnknownType(other.to_string())),
     }

@@ -428,8 +428,27 @@ pub fn check_replica_bounds(so: &ScaledObject) -> Result<(), String> {
     Ok(())
 }
 
-/// Unique trigger names; `useCachedMetrics` not on cpu, memory or cron.
+/// Unique trigger names; `useCachedMetrics` not on cpu, memory or cron; a Deployment or
+/// StatefulSet with only cpu/memory triggers cannot scale to zero.
 pub fn check_triggers(so: &ScaledObject) -> Result<(), String> {
+    let resource_only = !so.spec.triggers.is_empty()
+        && so
+            .spec
+            .triggers
+            .iter()
+            .all(|t| matches!(t.scaler_type.as_str(), "cpu" | "memory"));
+    if resource_only
+        && so.spec.min_replica_count.unwrap_or(0) == 0
+        && matches!(
+            so.spec.scale_target_ref.kind(),
+            "Deployment" | "StatefulSet"
+        )
+    {
+        return Err(
+            "scaledobject has only cpu/memory triggers AND minReplica is 0 (scale to zero doesn't work in this case)"
+                .to_string(),
+        );
+    }
     let mut names = BTreeSet::new();
     for trigger in &so.spec.triggers {
         if let Some(name) = trigger.name.as_deref().filter(|n| !n.is_empty())
@@ -575,6 +594,10 @@ async fn scalers_for(
             auth_params: auth.auth_params,
             resolved_env: auth.resolved_env,
             metric_type,
+            metric_type_given: trigger
+                .metric_type
+                .as_deref()
+                .is_some_and(|t| !t.is_empty()),
             namespace: ns.clone(),
             owner_name: name.clone(),
             timeout: ctx.settings.scaler_timeout,

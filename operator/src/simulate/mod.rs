@@ -122,6 +122,10 @@ fn triggers_of(so: &ScaledObject) -> Result<Vec<SimTrigger>, SimulateError> {
             trigger_name: trigger.name.clone(),
             metadata: trigger.metadata.clone(),
             metric_type,
+            metric_type_given: trigger
+                .metric_type
+                .as_deref()
+                .is_some_and(|t| !t.is_empty()),
             namespace: ns.clone(),
             owner_name: name.clone(),
             ..Default::default()

@@ -105,6 +105,10 @@ fn main() -> ExitCode {
             "a_rabbitmq_trigger_scales_up_and_down_over_amqp_and_http",
             scalers::rabbitmq_scales_up_and_down,
         ),
+        ClusterTest::with_fixture(
+            "cron_windows_and_cpu_memory_triggers",
+            scalers::cron_and_resource_triggers,
+        ),
     ];
     run_cluster_tests_with(fixture::crds(), fixture::start, tests)
 }

@@ -116,3 +116,90 @@ spec:
     );
     Ok(())
 }
+
+/// The cron scaler (a window open now, in UTC) scales to `desiredReplicas`; cpu and memory
+/// triggers become Resource / ContainerResource metrics of the HPA, and a cpu-only object that
+/// could scale to zero is refused with KEDA's message.
+pub async fn cron_and_resource_triggers(
+    cluster: Arc<Cluster>,
+    _op: Arc<Operator>,
+) -> Result<(), TestError> {
+    let ns = cluster.namespace("cron-cpu").await?;
+    let client = cluster.client();
+    // Opened this minute, closing in two: the next end comes before the next start.
+    let minute = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .minute();
+    let (start, end) = (minute, (minute + 2) % 60);
+    deployment(&client, ns.name(), "office", 0).await?;
+    apply_scaled_object(
+        &client,
+        ns.name(),
+        &format!(
+            "apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata:
+  name: office
+spec:
+  scaleTargetRef:
+    name: office
+  pollingInterval: 1
+  triggers:
+  - type: cron
+    metadata: {{timezone: UTC, start: '{start} * * * *', end: '{end} * * * *', desiredReplicas: '3'}}
+"
+        ),
+    )
+    .await?;
+    wait_for_replicas(&client, ns.name(), "office", 3, Duration::from_secs(30)).await?;
+
+    deployment(&client, ns.name(), "web", 1).await?;
+    let resource_so = |name: &str, min: i32| {
+        format!(
+            "apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata:
+  name: {name}
+spec:
+  scaleTargetRef:
+    name: web
+  minReplicaCount: {min}
+  triggers:
+  - type: cpu
+    metricType: Utilization
+    metadata: {{value: '60'}}
+  - type: memory
+    metricType: AverageValue
+    metadata: {{value: 512Mi, containerName: app}}
+"
+        )
+    };
+    apply_scaled_object(&client, ns.name(), &resource_so("web", 1)).await?;
+    let hpa = wait_for_hpa(&client, ns.name(), "keda-hpa-web").await?;
+    let metrics = hpa.spec.metrics.unwrap_or_default();
+    let types: Vec<&str> = metrics.iter().map(|m| m.type_.as_str()).collect();
+    assert_eq!(types, ["ContainerResource", "Resource"], "sorted by type");
+    let cpu = metrics[1].resource.as_ref().ok_or("Resource")?;
+    assert_eq!(
+        (cpu.name.as_str(), cpu.target.average_utilization),
+        ("cpu", Some(60))
+    );
+    let memory = metrics[0]
+        .container_resource
+        .as_ref()
+        .ok_or("ContainerResource")?;
+    assert_eq!(memory.container, "app");
+    assert_eq!(
+        memory.target.average_value.as_ref().map(|q| q.0.as_str()),
+        Some("536870912")
+    );
+    wait_for_ready(&client, ns.name(), "web", "True").await?;
+
+    apply_scaled_object(&client, ns.name(), &resource_so("to-zero", 0)).await?;
+    let message = wait_for_ready(&client, ns.name(), "to-zero", "False").await?;
+    assert!(
+        message.contains("only cpu/memory triggers AND minReplica is 0"),
+        "{message}"
+    );
+    Ok(())
+}
