@@ -237,6 +237,8 @@ async fn jobs_per_strategy(cluster: Arc<Cluster>, _op: Arc<Operator>) -> Result<
     //   10 − 6 − 6 < 0 → 6 (running and pending are both subtracted, as upstream does).
     // * custom, deduction 1, 50 %, queue 5: 5 − 1 − 0 = 4, then 5 − 1 − trunc(4 × 0.5) = 2,
     //   then 1 (r = 6), then 1 (trunc(3.5) = 3), then 0 → 8.
+    // * minimum 2, empty queue: the minimum alone makes it active → 2.
+    // * sum of two triggers, queues 2 and 3: 5.
     let cases = [
         ("default", 5.0, "  maxReplicaCount: 10", 5),
         (
@@ -257,16 +259,31 @@ async fn jobs_per_strategy(cluster: Arc<Cluster>, _op: Arc<Operator>) -> Result<
             "  maxReplicaCount: 10\n  scalingStrategy: {strategy: custom, customScalingQueueLengthDeduction: 1, customScalingRunningJobPercentage: '0.5'}",
             8,
         ),
+        (
+            "minimum",
+            0.0,
+            "  minReplicaCount: 2\n  maxReplicaCount: 10",
+            2,
+        ),
+        (
+            "sum",
+            2.0,
+            "  maxReplicaCount: 10\n  scalingStrategy: {multipleScalersCalculation: sum}",
+            5,
+        ),
     ];
     for (name, queue, spec, _) in &cases {
         let query = format!("queue_{name}");
         prom.set_sample(query.as_str(), *queue);
-        apply(
-            &client,
-            ns.name(),
-            &scaled_job(name, &prom.url(), &query, spec, hold),
-        )
-        .await?;
+        let mut yaml = scaled_job(name, &prom.url(), &query, spec, hold);
+        if *name == "sum" {
+            prom.set_sample("queue_sum_b", 3.0);
+            yaml.push_str(&format!(
+                "  - type: prometheus\n    metadata: {{serverAddress: '{}', query: queue_sum_b, threshold: '1'}}\n",
+                prom.url()
+            ));
+        }
+        apply(&client, ns.name(), &yaml).await?;
     }
     for (name, _, _, want) in &cases {
         wait_for_jobs(&client, ns.name(), name, *want, Duration::from_secs(20)).await?;

@@ -361,6 +361,20 @@ fn the_simulator_entry_point_agrees_with_a_full_poll() {
     }
 }
 
+#[test]
+fn a_trace_replays_the_documented_eager_growth_with_pending_jobs() {
+    // Eager, max 10, queue 3, every Job pending: 3, then 3 more, then none (the cluster test
+    // sees the same 6).
+    let s = spec(None, Some(10), Strategy::Eager);
+    let trace = [
+        (3.0, counts(0, 0)),
+        (3.0, counts(3, 3)),
+        (3.0, counts(6, 6)),
+        (0.0, counts(6, 6)),
+    ];
+    assert_eq!(simulate_trace(&s, 1.0, 0.0, &trace), [3, 3, 0, 0]);
+}
+
 fn job(name: &str, finished: Option<Finished>, time: Option<i64>) -> ObservedJob {
     ObservedJob {
         name: name.into(),
