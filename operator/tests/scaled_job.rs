@@ -5,8 +5,6 @@
 //! Every ScaledJob here polls each second, so a deadline of N seconds is N polls (plus the
 //! reconcile that starts the loop); negative checks watch the Jobs for several polls.
 
-// Shared with the e2e binary, which reads every field.
-#[allow(dead_code)]
 #[path = "e2e/fixture.rs"]
 mod fixture;
 
@@ -224,7 +222,7 @@ async fn unrelease(client: &kube::Client) -> Result<(), TestError> {
     Ok(())
 }
 
-async fn jobs_per_strategy(cluster: Arc<Cluster>, _op: Arc<Operator>) -> Result<(), TestError> {
+async fn jobs_per_strategy(cluster: Arc<Cluster>, op: Arc<Operator>) -> Result<(), TestError> {
     let ns = cluster.namespace("sj-strategies").await?;
     let client = cluster.client();
     let prom = FakePrometheus::start(FakeOptions::default()).await?;
@@ -339,6 +337,27 @@ async fn jobs_per_strategy(cluster: Arc<Cluster>, _op: Arc<Operator>) -> Result<
     );
     let status = sj.status.ok_or("status")?;
     assert_eq!(status.triggers_types.as_deref(), Some("prometheus"));
+    // KEDA's per-scaler series, for ScaledJobs too.
+    let text = reqwest::get(format!(
+        "http://{}/metrics",
+        op.running.health_probe_address
+    ))
+    .await?
+    .text()
+    .await?;
+    let series = text
+        .lines()
+        .find(|l| {
+            l.starts_with("keda_scaler_metrics_value")
+                && l.contains(&format!("namespace=\"{}\"", ns.name()))
+                && l.contains("type=\"scaledjob\"")
+                && l.contains("scaledObject=\"default\"")
+        })
+        .ok_or("no keda_scaler_metrics_value series for the ScaledJob")?;
+    assert!(
+        series.ends_with(" 5.0") || series.ends_with(" 5"),
+        "{series}"
+    );
     assert!(
         sj.metadata
             .finalizers

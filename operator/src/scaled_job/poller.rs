@@ -21,6 +21,7 @@ use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
 
 use super::{Shared, jobs};
+use crate::metrics::{Metrics, ScalerLabels};
 use crate::scale_loop::{ObjectKey, Poller, SourceLimiter};
 use crate::scaled_object::status;
 
@@ -36,6 +37,44 @@ impl Poller for ScaledJobPoller {
             .record_poll_lag(Instant::now().saturating_duration_since(due));
         if let Err(e) = self.poll_once(&key).await {
             tracing::debug!(ns = %key.0, name = %key.1, error = %e, "scaledjob poll failed");
+        }
+    }
+}
+
+/// The `scaler` label of a trigger's metrics: its name, else KEDA's struct-like name.
+fn scaler_label(trigger: &keda_operator_api::ScaleTrigger) -> String {
+    trigger
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| format!("{}Scaler", trigger.scaler_type))
+}
+
+/// KEDA's per-scaler series, with `type="scaledjob"` (the object's name goes in the
+/// `scaledObject` label, as upstream does for both kinds).
+fn record(
+    metrics: &Metrics,
+    labels: &ScalerLabels,
+    result: &Result<keda_operator_scalers::Reading, keda_operator_scalers::ScalerError>,
+    took: std::time::Duration,
+) {
+    metrics
+        .scaler_latency
+        .get_or_create(labels)
+        .set(took.as_secs_f64());
+    match result {
+        Ok(reading) => {
+            metrics
+                .scaler_value
+                .get_or_create(labels)
+                .set(reading.value);
+            metrics
+                .scaler_active
+                .get_or_create(labels)
+                .set(i64::from(reading.active));
+        }
+        Err(_) => {
+            metrics.scaler_errors.get_or_create(labels).inc();
         }
     }
 }
@@ -82,15 +121,32 @@ impl ScaledJobPoller {
             let source = scalers.sources.get(index).cloned().unwrap_or_default();
             let limiter = self.limiter.clone();
             let timeout = ctx.settings.scaler_timeout;
+            let scaler_name = sj
+                .spec
+                .triggers
+                .get(index)
+                .map(scaler_label)
+                .unwrap_or_default();
             async move {
                 let mut metrics = Vec::new();
                 for metric in scaler.metrics() {
                     let Metric::External { name, target } = metric else {
                         continue;
                     };
+                    let started = std::time::Instant::now();
                     let result = limiter
                         .run(&source, read_within(scaler.as_ref(), &name, timeout))
-                        .await
+                        .await;
+                    let labels = ScalerLabels {
+                        namespace: ns.clone(),
+                        metric: name.clone(),
+                        scaledObject: key.1.clone(),
+                        scaler: scaler_name.clone(),
+                        triggerIndex: index.to_string(),
+                        r#type: "scaledjob".to_string(),
+                    };
+                    record(&ctx.metrics, &labels, &result, started.elapsed());
+                    let result = result
                         .map(|r| (r.value, r.active))
                         .map_err(|e| e.to_string());
                     metrics.push(MetricRead {
