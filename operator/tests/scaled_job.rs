@@ -474,22 +474,44 @@ async fn pending_pods_never_exceed_the_cap(
     let client = cluster.client();
     let prom = FakePrometheus::start(FakeOptions::default()).await?;
     prom.set_sample("q", 30.0);
+    prom.set_sample("short", 5.0);
     let hold = ns.name().to_string();
-    let names = ["default", "accurate", "eager"];
-    for name in names {
-        let spec = format!("  maxReplicaCount: 8\n  scalingStrategy: {{strategy: {name}}}");
+    // (name, spec, query, cap): the cap is min(queue, max − min) + min, here maxReplicaCount 8
+    // for the long queue, and 2 + 5 = 7 for a queue of 5 above a minimum of 2.
+    let cases = [
+        ("default", "  maxReplicaCount: 8", "q", 8),
+        (
+            "accurate",
+            "  maxReplicaCount: 8\n  scalingStrategy: {strategy: accurate}",
+            "q",
+            8,
+        ),
+        (
+            "eager",
+            "  maxReplicaCount: 8\n  scalingStrategy: {strategy: eager}",
+            "q",
+            8,
+        ),
+        (
+            "minimum",
+            "  minReplicaCount: 2\n  maxReplicaCount: 8",
+            "short",
+            7,
+        ),
+    ];
+    for (name, spec, query, _) in cases {
         apply(
             &client,
             ns.name(),
-            &scaled_job(name, &prom.url(), "q", &spec, Some(&hold)),
+            &scaled_job(name, &prom.url(), query, spec, Some(&hold)),
         )
         .await?;
     }
-    // Watch every 100 ms for the whole test: held Pending for 6 s (six polls), then released,
-    // so Jobs complete and new ones start. Never more than 8 unfinished (KEDA issue #6157
-    // creates duplicates while pods are pending).
-    let mut most = [0usize; 3];
-    let mut names_seen: [BTreeSet<String>; 3] = Default::default();
+    // Watch every 100 ms for the whole test: held Pending for 8 s (eight polls), then
+    // released, so Jobs complete and new ones start. Never more unfinished Jobs than the cap
+    // (KEDA issue #6157 creates duplicates while pods are pending).
+    let mut most = [0usize; 4];
+    let mut names_seen: [BTreeSet<String>; 4] = Default::default();
     let started = tokio::time::Instant::now();
     let mut released = false;
     while started.elapsed() < Duration::from_secs(16) {
@@ -497,23 +519,23 @@ async fn pending_pods_never_exceed_the_cap(
             release(&client, &hold).await?;
             released = true;
         }
-        for (i, name) in names.iter().enumerate() {
+        for (i, (name, _, _, cap)) in cases.iter().enumerate() {
             let jobs = jobs_of(&client, ns.name(), name).await?;
             names_seen[i].extend(jobs.iter().map(|j| j.name_any()));
             let open = unfinished(&jobs);
             most[i] = most[i].max(open);
-            if open > 8 {
+            if open > *cap {
                 unrelease(&client).await?;
-                return Err(format!("{name}: {open} unfinished jobs, more than 8").into());
+                return Err(format!("{name}: {open} unfinished jobs, more than {cap}").into());
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     unrelease(&client).await?;
-    for (i, name) in names.iter().enumerate() {
-        assert_eq!(most[i], 8, "{name} filled the cap");
+    for (i, (name, _, _, cap)) in cases.iter().enumerate() {
+        assert_eq!(most[i], *cap, "{name} filled its cap");
         assert!(
-            names_seen[i].len() > 8,
+            names_seen[i].len() > *cap,
             "{name}: after the release Jobs completed and new ones started ({} seen)",
             names_seen[i].len()
         );
