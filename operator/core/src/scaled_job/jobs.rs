@@ -247,3 +247,6 @@ pub fn build_job(input: &JobInputs<'_>) -> Job {
         status: None,
     }
 }
+
+#[cfg(test)]
+mod tests;
