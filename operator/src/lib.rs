@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod metrics_api;
 pub mod runtime;
 pub mod scale_loop;
+pub mod scaled_job;
 pub mod scaled_object;
 pub mod scalers_store;
 pub mod serving_cert;

@@ -132,6 +132,10 @@ pub async fn start(client: kube::Client, options: Options) -> Result<Running, St
         ready.clone(),
         context.clone(),
     )));
+    tasks.push(tokio::spawn(crate::scaled_job::run(
+        context.clone(),
+        options.namespace.clone(),
+    )));
     let controller_ctx = context.clone();
     let namespace = options.namespace.clone();
     // The metrics API is bound above; readiness now waits for the controller's cache.

@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use keda_operator::runtime::{self, Options, Running};
-use keda_operator_api::ScaledObject;
+use keda_operator_api::{ScaledJob, ScaledObject};
 use kind::Cluster;
 use kind::harness::{ClusterTest, TestError, run_cluster_tests_with};
 use kind::preflight::until;
@@ -91,6 +92,10 @@ fn main() -> ExitCode {
                 reconciles_with_least_privilege,
             ),
             ClusterTest::with_fixture(
+                "a_scaled_job_runs_its_jobs_with_only_the_deploy_rbac",
+                scaled_job_with_least_privilege,
+            ),
+            ClusterTest::with_fixture(
                 "the_deploy_manifests_pass_server_side_dry_run",
                 manifests_dry_run,
             ),
@@ -127,6 +132,65 @@ async fn reconciles_with_least_privilege(
         || {
             let sos = sos.clone();
             async move { matches!(sos.get_opt("least").await, Ok(None)).then_some(()) }
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// The ScaledJob path needs Jobs (list, create, delete) and pods (list): a minimum of one
+/// makes the ScaledJob active without any source, its Job completes on kwok and the history
+/// limit of 0 deletes it, so each permission is exercised.
+async fn scaled_job_with_least_privilege(
+    cluster: Arc<Cluster>,
+    _op: Arc<Restricted>,
+) -> Result<(), TestError> {
+    let ns = cluster.namespace("rbac-sj").await?;
+    let client = cluster.client();
+    let sj: ScaledJob = serde_yaml::from_str(
+        "apiVersion: keda.sh/v1alpha1
+kind: ScaledJob
+metadata: {name: least}
+spec:
+  pollingInterval: 1
+  minReplicaCount: 1
+  successfulJobsHistoryLimit: 0
+  jobTargetRef:
+    template:
+      spec:
+        containers: [{name: worker, image: busybox}]
+  triggers:
+  - type: prometheus
+    metadata: {serverAddress: 'http://127.0.0.1:9', query: up, threshold: '1'}
+",
+    )?;
+    let sjs: Api<ScaledJob> = Api::namespaced(client.clone(), ns.name());
+    sjs.create(&PostParams::default(), &sj).await?;
+    let jobs: Api<Job> = Api::namespaced(client.clone(), ns.name());
+    let seen = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    // Two distinct Jobs within 20 s (one poll a second): the first was created, completed
+    // and deleted, and another made in its place.
+    until(
+        "the restricted operator to create a second job",
+        Duration::from_secs(20),
+        || {
+            let (jobs, seen) = (jobs.clone(), seen.clone());
+            async move {
+                let listed = jobs.list(&Default::default()).await.ok()?;
+                let mut seen = seen.lock().ok()?;
+                seen.extend(listed.into_iter().map(|job| job.name_any()));
+                (seen.len() >= 2).then_some(())
+            }
+        },
+    )
+    .await?;
+    sjs.delete("least", &DeleteParams::background()).await?;
+    until(
+        "the restricted operator to release the scaledjob's finalizer",
+        Duration::from_secs(20),
+        || {
+            let sjs = sjs.clone();
+            async move { matches!(sjs.get_opt("least").await, Ok(None)).then_some(()) }
         },
     )
     .await?;

@@ -14,3 +14,4 @@ pub mod names;
 pub mod pause;
 pub mod quantity;
 pub mod scale_loop;
+pub mod scaled_job;

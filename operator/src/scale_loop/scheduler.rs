@@ -4,11 +4,17 @@
 //! polling interval after its previous poll *ended* (as KEDA's loop does). Polls run
 //! concurrently up to a global bound; an object is never polled twice at the same time. A slow
 //! object delays only itself: its next poll waits for its own previous one.
+//!
+//! Several kinds of object share the scheduler: each kind registers its own [`Poller`] with
+//! [`Scheduler::add_poller`] and gets a handle whose keys are kept apart from the other
+//! kinds' (a ScaledObject and a ScaledJob may share a name).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc};
@@ -23,16 +29,34 @@ pub trait Poller: Send + Sync + 'static {
     fn poll(&self, key: ObjectKey, due: Instant) -> impl Future<Output = ()> + Send;
 }
 
+/// A poller behind a trait object, so pollers of different kinds share one scheduler.
+trait DynPoller: Send + Sync {
+    fn poll(&self, key: ObjectKey, due: Instant) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+struct Erased<P>(Arc<P>);
+
+impl<P: Poller> DynPoller for Erased<P> {
+    fn poll(&self, key: ObjectKey, due: Instant) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let poller = self.0.clone();
+        Box::pin(async move { poller.poll(key, due).await })
+    }
+}
+
+/// A kind's pollers index and one of its objects.
+type LaneKey = (usize, ObjectKey);
+
 enum Command {
+    AddPoller(Arc<dyn DynPoller>),
     /// Poll every `interval`; `restart` polls at once and forgets the previous schedule.
     Schedule {
-        key: ObjectKey,
+        key: LaneKey,
         interval: Duration,
         restart: bool,
     },
-    Remove(ObjectKey),
+    Remove(LaneKey),
     Done {
-        key: ObjectKey,
+        key: LaneKey,
         epoch: u64,
     },
 }
@@ -44,43 +68,69 @@ struct Entry {
     in_flight: bool,
 }
 
-/// A handle to the scheduler task; cloning shares it.
+/// A handle to the scheduler task for one kind of object; cloning shares it.
 #[derive(Clone)]
 pub struct Scheduler {
     commands: mpsc::UnboundedSender<Command>,
+    /// Which registered poller this handle's keys go to.
+    lane: usize,
+    /// How many pollers are registered (shared by every handle).
+    lanes: Arc<AtomicUsize>,
 }
 
 impl Scheduler {
-    /// Starts the scheduler task with at most `max_concurrent` polls at a time.
+    /// Starts the scheduler task with at most `max_concurrent` polls at a time (across every
+    /// kind), and returns the handle for `poller`'s kind.
     pub fn spawn<P: Poller>(poller: Arc<P>, max_concurrent: usize) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(poller, rx, tx.clone(), max_concurrent.max(1)));
-        (Scheduler { commands: tx }, task)
+        let first: Arc<dyn DynPoller> = Arc::new(Erased(poller));
+        let task = tokio::spawn(run(vec![first], rx, tx.clone(), max_concurrent.max(1)));
+        let scheduler = Scheduler {
+            commands: tx,
+            lane: 0,
+            lanes: Arc::new(AtomicUsize::new(1)),
+        };
+        (scheduler, task)
+    }
+
+    /// Registers the poller of another kind of object and returns the handle for it. Its
+    /// polls share the same timer heap and concurrency bound.
+    pub fn add_poller<P: Poller>(&self, poller: Arc<P>) -> Scheduler {
+        let lane = self.lanes.fetch_add(1, Ordering::SeqCst);
+        // Commands are handled in order, so the poller is known before any key of its lane.
+        let _ = self
+            .commands
+            .send(Command::AddPoller(Arc::new(Erased(poller))));
+        Scheduler {
+            commands: self.commands.clone(),
+            lane,
+            lanes: self.lanes.clone(),
+        }
     }
 
     /// Adds or updates an object. A new object, or `restart`, is polled at once.
     pub fn schedule(&self, key: ObjectKey, interval: Duration, restart: bool) {
         let _ = self.commands.send(Command::Schedule {
-            key,
+            key: (self.lane, key),
             interval,
             restart,
         });
     }
 
     pub fn remove(&self, key: ObjectKey) {
-        let _ = self.commands.send(Command::Remove(key));
+        let _ = self.commands.send(Command::Remove((self.lane, key)));
     }
 }
 
-async fn run<P: Poller>(
-    poller: Arc<P>,
+async fn run(
+    mut pollers: Vec<Arc<dyn DynPoller>>,
     mut commands: mpsc::UnboundedReceiver<Command>,
     done_tx: mpsc::UnboundedSender<Command>,
     max_concurrent: usize,
 ) {
     let permits = Arc::new(Semaphore::new(max_concurrent));
-    let mut entries: HashMap<ObjectKey, Entry> = HashMap::new();
-    let mut heap: BinaryHeap<Reverse<(Instant, u64, ObjectKey)>> = BinaryHeap::new();
+    let mut entries: HashMap<LaneKey, Entry> = HashMap::new();
+    let mut heap: BinaryHeap<Reverse<(Instant, u64, LaneKey)>> = BinaryHeap::new();
     let mut next_epoch = 0u64;
     loop {
         let next_due = heap.peek().map(|Reverse((due, _, _))| *due);
@@ -94,6 +144,7 @@ async fn run<P: Poller>(
             command = commands.recv() => {
                 let Some(command) = command else { return };
                 match command {
+                    Command::AddPoller(poller) => pollers.push(poller),
                     Command::Schedule { key, interval, restart } => {
                         let is_new = !entries.contains_key(&key);
                         let entry = entries.entry(key.clone()).or_insert(Entry {
@@ -140,13 +191,13 @@ async fn run<P: Poller>(
                     if entry.epoch != epoch || entry.in_flight {
                         continue;
                     }
+                    let Some(poller) = pollers.get(key.0).cloned() else { continue };
                     entry.in_flight = true;
-                    let poller = poller.clone();
                     let permits = permits.clone();
                     let done = done_tx.clone();
                     tokio::spawn(async move {
                         let _permit = permits.acquire_owned().await;
-                        poller.poll(key.clone(), due).await;
+                        poller.poll(key.1.clone(), due).await;
                         let _ = done.send(Command::Done { key, epoch });
                     });
                 }

@@ -431,24 +431,6 @@ pub fn check_replica_bounds(so: &ScaledObject) -> Result<(), String> {
 /// Unique trigger names; `useCachedMetrics` not on cpu, memory or cron; a Deployment or
 /// StatefulSet with only cpu/memory triggers cannot scale to zero.
 pub fn check_triggers(so: &ScaledObject) -> Result<(), String> {
-    let resource_only = !so.spec.triggers.is_empty()
-        && so
-            .spec
-            .triggers
-            .iter()
-            .all(|t| matches!(t.scaler_type.as_str(), "cpu" | "memory"));
-    if resource_only
-        && so.spec.min_replica_count.unwrap_or(0) == 0
-        && matches!(
-            so.spec.scale_target_ref.kind(),
-            "Deployment" | "StatefulSet"
-        )
-    {
-        return Err(
-            "scaledobject has only cpu/memory triggers AND minReplica is 0 (scale to zero doesn't work in this case)"
-                .to_string(),
-        );
-    }
     let mut names = BTreeSet::new();
     for trigger in &so.spec.triggers {
         if let Some(name) = trigger.name.as_deref().filter(|n| !n.is_empty())
@@ -466,6 +448,24 @@ pub fn check_triggers(so: &ScaledObject) -> Result<(), String> {
                 trigger.scaler_type
             ));
         }
+    }
+    let resource_only = !so.spec.triggers.is_empty()
+        && so
+            .spec
+            .triggers
+            .iter()
+            .all(|t| matches!(t.scaler_type.as_str(), "cpu" | "memory"));
+    if resource_only
+        && so.spec.min_replica_count.unwrap_or(0) == 0
+        && matches!(
+            so.spec.scale_target_ref.kind(),
+            "Deployment" | "StatefulSet"
+        )
+    {
+        return Err(
+            "scaledobject has only cpu/memory triggers AND minReplica is 0 (scale to zero doesn't work in this case)"
+                .to_string(),
+        );
     }
     Ok(())
 }

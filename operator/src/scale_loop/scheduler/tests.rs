@@ -180,3 +180,24 @@ async fn one_source_is_limited_without_holding_up_another() {
     assert_eq!(same, [1, 2], "the same source runs one read at a time");
     assert_eq!(b.as_secs(), 1, "another source is not held up");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_second_kind_shares_the_scheduler_with_its_own_keys() {
+    let objects = Arc::new(Recorder::new(Instant::now()));
+    let jobs = Arc::new(Recorder::new(Instant::now()));
+    let (scheduler, _task) = Scheduler::spawn(objects.clone(), 10);
+    let job_scheduler = scheduler.add_poller(jobs.clone());
+    // The same namespace and name in both kinds: two objects, each to its own poller.
+    scheduler.schedule(key("same"), Duration::from_secs(5), false);
+    job_scheduler.schedule(key("same"), Duration::from_secs(2), false);
+    tokio::time::sleep(Duration::from_millis(4_500)).await;
+    settle().await;
+    assert_eq!(objects.times("same"), [0]);
+    assert_eq!(jobs.times("same"), [0, 2, 4]);
+    // Removing one kind's key leaves the other's.
+    job_scheduler.remove(key("same"));
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    settle().await;
+    assert_eq!(objects.times("same"), [0, 5, 10]);
+    assert_eq!(jobs.times("same"), [0, 2, 4]);
+}

@@ -1,0 +1,505 @@
+//! The ScaledJob controller: finalizer, conditions, pause, trigger checks, rollout cleanup and
+//! scalers; its polls (creating Jobs, cleaning finished ones) run on the operator's one
+//! scheduler through [`poller::ScaledJobPoller`].
+
+mod jobs;
+mod poller;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use keda_operator_api::scaled_job::{RolloutStrategy, ScaledJobStatus};
+use keda_operator_api::{Condition, ScaledJob};
+use keda_operator_core::annotations::{PAUSED, flag};
+use keda_operator_core::conditions::{Condition as CoreCondition, ConditionStatus, ConditionType};
+use keda_operator_core::scaled_job::{self as sj, reasons};
+use keda_operator_scalers::{MetricType, Scaler, TriggerConfig};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+
+use crate::context::{Context, FIELD_MANAGER};
+use crate::error::{Error, Result};
+use crate::scale_loop::{Scheduler, SourceLimiter};
+use crate::scaled_object::status;
+
+/// How soon a ScaledJob that failed its checks is looked at again.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(10);
+
+type Key = (String, String);
+
+/// The scalers of one ScaledJob generation.
+struct JobScalers {
+    generation: i64,
+    scalers: Vec<Box<dyn Scaler>>,
+    /// Per trigger: what its reads are limited by.
+    sources: Vec<String>,
+}
+
+/// What the reconciler and the poller share.
+pub struct Shared {
+    ctx: Arc<Context>,
+    scheduler: OnceLock<Scheduler>,
+    store: OnceLock<Store<ScaledJob>>,
+    scalers: RwLock<HashMap<Key, Arc<JobScalers>>>,
+    /// The generation each ScaledJob's polling was last (re)started for.
+    scheduled: RwLock<HashMap<Key, i64>>,
+}
+
+impl Shared {
+    fn scaled_job(&self, ns: &str, name: &str) -> Option<Arc<ScaledJob>> {
+        self.store.get()?.get(&ObjectRef::new(name).within(ns))
+    }
+
+    fn scalers(&self, key: &Key) -> Option<Arc<JobScalers>> {
+        self.scalers.read().ok()?.get(key).cloned()
+    }
+
+    fn forget(&self, key: &Key) {
+        if let Some(scheduler) = self.scheduler.get() {
+            scheduler.remove(key.clone());
+        }
+        if let Ok(mut scalers) = self.scalers.write() {
+            scalers.remove(key);
+        }
+        if let Ok(mut scheduled) = self.scheduled.write() {
+            scheduled.remove(key);
+        }
+    }
+
+    /// Hands the ScaledJob to the scale loop; a new generation (or a resumed one) polls at
+    /// once, as KEDA restarts the loop on every spec change. True when it (re)started.
+    fn schedule(&self, key: Key, generation: i64, interval: Duration) -> bool {
+        let restart = match self.scheduled.write() {
+            Ok(mut scheduled) => scheduled.insert(key.clone(), generation) != Some(generation),
+            Err(_) => true,
+        };
+        if let Some(scheduler) = self.scheduler.get() {
+            scheduler.schedule(key, interval, restart);
+        }
+        restart
+    }
+}
+
+/// Runs the ScaledJob controller until the process shuts down. Its polls go through the
+/// operator's scheduler (started by the runtime before this).
+pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
+    let shared = Arc::new(Shared {
+        ctx: ctx.clone(),
+        scheduler: OnceLock::new(),
+        store: OnceLock::new(),
+        scalers: RwLock::new(HashMap::new()),
+        scheduled: RwLock::new(HashMap::new()),
+    });
+    if let Some(scheduler) = ctx.scheduler.get() {
+        let poller = Arc::new(poller::ScaledJobPoller {
+            shared: shared.clone(),
+            limiter: SourceLimiter::new(ctx.settings.per_source_concurrency),
+        });
+        let _ = shared.scheduler.set(scheduler.add_poller(poller));
+    }
+    let objects = match &namespace {
+        Some(ns) => Api::<ScaledJob>::namespaced(ctx.client.clone(), ns),
+        None => Api::<ScaledJob>::all(ctx.client.clone()),
+    };
+    let controller = Controller::new(objects, watcher::Config::default());
+    let _ = shared.store.set(controller.store());
+    controller
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, shared)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "scaledjob reconcile ended with an error");
+            }
+        })
+        .await;
+}
+
+fn error_policy(sj: Arc<ScaledJob>, error: &Error, _shared: Arc<Shared>) -> Action {
+    tracing::warn!(ns = %sj.namespace().unwrap_or_default(), name = %sj.name_any(), %error, "scaledjob reconcile failed");
+    Action::requeue(RETRY_AFTER_FAILURE)
+}
+
+async fn reconcile(sj: Arc<ScaledJob>, shared: Arc<Shared>) -> Result<Action> {
+    let ns = sj.namespace().unwrap_or_default();
+    let api: Api<ScaledJob> = Api::namespaced(shared.ctx.client.clone(), &ns);
+    finalizer(&api, keda_operator_api::FINALIZER, sj, |event| async {
+        match event {
+            FinalizerEvent::Apply(sj) => apply(sj, &shared).await,
+            FinalizerEvent::Cleanup(sj) => cleanup(sj, &shared).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+async fn cleanup(sj: Arc<ScaledJob>, shared: &Shared) -> Result<Action> {
+    shared.forget(&(sj.namespace().unwrap_or_default(), sj.name_any()));
+    publish(
+        &shared.ctx,
+        &sj,
+        EventType::Warning,
+        reasons::SCALED_JOB_DELETED,
+        "ScaledJob was deleted",
+    )
+    .await;
+    // The Jobs go through the garbage collector (their controller ownerReference).
+    Ok(Action::await_change())
+}
+
+async fn apply(sj: Arc<ScaledJob>, shared: &Shared) -> Result<Action> {
+    let ctx = &shared.ctx;
+    let ns = sj.namespace().unwrap_or_default();
+    let name = sj.name_any();
+    let key = (ns.clone(), name.clone());
+    let old_status = sj.status.clone().unwrap_or_default();
+    let mut status = old_status.clone();
+    let mut conditions = status.conditions.take().unwrap_or_default();
+    status::init(&mut conditions);
+    let was_ready = status::is_ready(&conditions);
+
+    let outcome = check_and_start(&sj, shared, &mut status, &mut conditions).await;
+    let action = match outcome {
+        // KEDA reconciles only on spec and pause changes; this controller also wakes on
+        // status writes. Between spec changes the polls own Ready (their message differs
+        // from the reconciler's, and trigger errors set it): it is left to them unless the
+        // loop was just (re)started or the last reconcile failed.
+        Ok((_, false))
+            if status::get(&conditions, "Ready").is_some_and(|c| {
+                c.reason.is_some() && c.reason.as_deref() != Some(sj::REASON_CHECK_FAILED)
+            }) =>
+        {
+            Action::await_change()
+        }
+        Ok((message, _)) => {
+            if !was_ready {
+                publish(
+                    ctx,
+                    &sj,
+                    EventType::Normal,
+                    reasons::SCALED_JOB_READY,
+                    sj::MESSAGE_READY,
+                )
+                .await;
+            }
+            status::apply_core(&mut conditions, &ready(ConditionStatus::True, message));
+            Action::await_change()
+        }
+        Err(message) => {
+            shared.forget(&key);
+            let previous = status::get(&conditions, "Ready").and_then(|c| c.message.clone());
+            status::apply_core(&mut conditions, &ready(ConditionStatus::False, &message));
+            status::apply_core(
+                &mut conditions,
+                &CoreCondition::new(
+                    ConditionType::Active,
+                    ConditionStatus::Unknown,
+                    keda_operator_core::conditions::REASON_UNKNOWN_STATE,
+                    sj::MESSAGE_CHECK_FAILED_ACTIVE,
+                ),
+            );
+            if previous.as_deref() != Some(message.as_str()) {
+                publish(
+                    ctx,
+                    &sj,
+                    EventType::Warning,
+                    reasons::SCALED_JOB_CHECK_FAILED,
+                    &message,
+                )
+                .await;
+            }
+            Action::requeue(RETRY_AFTER_FAILURE)
+        }
+    };
+    status.conditions = Some(conditions);
+    write_status(ctx, &ns, &name, &old_status, &status).await?;
+    Ok(action)
+}
+
+fn ready(status: ConditionStatus, message: &str) -> CoreCondition {
+    let reason = match status {
+        ConditionStatus::True => sj::REASON_READY,
+        _ => sj::REASON_CHECK_FAILED,
+    };
+    CoreCondition::new(ConditionType::Ready, status, reason, message)
+}
+
+/// KEDA's reconcile after the finalizer: pause, triggers, types, rollout, scalers, loop.
+/// `Ok` carries the Ready message and whether the loop was (re)started or stopped by this
+/// reconcile, `Err` the check failure's message.
+async fn check_and_start(
+    sj: &ScaledJob,
+    shared: &Shared,
+    status: &mut ScaledJobStatus,
+    conditions: &mut Vec<Condition>,
+) -> Result<(&'static str, bool), String> {
+    let ctx = &shared.ctx;
+    let ns = sj.namespace().unwrap_or_default();
+    let key = (ns.clone(), sj.name_any());
+    sj::jobs::check_job_target(&sj.spec.job_target_ref)
+        .map_err(|e| format!("ScaledJob doesn't have correct jobTargetRef specification: {e}"))?;
+
+    let paused_in_status = status::get(conditions, "Paused")
+        .is_some_and(|c| c.status == ConditionStatus::True.as_str());
+    if flag(sj.annotations(), PAUSED) {
+        if !paused_in_status {
+            status::apply_core(conditions, &paused(true));
+            publish(
+                ctx,
+                sj,
+                EventType::Normal,
+                reasons::SCALED_JOB_PAUSED,
+                sj::MESSAGE_PAUSED,
+            )
+            .await;
+        }
+        shared.forget(&key);
+        return Ok((sj::MESSAGE_RECONCILED_PAUSED, true));
+    }
+    if paused_in_status {
+        status::apply_core(conditions, &paused(false));
+        publish(
+            ctx,
+            sj,
+            EventType::Normal,
+            reasons::SCALED_JOB_UNPAUSED,
+            sj::MESSAGE_UNPAUSED,
+        )
+        .await;
+    }
+
+    check_triggers(sj)
+        .map_err(|e| format!("ScaledJob doesn't have correct triggers specification: {e}"))?;
+    status.triggers_types = Some(join_unique(
+        sj.spec.triggers.iter().map(|t| t.scaler_type.as_str()),
+    ));
+    status.authentications_types =
+        Some(join_unique(sj.spec.triggers.iter().filter_map(|t| {
+            t.authentication_ref.as_ref().map(|a| a.name.as_str())
+        })));
+    rollout_cleanup(sj, ctx).await?;
+    build_scalers(sj, shared)
+        .await
+        .map_err(|e| format!("Failed to ensure ScaledJob is correctly created: {e}"))?;
+    if sj.spec.triggers.iter().any(|t| t.metric_type.is_some()) {
+        return Err("Cannot set metricType in ScaledJob triggers".into());
+    }
+    let interval = Duration::from_secs(sj.spec.polling_interval().max(1) as u64);
+    let started = shared.schedule(key, sj.metadata.generation.unwrap_or(0), interval);
+    Ok((sj::MESSAGE_RECONCILED, started))
+}
+
+fn paused(on: bool) -> CoreCondition {
+    if on {
+        CoreCondition::new(
+            ConditionType::Paused,
+            ConditionStatus::True,
+            sj::REASON_PAUSED,
+            sj::MESSAGE_PAUSED,
+        )
+    } else {
+        CoreCondition::new(
+            ConditionType::Paused,
+            ConditionStatus::False,
+            sj::REASON_UNPAUSED,
+            sj::MESSAGE_UNPAUSED,
+        )
+    }
+}
+
+/// Unique trigger names (the rule KEDA shares with ScaledObjects).
+fn check_triggers(sj: &ScaledJob) -> Result<(), String> {
+    let mut names = BTreeSet::new();
+    for trigger in &sj.spec.triggers {
+        if let Some(name) = trigger.name.as_deref().filter(|n| !n.is_empty())
+            && !names.insert(name)
+        {
+            return Err(format!(
+                "triggerName {name:?} is defined multiple times in the ScaledObject/ScaledJob, but it must be unique"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Unless the rollout is `gradual`, deletes the Jobs of other generations.
+async fn rollout_cleanup(sj: &ScaledJob, ctx: &Context) -> Result<(), String> {
+    let ns = sj.namespace().unwrap_or_default();
+    let name = sj.name_any();
+    let gradual = sj.spec.rollout_strategy() == Some(RolloutStrategy::Gradual);
+    if gradual {
+        return Ok(());
+    }
+    let observed = jobs::observe(&ctx.client, &ns, &name, false)
+        .await
+        .map_err(|e| format!("Cannot get list of Jobs owned by this scaledJob: {e}"))?;
+    let outdated = sj::jobs::outdated(&observed, sj.metadata.generation.unwrap_or(0), gradual);
+    if outdated.is_empty() {
+        return Ok(());
+    }
+    let count = outdated.len();
+    publish(
+        ctx,
+        sj,
+        EventType::Normal,
+        reasons::ROLLOUT_CLEANUP_STARTED,
+        &format!("Deleting {count} jobs owned by the previous version of the scaledJob"),
+    )
+    .await;
+    let foreground = sj.spec.rollout_propagation_policy()
+        == keda_operator_api::scaled_job::PropagationPolicy::Foreground;
+    for job in &outdated {
+        if let Err(e) = jobs::delete(&ctx.client, &ns, job, foreground).await {
+            publish(
+                ctx,
+                sj,
+                EventType::Warning,
+                reasons::ROLLOUT_CLEANUP_FAILED,
+                &format!("Failed to delete job {job}: {e}"),
+            )
+            .await;
+            return Err(format!("Not able to delete job: {job}"));
+        }
+    }
+    publish(
+        ctx,
+        sj,
+        EventType::Normal,
+        reasons::ROLLOUT_CLEANUP_COMPLETED,
+        &format!("Deleted {count} jobs owned by the previous version of the scaledJob"),
+    )
+    .await;
+    Ok(())
+}
+
+/// The scalers of this generation, built now if there are none for it.
+async fn build_scalers(sj: &ScaledJob, shared: &Shared) -> Result<(), String> {
+    let ctx = &shared.ctx;
+    let key = (sj.namespace().unwrap_or_default(), sj.name_any());
+    let generation = sj.metadata.generation.unwrap_or(0);
+    if shared
+        .scalers(&key)
+        .is_some_and(|s| s.generation == generation)
+    {
+        return Ok(());
+    }
+    let mut scalers = Vec::with_capacity(sj.spec.triggers.len());
+    let mut sources = Vec::with_capacity(sj.spec.triggers.len());
+    for (index, trigger) in sj.spec.triggers.iter().enumerate() {
+        let config = TriggerConfig {
+            trigger_type: trigger.scaler_type.clone(),
+            trigger_index: index,
+            trigger_name: trigger.name.clone(),
+            metadata: trigger.metadata.clone(),
+            metric_type: MetricType::AverageValue,
+            namespace: key.0.clone(),
+            owner_name: key.1.clone(),
+            timeout: ctx.settings.scaler_timeout,
+            ..Default::default()
+        };
+        let scaler = keda_operator_scalers::build(config)
+            .map_err(|e| format!("error getting scaler for trigger #{index}: {e}"))?;
+        match tokio::time::timeout(ctx.settings.scaler_timeout, scaler.ready()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(format!("error getting scaler for trigger #{index}: {e}")),
+            Err(_) => {
+                return Err(format!(
+                    "error getting scaler for trigger #{index}: the source did not answer within {:?}",
+                    ctx.settings.scaler_timeout
+                ));
+            }
+        }
+        scalers.push(scaler);
+        let server = ["serverAddress", "host", "endpoint", "scalerAddress"]
+            .iter()
+            .find_map(|k| trigger.metadata.get(*k))
+            .map(String::as_str)
+            .unwrap_or("");
+        sources.push(format!("{} {server}", trigger.scaler_type));
+    }
+    if let Ok(mut all) = shared.scalers.write() {
+        all.insert(
+            key,
+            Arc::new(JobScalers {
+                generation,
+                scalers,
+                sources,
+            }),
+        );
+    }
+    Ok(())
+}
+
+/// The status fields that differ between `old` and `new`, as a JSON merge patch (a removed
+/// field is `null`); `None` when nothing changed. Each writer (reconciler, poll) sends only
+/// what it changed, so one does not revert the other's fields.
+fn status_patch(old: &ScaledJobStatus, new: &ScaledJobStatus) -> Option<serde_json::Value> {
+    let old = serde_json::to_value(old).ok()?;
+    let new = serde_json::to_value(new).ok()?;
+    let (old, new) = (old.as_object()?, new.as_object()?);
+    let mut changed = serde_json::Map::new();
+    for (key, value) in new {
+        if old.get(key) != Some(value) {
+            changed.insert(key.clone(), value.clone());
+        }
+    }
+    for key in old.keys() {
+        if !new.contains_key(key) {
+            changed.insert(key.clone(), serde_json::Value::Null);
+        }
+    }
+    (!changed.is_empty()).then(|| serde_json::json!({ "status": changed }))
+}
+
+async fn write_status(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    old: &ScaledJobStatus,
+    new: &ScaledJobStatus,
+) -> Result<()> {
+    let Some(patch) = status_patch(old, new) else {
+        return Ok(());
+    };
+    let api: Api<ScaledJob> = Api::namespaced(ctx.client.clone(), ns);
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(|e| Error::kube(format!("writing the status of scaledjob {ns}/{name}"), e))?;
+    Ok(())
+}
+
+async fn publish(ctx: &Context, sj: &ScaledJob, type_: EventType, reason: &str, note: &str) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note.into()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &sj.object_ref(&())).await {
+        tracing::debug!(error = %e, %reason, "publishing an event failed");
+    }
+}
+
+fn join_unique<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    let mut seen = Vec::new();
+    for item in items {
+        if !item.is_empty() && !seen.contains(&item) {
+            seen.push(item);
+        }
+    }
+    seen.join(",")
+}
+
+#[cfg(test)]
+mod tests;
