@@ -59,6 +59,36 @@ pub struct ProviderArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub provider: ProviderArgs,
+    /// Which operator to judge: ours, started here, or whatever the cluster already runs.
+    #[arg(long, value_enum, default_value = "builtin")]
+    pub operator: crate::suite::OperatorKind,
+    /// Only the rules whose ids match (`*` and `?`; comma-separated alternatives).
+    #[arg(long, default_value = "*")]
+    pub rules: String,
+    /// How many rules run at once (each in its own namespace).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: u16,
+    /// Write a JUnit XML report here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Write a self-contained HTML report (with a timeline per timed rule) here.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// The directory of scenario files (default: the rules shipped with this program).
+    #[arg(long)]
+    pub scenarios: Option<PathBuf>,
+    /// Allowance added to deadlines for API round trips and scheduling (`slack`), in seconds.
+    #[arg(long, default_value_t = 3.0)]
+    pub slack: f64,
+    /// The cluster's HPA sync period in seconds, for clusters the runner did not start.
+    #[arg(long, default_value_t = 15.0)]
+    pub hpa_sync_period: f64,
+    /// The cluster's HPA downscale stabilization in seconds, for clusters the runner did not start.
+    #[arg(long, default_value_t = 300.0)]
+    pub downscale_stabilization: f64,
+    /// List the selected rules and exit.
+    #[arg(long)]
+    pub list: bool,
 }
 
 #[derive(Debug, Subcommand)]

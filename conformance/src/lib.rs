@@ -5,6 +5,7 @@ pub mod cli;
 pub mod commands;
 pub mod engine;
 pub mod operator;
+pub mod report;
 pub mod scenario;
 pub mod state;
 pub mod suite;
