@@ -6,6 +6,7 @@ pub mod commands;
 pub mod engine;
 pub mod operator;
 pub mod report;
+pub mod scaler;
 pub mod scenario;
 pub mod state;
 pub mod suite;
