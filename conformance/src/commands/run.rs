@@ -60,6 +60,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let (outcomes, suite) = rt.block_on(async {
         let suite = Suite::start(options, &|m| progress(m)).await?;
+        let cluster = &suite.context.cluster;
+        let version = cluster
+            .client()
+            .apiserver_version()
+            .await
+            .context("asking the apiserver for its version")?;
+        println!(
+            "cluster ready in {} — Kubernetes {} at {}",
+            seconds(started.elapsed()),
+            version.git_version,
+            cluster.config().cluster_url
+        );
         progress(format!(
             "ready in {}; running {} rules, {} at a time",
             seconds(started.elapsed()),
