@@ -25,6 +25,11 @@ use crate::http::{HttpFake, Protocol};
 /// A fake as the control API sees it: values travel as JSON, the rest is the shared model.
 pub trait ControlTarget: Send + Sync {
     fn url(&self) -> String;
+    /// Further endpoints of a fake that listens more than once (RabbitMQ's management API),
+    /// as `(label, url)`.
+    fn more_urls(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
     fn controls(&self) -> &Controls;
     /// Sets a value given as JSON; the error says what is wrong with it.
     fn set_json(&self, key: String, value: serde_json::Value) -> std::result::Result<(), String>;
@@ -225,7 +230,13 @@ fn no_content() -> Response {
 async fn list_fakes(State(fakes): Shared) -> Response {
     let listing: BTreeMap<&str, serde_json::Value> = fakes
         .iter()
-        .map(|(name, fake)| (name.as_str(), json!({"url": fake.url()})))
+        .map(|(name, fake)| {
+            let mut entry = json!({"url": fake.url()});
+            for (label, url) in fake.more_urls() {
+                entry[format!("{label}_url")] = url.into();
+            }
+            (name.as_str(), entry)
+        })
         .collect();
     axum::Json(listing).into_response()
 }

@@ -20,6 +20,7 @@ mod error;
 pub mod http;
 pub mod mysql;
 pub mod prometheus;
+pub mod rabbitmq;
 pub mod tls;
 
 pub use auth::{Auth, AuthOutcome, Secret};
@@ -34,4 +35,5 @@ pub use error::{Error, Result};
 pub use http::{FakeOptions, HttpFake};
 pub use mysql::{FakeMySql, MySqlValue, SqlError};
 pub use prometheus::{FakePrometheus, PromValue, Sample};
+pub use rabbitmq::{FakeRabbitMq, QueueState, RabbitOptions, queue_key};
 pub use tls::{Identity, TestCa, TlsOptions};

@@ -9,17 +9,24 @@ use anyhow::{Context as _, bail};
 use clap::Parser;
 use fake_sources::{
     ControlServer, ControlTarget, FakeDatadog, FakeDatadogClusterAgent, FakeMySql, FakeOptions,
-    FakePrometheus, Registry, Secret, TestCa, TlsOptions,
+    FakePrometheus, FakeRabbitMq, Registry, Secret, TestCa, TlsOptions,
 };
 
-const KINDS: [&str; 4] = ["prometheus", "datadog", "datadog-cluster-agent", "mysql"];
+const KINDS: [&str; 5] = [
+    "prometheus",
+    "datadog",
+    "datadog-cluster-agent",
+    "mysql",
+    "rabbitmq",
+];
 
 /// Controllable fake metric sources speaking the real protocols.
 #[derive(Debug, Parser)]
 #[command(name = "fake-sources", version)]
 struct Args {
     /// A fake to start, as NAME or NAME:PORT (prometheus, datadog, datadog-cluster-agent,
-    /// mysql). Repeatable; all of them on free ports when absent.
+    /// mysql, rabbitmq). Repeatable; all of them on free ports when absent. For rabbitmq the
+    /// port is the management API's; AMQP takes a free port (listed as "rabbitmq").
     #[arg(long = "fake", value_name = "NAME[:PORT]")]
     fakes: Vec<String>,
     /// Port of the control API (0: a free one).
@@ -100,6 +107,7 @@ async fn start(name: &str, options: FakeOptions) -> anyhow::Result<Arc<dyn Contr
         "datadog" => Arc::new(FakeDatadog::start(options).await?),
         "datadog-cluster-agent" => Arc::new(FakeDatadogClusterAgent::start(options).await?),
         "mysql" => Arc::new(FakeMySql::start(options).await?),
+        "rabbitmq" => Arc::new(FakeRabbitMq::start(options).await?),
         other => bail!("unknown fake {other:?}"),
     };
     Ok(started)
@@ -126,10 +134,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("starting {name}"))?;
         fakes.insert(name, fake);
     }
-    let urls: BTreeMap<String, String> = fakes
-        .iter()
-        .map(|(name, fake)| (name.clone(), fake.url()))
-        .collect();
+    let mut urls: BTreeMap<String, String> = BTreeMap::new();
+    for (name, fake) in &fakes {
+        urls.insert(name.clone(), fake.url());
+        for (label, url) in fake.more_urls() {
+            urls.insert(format!("{name}-{label}"), url);
+        }
+    }
     let control = ControlServer::start(fakes, args.control_port)
         .await
         .context("starting the control api")?;

@@ -3,6 +3,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use keda_operator_api::ScaledObject;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -24,6 +25,9 @@ pub struct Settings {
     pub max_concurrent_polls: usize,
     /// Reads running at once against one metric source (a server).
     pub per_source_concurrency: usize,
+    /// Where ClusterTriggerAuthentications read Secrets and ConfigMaps
+    /// (`KEDA_CLUSTER_OBJECT_NAMESPACE`, by default the operator's namespace).
+    pub cluster_object_namespace: String,
 }
 
 impl Default for Settings {
@@ -33,6 +37,7 @@ impl Default for Settings {
             version: env!("CARGO_PKG_VERSION").to_string(),
             max_concurrent_polls: 256,
             per_source_concurrency: 16,
+            cluster_object_namespace: "keda".to_string(),
         }
     }
 }
@@ -44,9 +49,15 @@ pub struct Context {
     pub settings: Settings,
     /// The controller's in-memory view of ScaledObjects (set when the controller starts).
     pub scaled_objects: OnceLock<Store<ScaledObject>>,
+    /// The HPAs the operator manages, from a watch (set when the controller starts).
+    pub hpas: OnceLock<Store<HorizontalPodAutoscaler>>,
     /// The scale loop (set when the runtime starts it).
     pub scheduler: OnceLock<Scheduler>,
     pub metrics: crate::metrics::Metrics,
+    /// Per ScaledObject: whether fallback was last announced active. The scale loop and the
+    /// metrics API both update the Fallback condition, each from its own copy of the status;
+    /// one memory of what was announced gives one event per flip, whichever path flips it.
+    fallback_announced: std::sync::Mutex<std::collections::HashMap<(String, String), bool>>,
 }
 
 impl Context {
@@ -62,8 +73,10 @@ impl Context {
             scalers: ScalersStore::new(settings.scaler_timeout),
             client,
             scaled_objects: OnceLock::new(),
+            hpas: OnceLock::new(),
             scheduler: OnceLock::new(),
             metrics: crate::metrics::Metrics::new(&settings.version),
+            fallback_announced: Default::default(),
             settings,
         }
     }
@@ -77,6 +90,42 @@ impl Context {
         self.scaled_objects
             .get()?
             .get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// An HPA the operator manages, from memory.
+    pub fn hpa(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<std::sync::Arc<HorizontalPodAutoscaler>> {
+        self.hpas
+            .get()?
+            .get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// Records that fallback is now `active` for an object and tells whether that is a flip
+    /// to announce. `observed` is what its status said when nothing was announced yet.
+    pub fn fallback_flipped(
+        &self,
+        namespace: &str,
+        name: &str,
+        active: bool,
+        observed: bool,
+    ) -> bool {
+        let Ok(mut announced) = self.fallback_announced.lock() else {
+            return false;
+        };
+        let key = (namespace.to_string(), name.to_string());
+        let before = announced.get(&key).copied().unwrap_or(observed);
+        announced.insert(key, active);
+        before != active
+    }
+
+    /// Forgets a deleted object.
+    pub fn forget(&self, namespace: &str, name: &str) {
+        if let Ok(mut announced) = self.fallback_announced.lock() {
+            announced.remove(&(namespace.to_string(), name.to_string()));
+        }
     }
 
     pub fn record_poll_lag(&self, lag: Duration) {

@@ -2,8 +2,11 @@
 //! server and the runtime that wires them together. Decisions live in `keda-operator-core`;
 //! this crate gathers inputs, calls the core and writes the results.
 
+pub mod auth;
 pub mod context;
+pub mod core_input;
 pub mod error;
+pub mod metric_provider;
 pub mod metrics;
 pub mod metrics_api;
 pub mod runtime;
@@ -11,3 +14,4 @@ pub mod scale_loop;
 pub mod scaled_object;
 pub mod scalers_store;
 pub mod serving_cert;
+pub mod simulate;

@@ -27,6 +27,36 @@ enum Command {
     Run,
     /// Print the four CustomResourceDefinitions as YAML.
     Crds,
+    /// Replay a metric trace through the operator's decisions and print the replica timeline
+    /// (a dry run: no cluster, no metric source).
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SimulateArgs {
+    /// The ScaledObject manifest (YAML).
+    #[arg(long, value_name = "FILE")]
+    scaledobject: PathBuf,
+    /// CSV rows `time,trigger,value`: time in seconds or like 1m30s, trigger by name, index or
+    /// metric name, value a number or `error[: message]`.
+    #[arg(long, value_name = "FILE")]
+    trace: PathBuf,
+    /// Also draw the replicas and metric values over time into this SVG file.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+    /// How often the modelled HPA controller syncs (Kubernetes' default: 15s).
+    #[arg(long, default_value = "15s", value_parser = parse_duration_ms)]
+    hpa_sync_period: i64,
+    /// The target's replicas when the ScaledObject is created.
+    #[arg(long, default_value_t = 1)]
+    replicas: i32,
+    /// Stop the replay here (default: long enough after the last row for cooldowns to end).
+    #[arg(long, value_parser = parse_duration_ms)]
+    until: Option<i64>,
+}
+
+fn parse_duration_ms(value: &str) -> Result<i64, String> {
+    keda_operator::simulate::trace::parse_time(value)
 }
 
 #[derive(Debug, clap::Args)]
@@ -53,6 +83,9 @@ struct RunArgs {
     /// How long one scaler read may take, in milliseconds (KEDA's KEDA_HTTP_DEFAULT_TIMEOUT).
     #[arg(long, env = "KEDA_HTTP_DEFAULT_TIMEOUT", default_value_t = 3000)]
     http_default_timeout_ms: u64,
+    /// Where ClusterTriggerAuthentications read Secrets and ConfigMaps.
+    #[arg(long, env = "KEDA_CLUSTER_OBJECT_NAMESPACE", default_value = "keda")]
+    cluster_object_namespace: String,
 }
 
 fn main() -> ExitCode {
@@ -62,6 +95,7 @@ fn main() -> ExitCode {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Crds => print_crds(),
+        Command::Simulate(args) => simulate(args),
         Command::Run => run(cli.run),
     };
     match result {
@@ -71,6 +105,39 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    use keda_operator::simulate;
+    let so_text = std::fs::read_to_string(&args.scaledobject)
+        .with_context(|| format!("reading --scaledobject {}", args.scaledobject.display()))?;
+    let so: keda_operator_api::ScaledObject =
+        serde_yaml::from_str(&so_text).with_context(|| {
+            format!(
+                "--scaledobject {} is not a ScaledObject",
+                args.scaledobject.display()
+            )
+        })?;
+    if args.replicas < 0 {
+        anyhow::bail!("--replicas must not be negative");
+    }
+    let trace_text = std::fs::read_to_string(&args.trace)
+        .with_context(|| format!("reading --trace {}", args.trace.display()))?;
+    let names = simulate::trigger_names(&so)?;
+    let trace = simulate::Trace::parse(&args.trace.display().to_string(), &trace_text, &names)?;
+    let options = simulate::Options {
+        hpa_sync_ms: args.hpa_sync_period,
+        initial_replicas: args.replicas,
+        until_ms: args.until,
+    };
+    let timeline = simulate::simulate(&so, &trace, &options)?;
+    print!("{}", simulate::text(&timeline));
+    if let Some(path) = &args.svg {
+        std::fs::write(path, simulate::svg(&timeline))
+            .with_context(|| format!("writing --svg {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
 }
 
 fn print_crds() -> anyhow::Result<()> {
@@ -100,6 +167,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             health_probe_address: args.health_probe_bind_address,
             settings: keda_operator::context::Settings {
                 scaler_timeout: Duration::from_millis(args.http_default_timeout_ms),
+                cluster_object_namespace: args.cluster_object_namespace,
                 ..Default::default()
             },
         };

@@ -118,10 +118,12 @@ pub async fn start(client: kube::Client, options: Options) -> Result<Running, St
     let _ = context.scheduler.set(scheduler);
     let ready = Arc::new(AtomicBool::new(false));
     let mut tasks = vec![scheduler_task];
-    let store = context.scalers.clone();
+    let provider = Arc::new(crate::metric_provider::Provider {
+        ctx: context.clone(),
+    });
     let tls = serving.tls.clone();
     tasks.push(tokio::spawn(async move {
-        if let Err(e) = metrics_api::serve(metrics_listener, tls, trust, Arc::new(store)).await {
+        if let Err(e) = metrics_api::serve(metrics_listener, tls, trust, provider).await {
             tracing::error!(error = %e, "the metrics API stopped");
         }
     }));

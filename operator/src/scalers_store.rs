@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use keda_operator_scalers::{Metric, Scaler, read_within};
+use keda_operator_core::formula::ValidatedModifiers;
+use keda_operator_scalers::{Metric, Reading, Scaler, Target, read_within};
 
 use crate::metrics_api::{MetricError, MetricQuery, MetricSample, MetricSource};
 
@@ -22,14 +23,34 @@ pub struct ObjectScalers {
     pub cached: Vec<bool>,
     /// Per trigger: the `scaler` label of its metrics (the trigger's name, else the type's).
     pub names: Vec<String>,
+    /// Per trigger: its `name`, the variable the scaling-modifiers formula reads it by.
+    pub trigger_names: Vec<Option<String>>,
+    /// `advanced.scalingModifiers`, validated and compiled once per generation.
+    pub modifiers: Option<Arc<ValidatedModifiers>>,
     /// The scale target as resolved for this generation.
     pub target: Option<keda_operator_api::scaled_object::GroupVersionKindResource>,
+    /// The authentication objects this generation's triggers reference.
+    pub auth_refs: Vec<crate::auth::AuthRef>,
+    /// A read failed: rebuild the scalers (re-resolving authentication) before the next poll,
+    /// as KEDA discards its scalers cache after any error.
+    pub stale: std::sync::atomic::AtomicBool,
+}
+
+/// One read of one external metric, before fallback.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawRead {
+    pub trigger_index: usize,
+    /// The metric's name as its scaler spells it.
+    pub metric_name: String,
+    pub target: Target,
+    pub result: Result<Reading, String>,
+    pub at: SystemTime,
 }
 
 /// The last poll's read of one metric.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CachedRead {
-    Value(f64),
+    Value(Reading),
     Error(String),
 }
 
@@ -39,17 +60,25 @@ impl ObjectScalers {
         self.scalers.iter().flat_map(|s| s.metrics()).collect()
     }
 
-    /// The scaler serving an external metric; names match case-insensitively, as in KEDA.
-    fn scaler_for(&self, metric: &str) -> Option<(&dyn Scaler, String, bool)> {
-        self.scalers.iter().enumerate().find_map(|(index, scaler)| {
-            scaler.metrics().into_iter().find_map(|m| match m {
-                Metric::External { name, .. } if name.eq_ignore_ascii_case(metric) => {
-                    let cached = self.cached.get(index).copied().unwrap_or(false);
-                    Some((scaler.as_ref(), name, cached))
-                }
-                _ => None,
+    /// Every external metric: trigger index, name and target, in trigger order.
+    pub fn external_metrics(&self) -> Vec<(usize, String, Target)> {
+        self.scalers
+            .iter()
+            .enumerate()
+            .flat_map(|(index, scaler)| {
+                scaler.metrics().into_iter().filter_map(move |m| match m {
+                    Metric::External { name, target } => Some((index, name, target)),
+                    _ => None,
+                })
             })
-        })
+            .collect()
+    }
+
+    /// The trigger serving an external metric; names match case-insensitively, as in KEDA.
+    fn scaler_for(&self, metric: &str) -> Option<(usize, String, Target)> {
+        self.external_metrics()
+            .into_iter()
+            .find(|(_, name, _)| name.eq_ignore_ascii_case(metric))
     }
 }
 
@@ -151,46 +180,94 @@ impl ScalersStore {
     }
 }
 
-impl MetricSource for ScalersStore {
-    async fn metric(&self, query: MetricQuery) -> Result<Vec<MetricSample>, MetricError> {
+impl ScalersStore {
+    /// Reads one external metric of a ScaledObject as the HPA asks for it: the scale loop's
+    /// last read when the trigger has `useCachedMetrics` (and one exists), else the scaler,
+    /// within the read deadline.
+    pub async fn read(&self, query: &MetricQuery) -> Result<RawRead, MetricError> {
         let object = self
             .get(&query.namespace, &query.scaled_object)
             .ok_or_else(|| MetricError::ScaledObjectNotFound {
                 namespace: query.namespace.clone(),
                 name: query.scaled_object.clone(),
             })?;
-        let (scaler, name, cached) =
+        let (index, name, target) =
             object
                 .scaler_for(&query.metric)
                 .ok_or_else(|| MetricError::MetricNotFound {
                     metric: query.metric.clone(),
                 })?;
-        // useCachedMetrics: serve the scale loop's last read (value or error); with no read yet,
-        // ask the scaler.
-        if cached
-            && let Some((read, at)) = self.recorded(&query.namespace, &query.scaled_object, &name)
-        {
-            return match read {
-                CachedRead::Value(value) => Ok(vec![MetricSample {
-                    metric_name: name,
-                    value,
-                    timestamp: at,
-                }]),
-                CachedRead::Error(message) => Err(MetricError::Source {
-                    metric: name,
-                    message,
-                }),
+        Ok(self
+            .read_trigger(
+                &query.namespace,
+                &query.scaled_object,
+                &object,
+                index,
+                name,
+                target,
+            )
+            .await)
+    }
+
+    /// Reads one metric of one trigger of `object`.
+    pub async fn read_trigger(
+        &self,
+        namespace: &str,
+        scaled_object: &str,
+        object: &ObjectScalers,
+        index: usize,
+        name: String,
+        target: Target,
+    ) -> RawRead {
+        let cached = object.cached.get(index).copied().unwrap_or(false);
+        if cached && let Some((read, at)) = self.recorded(namespace, scaled_object, &name) {
+            let result = match read {
+                CachedRead::Value(reading) => Ok(reading),
+                CachedRead::Error(message) => Err(message),
+            };
+            return RawRead {
+                trigger_index: index,
+                metric_name: name,
+                target,
+                result,
+                at,
             };
         }
-        match read_within(scaler, &name, self.read_timeout).await {
+        let result = match object.scalers.get(index) {
+            Some(scaler) => read_within(scaler.as_ref(), &name, self.read_timeout)
+                .await
+                .map_err(|e| e.to_string()),
+            None => Err(format!("no scaler for trigger #{index}")),
+        };
+        if result.is_err() {
+            object
+                .stale
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        RawRead {
+            trigger_index: index,
+            metric_name: name,
+            target,
+            result,
+            at: SystemTime::now(),
+        }
+    }
+}
+
+impl MetricSource for ScalersStore {
+    /// The metric without fallback or scaling modifiers (the operator serves
+    /// [`crate::metric_provider::Provider`], which adds them).
+    async fn metric(&self, query: MetricQuery) -> Result<Vec<MetricSample>, MetricError> {
+        let read = self.read(&query).await?;
+        match read.result {
             Ok(reading) => Ok(vec![MetricSample {
-                metric_name: name,
+                metric_name: read.metric_name,
                 value: reading.value,
-                timestamp: SystemTime::now(),
+                timestamp: read.at,
             }]),
-            Err(e) => Err(MetricError::Source {
-                metric: name,
-                message: e.to_string(),
+            Err(message) => Err(MetricError::Source {
+                metric: read.metric_name,
+                message,
             }),
         }
     }
@@ -320,14 +397,20 @@ mod tests {
             "ns",
             "so",
             "s0-cached",
-            CachedRead::Value(3.0),
+            CachedRead::Value(Reading {
+                value: 3.0,
+                active: true,
+            }),
             SystemTime::now(),
         );
         s.record(
             "ns",
             "so",
             "s1-live",
-            CachedRead::Value(3.0),
+            CachedRead::Value(Reading {
+                value: 3.0,
+                active: true,
+            }),
             SystemTime::now(),
         );
         assert_eq!(

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use crate::control::{Malformed, UnknownKeys};
 
 pub use server::{FakeOptions, HttpFake};
+pub(crate) use server::{Shared, percent_decode};
 
 /// A request, read whole.
 #[derive(Debug, Clone)]
@@ -18,6 +19,8 @@ pub struct HttpRequest {
     pub method: Method,
     /// The path, percent-decoded.
     pub path: String,
+    /// The path as sent, still percent-encoded (RabbitMQ's `%2F` vhost needs it).
+    pub raw_path: String,
     pub query: Vec<(String, String)>,
     /// Parameters of a `application/x-www-form-urlencoded` body.
     pub form: Vec<(String, String)>,

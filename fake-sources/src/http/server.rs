@@ -211,6 +211,24 @@ impl<P: Protocol> Drop for HttpFake<P> {
     }
 }
 
+impl<P: Protocol> Shared<P> {
+    pub(crate) fn protocol(&self) -> &P {
+        &self.protocol
+    }
+
+    pub(crate) fn controls(&self) -> &Controls {
+        &self.controls
+    }
+}
+
+impl<P: Protocol> HttpFake<P> {
+    /// The state the server works from, for a fake that serves a second protocol from the
+    /// same controls (RabbitMQ's AMQP beside its management API).
+    pub(crate) fn shared(&self) -> Arc<Shared<P>> {
+        self.shared.clone()
+    }
+}
+
 /// Dropping the accept loop drops its `JoinSet`, which aborts every connection task.
 async fn accept_loop<P: Protocol>(
     listener: TcpListener,
@@ -394,6 +412,7 @@ fn read_request(parts: http::request::Parts, body: Bytes) -> HttpRequest {
     HttpRequest {
         method: parts.method,
         path: percent_decode(parts.uri.path()),
+        raw_path: parts.uri.path().to_string(),
         query,
         form,
         headers: parts.headers,
@@ -401,7 +420,7 @@ fn read_request(parts: http::request::Parts, body: Bytes) -> HttpRequest {
     }
 }
 
-fn percent_decode(path: &str) -> String {
+pub(crate) fn percent_decode(path: &str) -> String {
     let bytes = path.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

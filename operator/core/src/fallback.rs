@@ -153,6 +153,22 @@ pub fn reconcile_condition(
     }
 }
 
+/// The event announcing a flip of the Fallback condition (whichever path flips it).
+pub fn transition_event(active: bool) -> crate::conditions::Event {
+    use crate::conditions::{Event, message, reason};
+    if active {
+        Event::normal(
+            reason::SCALED_OBJECT_FALLBACK_ACTIVATED,
+            message::FALLBACK_ACTIVATED,
+        )
+    } else {
+        Event::normal(
+            reason::SCALED_OBJECT_FALLBACK_DEACTIVATED,
+            message::FALLBACK_DEACTIVATED,
+        )
+    }
+}
+
 /// The replica count a behavior falls back to; `None` for `scalingModifiers`, which hands the
 /// failing trigger to the formula instead.
 pub fn fallback_replicas(behavior: FallbackBehavior, replicas: i32, current: i32) -> Option<i32> {

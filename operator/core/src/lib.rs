@@ -3,11 +3,13 @@
 //! write what they return.
 
 pub mod annotations;
+pub mod auth;
 pub mod conditions;
 pub mod executor;
 pub mod fallback;
 pub mod formula;
 pub mod hpa;
+pub mod modifiers;
 pub mod names;
 pub mod pause;
 pub mod quantity;

@@ -8,6 +8,7 @@
 pub mod mysql;
 pub mod params;
 pub mod prometheus;
+pub mod rabbitmq;
 mod secret;
 
 use std::collections::BTreeMap;
@@ -110,16 +111,23 @@ pub trait Scaler: Send + Sync + std::fmt::Debug {
     fn ready(&self) -> ReadyFuture<'_> {
         Box::pin(async { Ok(()) })
     }
+    /// Whether `value` of `metric_name` makes the trigger active, for a caller that has the
+    /// value from elsewhere (the simulator replays recorded values). `None` when activity is
+    /// not a threshold on the value (an external scaler's IsActive, a schedule).
+    fn is_active_value(&self, _metric_name: &str, _value: f64) -> Option<bool> {
+        None
+    }
 }
 
 /// The trigger types this operator implements.
-pub const SUPPORTED_TYPES: &[&str] = &["mysql", "prometheus"];
+pub const SUPPORTED_TYPES: &[&str] = &["mysql", "prometheus", "rabbitmq"];
 
 /// Builds the scaler for a trigger.
 pub fn build(config: TriggerConfig) -> Result<Box<dyn Scaler>, ScalerError> {
     match config.trigger_type.as_str() {
         "prometheus" => Ok(Box::new(prometheus::PrometheusScaler::new(config)?)),
         "mysql" => Ok(Box::new(mysql::MySqlScaler::new(config)?)),
+        "rabbitmq" => Ok(Box::new(rabbitmq::RabbitMqScaler::new(config)?)),
         other => Err(ScalerError::UnknownType(other.to_string())),
     }
 }

@@ -281,6 +281,10 @@ fn parse_go_float(text: &str) -> Option<f64> {
 }
 
 impl Scaler for MySqlScaler {
+    fn is_active_value(&self, _metric_name: &str, value: f64) -> Option<bool> {
+        Some(value > self.activation_query_value)
+    }
+
     fn metrics(&self) -> Vec<Metric> {
         vec![Metric::External {
             name: self.metric_name.clone(),

@@ -325,6 +325,10 @@ fn go_float(v: f64) -> &'static str {
 }
 
 impl Scaler for PrometheusScaler {
+    fn is_active_value(&self, _metric_name: &str, value: f64) -> Option<bool> {
+        Some(value > self.activation_threshold)
+    }
+
     fn metrics(&self) -> Vec<Metric> {
         vec![Metric::External {
             name: self.metric_name.clone(),

@@ -2,31 +2,27 @@
 //! deadline), record the reads for `useCachedMetrics`, ask the executor what to do, and write
 //! only what changed: `/scale`, status and events.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use keda_operator_api::ScaledObject;
-use keda_operator_api::common::condition::HealthStatus as ApiHealth;
 use keda_operator_api::common::condition::TriggerActivityStatus;
-use keda_operator_core::conditions::{ConditionStatus, EventType as CoreEventType};
+use keda_operator_core::conditions::{ConditionStatus, EventType as CoreEventType, reason};
 use keda_operator_core::executor::{
-    self, MetricRead, ObservedStatus, PollInput, ReplicaAction, ScaleWrite, ScalingSpec, TargetRef,
-    TriggerPoll, UnixMillis,
+    self, HpaScalingActive, MetricRead, ModifiersInput, ObservedStatus, PollInput, ReplicaAction,
+    ScaleWrite, ScalingSpec, TargetRef, TriggerPoll, UnixMillis,
 };
-use keda_operator_core::fallback::{
-    FallbackBehavior, FallbackSpec, HealthState, HealthStatus, MetricSample, MetricTarget,
-    MetricTargetType,
-};
-use keda_operator_scalers::{Metric, Target, read_within};
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use keda_operator_core::fallback::{MetricSample, MetricTargetType};
+use keda_operator_core::modifiers::compose;
+use keda_operator_scalers::{Metric, read_within};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
 
 use super::scheduler::{ObjectKey, Poller, SourceLimiter};
 use crate::context::Context;
+use crate::core_input::{self, health_in, health_out, metric_target};
 use crate::metrics::{ObjectLabels, ScalerLabels};
 use crate::scalers_store::CachedRead;
 
@@ -64,6 +60,7 @@ impl ScaledObjectPoller {
         let Some(scalers) = self.ctx.scalers.get(ns, name) else {
             return Ok(());
         };
+        let scalers = crate::scaled_object::rebuild_if_stale(&self.ctx, &so, scalers).await;
         let status = so.status.clone().unwrap_or_default();
         let Some(gvkr) = scalers.target.clone() else {
             return Ok(());
@@ -108,14 +105,9 @@ impl ScaledObjectPoller {
                             is_active: r.active,
                         })
                         .map_err(|e| e.to_string());
-                    let (metric_type, value) = match target {
-                        Target::Value(v) => (MetricTargetType::Value, v),
-                        Target::AverageValue(v) => (MetricTargetType::AverageValue, v),
-                        Target::Utilization(p) => (MetricTargetType::AverageValue, f64::from(p)),
-                    };
                     out.push(MetricRead {
                         metric_name: name,
-                        target: MetricTarget { metric_type, value },
+                        target: metric_target(target),
                         result,
                     });
                 }
@@ -123,20 +115,58 @@ impl ScaledObjectPoller {
             }
         });
         let triggers: Vec<TriggerPoll> = futures::future::join_all(reads).await;
+        let failed = triggers.iter().any(|t| match t {
+            TriggerPoll::External(Ok(reads)) => reads.iter().any(|r| r.result.is_err()),
+            TriggerPoll::External(Err(_)) => true,
+            TriggerPoll::Resource => false,
+        });
+        if failed {
+            scalers
+                .stale
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         self.record_reads(ns, name, &triggers);
 
-        let resource = ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk(&gvkr.group, &gvkr.version, &gvkr.kind),
-            &gvkr.resource,
-        );
-        let targets: Api<DynamicObject> =
-            Api::namespaced_with(self.ctx.client.clone(), ns, &resource);
+        let targets = core_input::scale_api(&self.ctx.client, ns, &gvkr);
         let target_name = so.spec.scale_target_ref.name.clone();
         let current_replicas = targets
             .get_scale(&target_name)
             .await
             .map(|s| s.spec.and_then(|s| s.replicas).unwrap_or(0))
             .map_err(|e| e.to_string());
+        // Fallback on a `Value` target divides by the ready pods: count them only then.
+        let fallback = core_input::fallback_spec(&so);
+        let value_targets = triggers.iter().any(|t| match t {
+            TriggerPoll::External(Ok(reads)) => reads
+                .iter()
+                .any(|r| r.target.metric_type == MetricTargetType::Value),
+            _ => false,
+        }) || core_input::modifiers_target(&so)
+            .is_some_and(|m| m.metric_type == MetricTargetType::Value);
+        let ready_pods = if fallback.is_some() && failed && value_targets {
+            core_input::replicas_and_ready_pods(&self.ctx.client, ns, &gvkr, &target_name, true)
+                .await
+                .1
+        } else {
+            None
+        };
+        let modifiers = match &scalers.modifiers {
+            Some(m) => match &m.activation_target {
+                Ok(activation_target) => Some(ModifiersInput {
+                    target: core_input::modifiers_target(&so).unwrap_or_else(|| {
+                        keda_operator_core::fallback::ModifiersTarget {
+                            target: m.target.to_string(),
+                            metric_type: MetricTargetType::AverageValue,
+                        }
+                    }),
+                    activation_target: *activation_target,
+                    composite_value: None,
+                }),
+                // KEDA skips the poll: no status update, no scaling.
+                Err(e) => return Err(e.to_string()),
+            },
+            None => None,
+        };
 
         let input = PollInput {
             now: now_millis(),
@@ -146,7 +176,14 @@ impl ScaledObjectPoller {
                 .as_ref()
                 .map(time_millis)
                 .unwrap_or(0),
-            spec: scaling_spec(&so),
+            spec: ScalingSpec {
+                min_replica_count: so.spec.min_replica_count,
+                idle_replica_count: so.spec.idle_replica_count,
+                cooldown_period: so.spec.cooldown_period,
+                initial_cooldown_period: so.spec.initial_cooldown_period,
+                fallback,
+                scaling_modifiers: modifiers,
+            },
             annotations: so.annotations().clone(),
             status: ObservedStatus {
                 last_active_time: status.last_active_time.as_ref().map(time_millis),
@@ -164,13 +201,53 @@ impl ScaledObjectPoller {
                 name: target_name.clone(),
             },
             current_replicas,
-            ready_pods: None,
+            ready_pods,
             triggers,
-            hpa_scaling_active: None,
+            hpa_scaling_active: self.hpa_scaling_active(ns, status.hpa_name.as_deref()),
         };
+        let mut input = input;
+        if let (Some(m), Some(validated)) = (
+            input.spec.scaling_modifiers.as_ref(),
+            scalers.modifiers.as_ref(),
+        ) {
+            // The composite value is the formula over this poll's reads after fallback.
+            let reads = executor::assess(&input).reads;
+            let composite = compose(
+                &reads,
+                &scalers.trigger_names,
+                &validated.formula,
+                input.spec.fallback.as_ref(),
+                validated.target,
+            );
+            if let Err(e) = &composite {
+                tracing::debug!(%ns, %name, error = %e, "no composite metric this poll");
+            }
+            let m = ModifiersInput {
+                composite_value: composite.ok(),
+                ..m.clone()
+            };
+            input.spec.scaling_modifiers = Some(m);
+        }
         let decision = executor::decide(&input);
 
-        let mut events = decision.events.clone();
+        // Fallback flips are announced through the operator's single memory of them (the
+        // metrics API flips the condition too).
+        let mut events: Vec<_> = decision
+            .events
+            .iter()
+            .filter(|e| {
+                e.reason != reason::SCALED_OBJECT_FALLBACK_ACTIVATED
+                    && e.reason != reason::SCALED_OBJECT_FALLBACK_DEACTIVATED
+            })
+            .cloned()
+            .collect();
+        if let Some(condition) = &decision.conditions.fallback {
+            let active = condition.status == ConditionStatus::True;
+            let observed = input.status.fallback_condition == Some(ConditionStatus::True);
+            if self.ctx.fallback_flipped(ns, name, active, observed) {
+                events.push(keda_operator_core::fallback::transition_event(active));
+            }
+        }
         let mut last_active_time = decision.status.last_active_time;
         if let ReplicaAction::Scale(request) = &decision.action {
             let patch = serde_json::json!({"spec": {"replicas": request.to}});
@@ -220,9 +297,9 @@ impl ScaledObjectPoller {
                     .collect(),
             );
         }
-        crate::scaled_object::write_status(&self.ctx, ns, name, &status, &new_status)
+        let written = crate::scaled_object::write_status(&self.ctx, ns, name, &status, &new_status)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string());
         for event in events {
             let event = Event {
                 type_: match event.event_type {
@@ -238,7 +315,7 @@ impl ScaledObjectPoller {
                 tracing::debug!(error = %e, "publishing an event failed");
             }
         }
-        Ok(())
+        written
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -289,6 +366,24 @@ impl ScaledObjectPoller {
         }
     }
 
+    /// The HPA's `ScalingActive` condition, from the operator's watch of its HPAs.
+    fn hpa_scaling_active(&self, ns: &str, hpa: Option<&str>) -> Option<HpaScalingActive> {
+        let hpa = self.ctx.hpa(ns, hpa?)?;
+        let condition = hpa
+            .status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .find(|c| c.type_ == "ScalingActive")?
+            .clone();
+        Some(HpaScalingActive {
+            status: ConditionStatus::parse(&condition.status),
+            reason: condition.reason.unwrap_or_default(),
+            message: condition.message.unwrap_or_default(),
+        })
+    }
+
     fn record_reads(&self, ns: &str, name: &str, triggers: &[TriggerPoll]) {
         let now = SystemTime::now();
         for poll in triggers {
@@ -297,7 +392,10 @@ impl ScaledObjectPoller {
             };
             for read in reads {
                 let record = match &read.result {
-                    Ok(sample) => CachedRead::Value(sample.value),
+                    Ok(sample) => CachedRead::Value(keda_operator_scalers::Reading {
+                        value: sample.value,
+                        active: sample.is_active,
+                    }),
                     Err(e) => CachedRead::Error(e.clone()),
                 };
                 self.ctx
@@ -306,66 +404,4 @@ impl ScaledObjectPoller {
             }
         }
     }
-}
-
-fn scaling_spec(so: &ScaledObject) -> ScalingSpec {
-    ScalingSpec {
-        min_replica_count: so.spec.min_replica_count,
-        idle_replica_count: so.spec.idle_replica_count,
-        cooldown_period: so.spec.cooldown_period,
-        initial_cooldown_period: so.spec.initial_cooldown_period,
-        fallback: so.spec.fallback.as_ref().map(|f| FallbackSpec {
-            failure_threshold: f.failure_threshold,
-            replicas: f.replicas,
-            behavior: match f.behavior() {
-                keda_operator_api::scaled_object::FallbackBehavior::Static => {
-                    FallbackBehavior::Static
-                }
-                keda_operator_api::scaled_object::FallbackBehavior::CurrentReplicas => {
-                    FallbackBehavior::CurrentReplicas
-                }
-                keda_operator_api::scaled_object::FallbackBehavior::CurrentReplicasIfHigher => {
-                    FallbackBehavior::CurrentReplicasIfHigher
-                }
-                keda_operator_api::scaled_object::FallbackBehavior::CurrentReplicasIfLower => {
-                    FallbackBehavior::CurrentReplicasIfLower
-                }
-                keda_operator_api::scaled_object::FallbackBehavior::ScalingModifiers => {
-                    FallbackBehavior::ScalingModifiers
-                }
-            },
-        }),
-        scaling_modifiers: None,
-    }
-}
-
-fn health_in(health: &Option<BTreeMap<String, ApiHealth>>) -> BTreeMap<String, HealthStatus> {
-    health
-        .iter()
-        .flatten()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                HealthStatus {
-                    number_of_failures: v.number_of_failures,
-                    status: v.status.as_deref().and_then(HealthState::parse),
-                },
-            )
-        })
-        .collect()
-}
-
-fn health_out(health: &BTreeMap<String, HealthStatus>) -> BTreeMap<String, ApiHealth> {
-    health
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                ApiHealth {
-                    number_of_failures: v.number_of_failures,
-                    status: v.status.map(|s| s.as_str().to_string()),
-                },
-            )
-        })
-        .collect()
 }

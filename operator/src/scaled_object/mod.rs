@@ -15,10 +15,12 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use keda_operator_api::ScaledObject;
 use keda_operator_api::scaled_object::ScaledObjectStatus;
 use keda_operator_core::conditions::Condition as CoreCondition;
-use keda_operator_core::hpa::{self as hpa_spec, HpaInputs, Metric, ScaleTarget};
-use keda_operator_core::names::SCALED_OBJECT_NAME_LABEL;
+use keda_operator_core::formula::{ModifiersMetricType, ValidatedModifiers, validate_modifiers};
+use keda_operator_core::hpa::{self as hpa_spec, HpaInputs, Metric, ScaleTarget, Target};
+use keda_operator_core::names::{COMPOSITE_METRIC_NAME, SCALED_OBJECT_NAME_LABEL};
 use keda_operator_scalers::{MetricType, TriggerConfig};
 use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
@@ -47,6 +49,16 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>, ready: Arc<Atomic
             Api::<HorizontalPodAutoscaler>::all(ctx.client.clone()),
         ),
     };
+    // A second, label-filtered watch keeps the managed HPAs in memory, so the scale loop reads
+    // their ScalingActive condition without asking the apiserver on every poll.
+    let (hpa_store, hpa_writer) = kube::runtime::reflector::store();
+    let managed = watcher::Config::default().labels("app.kubernetes.io/managed-by=keda-operator");
+    let hpa_watch = kube::runtime::reflector(hpa_writer, watcher(hpas.clone(), managed))
+        .default_backoff()
+        .touched_objects()
+        .for_each(|_| futures::future::ready(()));
+    tokio::spawn(hpa_watch);
+    let _ = ctx.hpas.set(hpa_store);
     let controller =
         Controller::new(objects, watcher::Config::default()).owns(hpas, watcher::Config::default());
     let store = controller.store();
@@ -102,6 +114,8 @@ async fn cleanup(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {
         scheduler.remove((ns.clone(), name.clone()));
     }
     ctx.scalers.remove(&ns, &name);
+    ctx.forget(&ns, &name);
+    crate::auth::record_references(&ctx, &so, &crate::auth::references(&so), false).await;
     restore_original_replicas(&ctx, &so).await;
     publish(
         &ctx,
@@ -337,10 +351,27 @@ async fn check(
     })?;
     check_triggers(so)
         .map_err(|e| format!("ScaledObject doesn't have correct triggers specification: {e}"))?;
-    let scalers = scalers_for(so, ctx, &target.gvkr)
+    check_fallback(so)
+        .map_err(|e| format!("ScaledObject doesn't have correct fallback specification: {e}"))?;
+    let modifiers = validate_scaling_modifiers(so).map_err(|e| {
+        format!("ScaledObject doesn't have correct scalingModifiers specification: {e}")
+    })?;
+    let scalers = scalers_for(so, ctx, &target.gvkr, modifiers)
         .await
         .map_err(|e| format!("Failed to ensure HPA is correctly created for ScaledObject: {e}"))?;
     let metrics = scalers.metrics();
+    // With scaling modifiers the HPA tracks one composite metric instead of the external ones.
+    let mut hpa_metrics = metrics.clone();
+    if let Some(m) = &scalers.modifiers {
+        hpa_metrics.retain(|metric| !matches!(metric, Metric::External { .. }));
+        hpa_metrics.push(Metric::External {
+            name: COMPOSITE_METRIC_NAME.to_string(),
+            target: match m.metric_type {
+                ModifiersMetricType::AverageValue => Target::AverageValue(m.target),
+                ModifiersMetricType::Value => Target::Value(m.target),
+            },
+        });
+    }
     let hpa_target = ScaleTarget {
         api_version: target.api_version(),
         kind: target.gvkr.kind.clone(),
@@ -364,7 +395,7 @@ async fn check(
         max_replica_count: so.spec.max_replica_count,
         behavior: configured.and_then(|c| c.behavior.as_ref()),
         target: &hpa_target,
-        metrics: metrics.clone(),
+        metrics: hpa_metrics,
         operator_version: &ctx.settings.version,
     })
     .map_err(|e| format!("Failed to ensure HPA is correctly created for ScaledObject: {e}"))?;
@@ -420,11 +451,102 @@ pub fn check_triggers(so: &ScaledObject) -> Result<(), String> {
     Ok(())
 }
 
+/// KEDA's fallback checks (§9): counts not negative; a trigger the fallback can stand in
+/// for; a formula for `behavior: scalingModifiers`.
+pub fn check_fallback(so: &ScaledObject) -> Result<(), String> {
+    let Some(fallback) = &so.spec.fallback else {
+        return Ok(());
+    };
+    if fallback.failure_threshold < 0 || fallback.replicas < 0 {
+        return Err(format!(
+            "fallback.failureThreshold={} or fallback.replicas={} should not be negative",
+            fallback.failure_threshold, fallback.replicas
+        ));
+    }
+    let modifiers = so.spec.scaling_modifiers();
+    if modifiers.is_none()
+        && so
+            .spec
+            .triggers
+            .iter()
+            .all(|t| matches!(t.scaler_type.as_str(), "cpu" | "memory"))
+    {
+        return Err(
+            "at least one trigger that is not cpu or memory is needed to use fallback".to_string(),
+        );
+    }
+    let formula = modifiers.and_then(|m| m.formula.as_deref()).unwrap_or("");
+    if fallback.behavior() == keda_operator_api::scaled_object::FallbackBehavior::ScalingModifiers
+        && formula.is_empty()
+    {
+        return Err(
+            "fallback.behavior scalingModifiers requires advanced.scalingModifiers.formula"
+                .to_string(),
+        );
+    }
+    Ok(())
+}
+
+/// `advanced.scalingModifiers`, validated and compiled as KEDA's webhook does (§3.7, §9).
+pub fn validate_scaling_modifiers(
+    so: &ScaledObject,
+) -> Result<Option<Arc<ValidatedModifiers>>, String> {
+    let Some(m) = so.spec.scaling_modifiers() else {
+        return Ok(None);
+    };
+    let names: Vec<Option<&str>> = so
+        .spec
+        .triggers
+        .iter()
+        .filter(|t| !matches!(t.scaler_type.as_str(), "cpu" | "memory"))
+        .map(|t| t.name.as_deref())
+        .collect();
+    let metric_type = m.metric_type.map(|t| match t {
+        keda_operator_api::scaled_object::CompositeMetricType::AverageValue => "AverageValue",
+        keda_operator_api::scaled_object::CompositeMetricType::Value => "Value",
+    });
+    validate_modifiers(
+        m.formula.as_deref(),
+        m.target.as_deref(),
+        m.activation_target.as_deref(),
+        metric_type,
+        &names,
+    )
+    .map(|v| v.map(Arc::new))
+    .map_err(|e| e.to_string())
+}
+
+/// Rebuilds the scalers of an object whose last reads failed (authentication re-resolved), as
+/// KEDA discards its cache after an error. When the rebuild fails the old scalers stay.
+pub(crate) async fn rebuild_if_stale(
+    ctx: &Context,
+    so: &ScaledObject,
+    current: Arc<ObjectScalers>,
+) -> Arc<ObjectScalers> {
+    if !current.stale.load(std::sync::atomic::Ordering::Relaxed) {
+        return current;
+    }
+    let Some(target) = current.target.clone() else {
+        return current;
+    };
+    let Ok(modifiers) = validate_scaling_modifiers(so) else {
+        return current;
+    };
+    match scalers_for(so, ctx, &target, modifiers).await {
+        Ok(fresh) => fresh,
+        Err(e) => {
+            tracing::debug!(ns = %so.namespace().unwrap_or_default(), name = %so.name_any(), error = %e, "rebuilding the scalers failed");
+            current
+        }
+    }
+}
+
 /// The scalers of this generation, built now if the store has none for it.
 async fn scalers_for(
     so: &ScaledObject,
     ctx: &Context,
     target: &keda_operator_api::scaled_object::GroupVersionKindResource,
+    modifiers: Option<Arc<ValidatedModifiers>>,
 ) -> Result<Arc<ObjectScalers>, String> {
     let ns = so.namespace().unwrap_or_default();
     let name = so.name_any();
@@ -432,9 +554,11 @@ async fn scalers_for(
     if let Some(existing) = ctx.scalers.get(&ns, &name)
         && existing.generation == generation
         && existing.target.as_ref() == Some(target)
+        && !existing.stale.load(std::sync::atomic::Ordering::Relaxed)
     {
         return Ok(existing);
     }
+    let mut auths = crate::auth::resolve(ctx, so, target).await?.into_iter();
     let mut scalers = Vec::with_capacity(so.spec.triggers.len());
     let mut sources = Vec::with_capacity(so.spec.triggers.len());
     let mut cached = Vec::with_capacity(so.spec.triggers.len());
@@ -442,13 +566,14 @@ async fn scalers_for(
     for (index, trigger) in so.spec.triggers.iter().enumerate() {
         let metric_type = MetricType::parse(trigger.metric_type.as_deref().unwrap_or(""))
             .map_err(|e| format!("error getting scaler for trigger #{index}: {e}"))?;
+        let auth = auths.next().unwrap_or_default();
         let config = TriggerConfig {
             trigger_type: trigger.scaler_type.clone(),
             trigger_index: index,
             trigger_name: trigger.name.clone(),
             metadata: trigger.metadata.clone(),
-            auth_params: BTreeMap::new(),
-            resolved_env: BTreeMap::new(),
+            auth_params: auth.auth_params,
+            resolved_env: auth.resolved_env,
             metric_type,
             namespace: ns.clone(),
             owner_name: name.clone(),
@@ -478,15 +603,31 @@ async fn scalers_for(
                 .unwrap_or_else(|| format!("{}Scaler", trigger.scaler_type)),
         );
     }
+    // Each authentication object lists the ScaledObjects using it.
+    let auth_refs = crate::auth::references(so);
+    if let Some(previous) = ctx.scalers.get(&ns, &name) {
+        let dropped: Vec<_> = previous
+            .auth_refs
+            .iter()
+            .filter(|r| !auth_refs.contains(r))
+            .cloned()
+            .collect();
+        crate::auth::record_references(ctx, so, &dropped, false).await;
+    }
+    crate::auth::record_references(ctx, so, &auth_refs, true).await;
     Ok(ctx.scalers.insert(
         &ns,
         &name,
         ObjectScalers {
+            auth_refs,
+            stale: Default::default(),
             generation,
             scalers,
             sources,
             cached,
             names,
+            trigger_names: so.spec.triggers.iter().map(|t| t.name.clone()).collect(),
+            modifiers,
             target: Some(target.clone()),
         },
     ))

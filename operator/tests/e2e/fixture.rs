@@ -17,6 +17,35 @@ use kube::api::{Patch, PatchParams, PostParams};
 pub const OPERATOR_NAMESPACE: &str = "keda";
 pub const METRICS_SERVICE: &str = "keda-operator-metrics-apiserver";
 
+/// Everything the operator logged in this test process.
+pub fn logs() -> String {
+    let buffer = LOGS.get_or_init(Default::default);
+    let bytes = buffer.lock().map(|b| b.clone()).unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+static LOGS: std::sync::OnceLock<std::sync::Mutex<Vec<u8>>> = std::sync::OnceLock::new();
+
+struct LogWriter {
+    print: bool,
+}
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut logs) = LOGS.get_or_init(Default::default).lock() {
+            logs.extend_from_slice(buf);
+        }
+        if self.print {
+            std::io::stderr().write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 pub struct Operator {
     pub running: Running,
 }
@@ -31,6 +60,17 @@ pub fn crds() -> Vec<serde_json::Value> {
 }
 
 pub async fn start(cluster: Arc<Cluster>) -> Result<Operator, TestError> {
+    // The operator's logs are kept (at debug, or as RUST_LOG says) so tests can scan them for
+    // secrets; with RUST_LOG set they are printed too.
+    let print = std::env::var_os("RUST_LOG").is_some();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("keda_operator=debug,keda_operator_scalers=debug")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(move || LogWriter { print })
+        .try_init();
     let client = cluster.client();
     let namespace: Namespace =
         serde_json::from_value(serde_json::json!({"metadata": {"name": OPERATOR_NAMESPACE}}))?;

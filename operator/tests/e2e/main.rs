@@ -1,6 +1,8 @@
 //! The reference operator end to end on a real local cluster: the HPA it creates, the real HPA
 //! controller scaling through our metrics API, garbage collection, and bad input.
 
+mod auth;
+mod executor;
 mod fixture;
 mod helpers;
 
@@ -77,6 +79,26 @@ fn main() -> ExitCode {
         ClusterTest::with_fixture(
             "keda_documented_manifests_pass_server_side_dry_run",
             corpus_dry_run,
+        ),
+        ClusterTest::with_fixture(
+            "activation_within_one_poll_and_scale_in_only_after_cooldown",
+            executor::activation_and_cooldown_timing,
+        ),
+        ClusterTest::with_fixture(
+            "fallback_replicas_while_the_source_fails_and_recovery_when_it_heals",
+            executor::fallback_and_recovery,
+        ),
+        ClusterTest::with_fixture(
+            "scaling_modifiers_drive_the_hpa_through_one_composite_metric",
+            executor::scaling_modifiers_composite_metric,
+        ),
+        ClusterTest::with_fixture(
+            "bad_formulas_targets_and_thresholds_are_not_ready_naming_the_field",
+            executor::bad_executor_input,
+        ),
+        ClusterTest::with_fixture(
+            "trigger_authentication_resolves_from_secrets_configmaps_and_env_without_leaking",
+            auth::authentication_sources_resolve,
         ),
     ];
     run_cluster_tests_with(fixture::crds(), fixture::start, tests)

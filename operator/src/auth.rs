@@ -1,0 +1,370 @@
+//! Trigger authentication for a ScaledObject's triggers (§5 of the behaviour reference): fetch
+//! what the TriggerAuthentications, ClusterTriggerAuthentications and the target's container env
+//! refer to, resolve it with operator/core, and keep each authentication's status listing the
+//! objects that use it. Values are wrapped in [`Secret`] as soon as they are read, so they never
+//! reach a log line, an event or a status.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Secret as K8sSecret};
+use keda_operator_api::scaled_object::GroupVersionKindResource;
+use keda_operator_api::{
+    AuthenticationRefKind, ClusterTriggerAuthentication, ScaledObject, TriggerAuthentication,
+    TriggerAuthenticationSpec,
+};
+use keda_operator_core::auth::{
+    AuthEntry, EnvSources, Objects, env_references, pick_container, resolve_auth_params,
+    resolve_container_env,
+};
+use keda_operator_scalers::Secret;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+
+use crate::context::{Context, FIELD_MANAGER};
+use crate::core_input::scale_api;
+
+/// A referenced authentication object: its kind and name.
+pub type AuthRef = (AuthenticationRefKind, String);
+
+/// What each trigger gets: `authParams` and the `resolvedEnv` of the env source container.
+#[derive(Debug, Default)]
+pub struct TriggerAuth {
+    pub auth_params: BTreeMap<String, Secret>,
+    pub resolved_env: BTreeMap<String, Secret>,
+}
+
+fn kind_name(kind: AuthenticationRefKind) -> &'static str {
+    match kind {
+        AuthenticationRefKind::TriggerAuthentication => "TriggerAuthentication",
+        AuthenticationRefKind::ClusterTriggerAuthentication => "ClusterTriggerAuthentication",
+    }
+}
+
+/// The authentication objects the triggers reference, each once.
+pub fn references(so: &ScaledObject) -> Vec<AuthRef> {
+    let refs: BTreeSet<(u8, String)> = so
+        .spec
+        .triggers
+        .iter()
+        .filter_map(|t| t.authentication_ref.as_ref())
+        .map(|r| (r.kind() as u8, r.name.clone()))
+        .collect();
+    refs.into_iter()
+        .map(|(k, name)| {
+            let kind = if k == AuthenticationRefKind::ClusterTriggerAuthentication as u8 {
+                AuthenticationRefKind::ClusterTriggerAuthentication
+            } else {
+                AuthenticationRefKind::TriggerAuthentication
+            };
+            (kind, name)
+        })
+        .collect()
+}
+
+/// Sources a cloud or a local file would serve: accepted by the schema, refused here with a
+/// clear reason instead of a silent empty value.
+fn unsupported(spec: &TriggerAuthenticationSpec) -> Option<&'static str> {
+    use keda_operator_api::trigger_auth::PodIdentityProvider;
+    if spec
+        .pod_identity
+        .as_ref()
+        .is_some_and(|p| p.provider != PodIdentityProvider::None)
+    {
+        return Some("podIdentity");
+    }
+    [
+        (spec.hashi_corp_vault.is_some(), "hashiCorpVault"),
+        (spec.azure_key_vault.is_some(), "azureKeyVault"),
+        (spec.gcp_secret_manager.is_some(), "gcpSecretManager"),
+        (spec.aws_secret_manager.is_some(), "awsSecretManager"),
+        (
+            spec.bound_service_account_token
+                .as_ref()
+                .is_some_and(|v| !v.is_empty()),
+            "boundServiceAccountToken",
+        ),
+        (spec.oauth2.is_some(), "oauth2"),
+        (spec.file_path.is_some(), "filePath"),
+    ]
+    .into_iter()
+    .find_map(|(used, name)| used.then_some(name))
+}
+
+fn entries(spec: &TriggerAuthenticationSpec) -> Vec<AuthEntry> {
+    let mut out = Vec::new();
+    for e in spec.env.iter().flatten() {
+        out.push(AuthEntry::Env {
+            parameter: e.parameter.clone(),
+            name: e.name.clone(),
+            container: e.container_name.clone().filter(|c| !c.is_empty()),
+        });
+    }
+    for c in spec.config_map_target_ref.iter().flatten() {
+        out.push(AuthEntry::ConfigMap {
+            parameter: c.parameter.clone(),
+            name: c.name.clone(),
+            key: c.key.clone(),
+        });
+    }
+    for s in spec.secret_target_ref.iter().flatten() {
+        out.push(AuthEntry::Secret {
+            parameter: s.parameter.clone(),
+            name: s.name.clone(),
+            key: s.key.clone(),
+        });
+    }
+    out
+}
+
+async fn config_maps(client: &kube::Client, ns: &str, names: &[String]) -> Objects {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let mut out = Objects::new();
+    for name in names {
+        if let Ok(Some(cm)) = api.get_opt(name).await {
+            let mut data = cm.data.unwrap_or_default();
+            for (k, v) in cm.binary_data.unwrap_or_default() {
+                data.insert(k, String::from_utf8_lossy(&v.0).into_owned());
+            }
+            out.insert(name.clone(), data.into_iter().collect());
+        }
+    }
+    out
+}
+
+async fn secrets(client: &kube::Client, ns: &str, names: &[String]) -> Objects {
+    let api: Api<K8sSecret> = Api::namespaced(client.clone(), ns);
+    let mut out = Objects::new();
+    for name in names {
+        if let Ok(Some(secret)) = api.get_opt(name).await {
+            let mut data: BTreeMap<String, String> = secret
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                .collect();
+            data.extend(secret.string_data.unwrap_or_default());
+            out.insert(name.clone(), data);
+        }
+    }
+    out
+}
+
+/// The containers of the target's pod template (`spec.template.spec.containers`).
+async fn target_containers(
+    ctx: &Context,
+    ns: &str,
+    so: &ScaledObject,
+    gvkr: &GroupVersionKindResource,
+) -> Result<Vec<Container>, String> {
+    let target = scale_api(&ctx.client, ns, gvkr)
+        .get(&so.spec.scale_target_ref.name)
+        .await
+        .map_err(|e| format!("reading the scale target for its container env: {e}"))?;
+    let containers = target
+        .data
+        .pointer("/spec/template/spec/containers")
+        .cloned()
+        .unwrap_or(serde_json::Value::Array(Vec::new()));
+    serde_json::from_value(containers)
+        .map_err(|e| format!("the scale target's pod template has unreadable containers: {e}"))
+}
+
+fn wrap(map: BTreeMap<String, String>) -> BTreeMap<String, Secret> {
+    map.into_iter().map(|(k, v)| (k, Secret::new(v))).collect()
+}
+
+/// Resolves every trigger's authentication. An error names the object and what is wrong;
+/// a missing TriggerAuthentication is only logged, as in KEDA (the scaler then reports the
+/// parameter it lacks).
+pub async fn resolve(
+    ctx: &Context,
+    so: &ScaledObject,
+    gvkr: &GroupVersionKindResource,
+) -> Result<Vec<TriggerAuth>, String> {
+    let ns = so.namespace().unwrap_or_default();
+    let client = &ctx.client;
+    // The authentication objects, each read once.
+    let mut specs: BTreeMap<(u8, String), (TriggerAuthenticationSpec, String)> = BTreeMap::new();
+    for (kind, name) in references(so) {
+        let found = match kind {
+            AuthenticationRefKind::TriggerAuthentication => {
+                Api::<TriggerAuthentication>::namespaced(client.clone(), &ns)
+                    .get_opt(&name)
+                    .await
+                    .map(|o| o.map(|ta| (ta.spec, ns.clone())))
+            }
+            AuthenticationRefKind::ClusterTriggerAuthentication => {
+                Api::<ClusterTriggerAuthentication>::all(client.clone())
+                    .get_opt(&name)
+                    .await
+                    .map(|o| {
+                        o.map(|cta| (cta.spec.0, ctx.settings.cluster_object_namespace.clone()))
+                    })
+            }
+        };
+        match found {
+            Ok(Some((spec, read_from))) => {
+                if let Some(source) = unsupported(&spec) {
+                    return Err(format!(
+                        "{} {name:?} uses {source}, which this operator does not support",
+                        kind_name(kind)
+                    ));
+                }
+                specs.insert((kind as u8, name), (spec, read_from));
+            }
+            Ok(None) => {
+                tracing::warn!(%ns, so = %so.name_any(), kind = kind_name(kind), %name, "authentication object not found")
+            }
+            Err(e) => {
+                return Err(format!("reading {} {name:?}: {e}", kind_name(kind)));
+            }
+        }
+    }
+
+    // The container env, where a trigger or an authentication reads it.
+    let wants_env = so
+        .spec
+        .triggers
+        .iter()
+        .any(|t| t.metadata.keys().any(|k| k.ends_with("FromEnv")))
+        || specs
+            .values()
+            .any(|(spec, _)| spec.env.as_ref().is_some_and(|e| !e.is_empty()));
+    let mut envs: BTreeMap<Option<String>, BTreeMap<String, String>> = BTreeMap::new();
+    if wants_env {
+        let containers = target_containers(ctx, &ns, so, gvkr).await?;
+        let mut wanted: BTreeSet<Option<String>> = BTreeSet::new();
+        wanted.insert(
+            so.spec
+                .scale_target_ref
+                .env_source_container_name
+                .clone()
+                .filter(|n| !n.is_empty()),
+        );
+        for (spec, _) in specs.values() {
+            for e in spec.env.iter().flatten() {
+                wanted.insert(e.container_name.clone().filter(|n| !n.is_empty()));
+            }
+        }
+        for name in wanted {
+            let container = pick_container(&containers, name.as_deref())
+                .map_err(|e| format!("resolving container env: {e}"))?;
+            let (cm_names, secret_names) = env_references(container);
+            let sources = EnvSources {
+                config_maps: config_maps(client, &ns, &cm_names).await,
+                secrets: secrets(client, &ns, &secret_names).await,
+            };
+            let env = resolve_container_env(container, &sources)
+                .map_err(|e| format!("resolving container env: {e}"))?;
+            envs.insert(name, env);
+        }
+    }
+    let source_container = so
+        .spec
+        .scale_target_ref
+        .env_source_container_name
+        .clone()
+        .filter(|n| !n.is_empty());
+    let container_env = |name: Option<&str>| envs.get(&name.map(str::to_string)).cloned();
+
+    let mut out = Vec::with_capacity(so.spec.triggers.len());
+    for trigger in &so.spec.triggers {
+        let mut auth = TriggerAuth {
+            resolved_env: wrap(envs.get(&source_container).cloned().unwrap_or_default()),
+            ..Default::default()
+        };
+        if let Some(reference) = &trigger.authentication_ref
+            && let Some((spec, read_from)) =
+                specs.get(&(reference.kind() as u8, reference.name.clone()))
+        {
+            let entries = entries(spec);
+            let cm_names: Vec<String> = entries
+                .iter()
+                .filter_map(|e| match e {
+                    AuthEntry::ConfigMap { name, .. } => Some(name.clone()),
+                    _ => None,
+                })
+                .collect();
+            let secret_names: Vec<String> = entries
+                .iter()
+                .filter_map(|e| match e {
+                    AuthEntry::Secret { name, .. } => Some(name.clone()),
+                    _ => None,
+                })
+                .collect();
+            let cms = config_maps(client, read_from, &cm_names).await;
+            let secrets = secrets(client, read_from, &secret_names).await;
+            auth.auth_params = wrap(resolve_auth_params(
+                &entries,
+                &container_env,
+                &cms,
+                &secrets,
+            ));
+        }
+        out.push(auth);
+    }
+    Ok(out)
+}
+
+/// Adds (or removes) `so` in the `status.scaledobjects` list of each authentication object.
+pub async fn record_references(ctx: &Context, so: &ScaledObject, refs: &[AuthRef], add: bool) {
+    let ns = so.namespace().unwrap_or_default();
+    let so_name = so.name_any();
+    for (kind, name) in refs {
+        let result = match kind {
+            AuthenticationRefKind::TriggerAuthentication => {
+                let api = Api::<TriggerAuthentication>::namespaced(ctx.client.clone(), &ns);
+                update_list(&api, name, &so_name, add).await
+            }
+            AuthenticationRefKind::ClusterTriggerAuthentication => {
+                let api = Api::<ClusterTriggerAuthentication>::all(ctx.client.clone());
+                update_list(&api, name, &so_name, add).await
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(%ns, %name, error = %e, "updating the authentication's status failed");
+        }
+    }
+}
+
+trait HasAuthStatus {
+    fn scaled_objects(&self) -> Option<String>;
+}
+
+impl HasAuthStatus for TriggerAuthentication {
+    fn scaled_objects(&self) -> Option<String> {
+        self.status.as_ref().and_then(|s| s.scaled_objects.clone())
+    }
+}
+
+impl HasAuthStatus for ClusterTriggerAuthentication {
+    fn scaled_objects(&self) -> Option<String> {
+        self.status.as_ref().and_then(|s| s.scaled_objects.clone())
+    }
+}
+
+async fn update_list<K>(api: &Api<K>, name: &str, so_name: &str, add: bool) -> kube::Result<()>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + HasAuthStatus,
+{
+    let Some(object) = api.get_opt(name).await? else {
+        return Ok(());
+    };
+    let current = object.scaled_objects().unwrap_or_default();
+    let mut names: Vec<&str> = current.split(',').filter(|n| !n.is_empty()).collect();
+    let present = names.contains(&so_name);
+    match (add, present) {
+        (true, false) => names.push(so_name),
+        (false, true) => names.retain(|n| *n != so_name),
+        _ => return Ok(()),
+    }
+    let value = (!names.is_empty()).then(|| names.join(","));
+    let patch = serde_json::json!({"status": {"scaledobjects": value}});
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER),
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
+}

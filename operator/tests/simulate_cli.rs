@@ -1,0 +1,106 @@
+//! `keda-operator simulate` as a user runs it: files in, a timeline out, and clear errors.
+
+use std::process::Command;
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_keda-operator"))
+        .arg("simulate")
+        .args(args)
+        .output()
+        .expect("keda-operator runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const SCALED_OBJECT: &str = "apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata:
+  name: orders
+spec:
+  scaleTargetRef:
+    name: orders
+  pollingInterval: 5
+  cooldownPeriod: 30
+  triggers:
+  - type: prometheus
+    name: backlog
+    metadata:
+      serverAddress: http://prometheus:9090
+      query: sum(backlog)
+      threshold: '20'
+";
+
+#[test]
+fn a_trace_replays_into_a_timeline_and_an_svg() {
+    let dir = tempfile::tempdir().unwrap();
+    let so = dir.path().join("so.yaml");
+    let trace = dir.path().join("trace.csv");
+    let svg = dir.path().join("out.svg");
+    std::fs::write(&so, SCALED_OBJECT).unwrap();
+    std::fs::write(
+        &trace,
+        "time,trigger,value\n0,backlog,0\n1m,backlog,70\n2m,backlog,0\n",
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = run(&[
+        "--scaledobject",
+        so.to_str().unwrap(),
+        "--trace",
+        trace.to_str().unwrap(),
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("ScaledObject default/orders"), "{stdout}");
+    assert!(stdout.contains("KEDAScaleTargetActivated"), "{stdout}");
+    assert!(stdout.contains("1m00s"), "{stdout}");
+    // ceil(70 / 20) = 4 by the HPA.
+    assert!(stdout.contains("New size: 4"), "{stdout}");
+    let drawing = std::fs::read_to_string(&svg).unwrap();
+    assert!(drawing.starts_with("<svg") && drawing.contains("backlog"));
+}
+
+#[test]
+fn bad_files_are_named_in_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let so = dir.path().join("so.yaml");
+    let trace = dir.path().join("trace.csv");
+    std::fs::write(&so, SCALED_OBJECT).unwrap();
+    std::fs::write(&trace, "0,backlog,0\n10,queue,5\n").unwrap();
+    let (ok, _, stderr) = run(&[
+        "--scaledobject",
+        so.to_str().unwrap(),
+        "--trace",
+        trace.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("trace.csv:2: unknown trigger \"queue\""),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = run(&["--scaledobject", "missing.yaml", "--trace", "x.csv"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("reading --scaledobject missing.yaml"),
+        "{stderr}"
+    );
+    std::fs::write(
+        &so,
+        SCALED_OBJECT.replace("threshold: '20'", "threshold: 'x'"),
+    )
+    .unwrap();
+    let (ok, _, stderr) = run(&[
+        "--scaledobject",
+        so.to_str().unwrap(),
+        "--trace",
+        trace.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("triggers[0]") && stderr.contains("threshold"),
+        "{stderr}"
+    );
+}
