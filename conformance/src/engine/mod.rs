@@ -142,6 +142,11 @@ pub async fn run_rule(ctx: &Context, loaded: &Loaded) -> Outcome {
 
     if let Some(s) = sampler {
         s.abort();
+        // The last state, which the periodic sampler may not have seen before the rule ended.
+        if let Some(target) = &scenario.target {
+            let api: Api<Deployment> = Api::namespaced(ctx.cluster.client(), &run.namespace);
+            sample_once(&api, target, start, &timeline).await;
+        }
     }
     if let Some(id) = run.fault {
         ctx.prometheus.controls().clear_fault(id);
@@ -500,21 +505,30 @@ async fn sample_replicas(
 ) {
     let api: Api<Deployment> = Api::namespaced(client, &namespace);
     loop {
-        let replicas = api
-            .get_opt(&target)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|d| d.spec.and_then(|s| s.replicas))
-            .map(i64::from);
-        let at = ms_since(start, Instant::now());
-        if let Ok(mut t) = timeline.lock() {
-            // Only changes matter for a step plot.
-            if t.replicas.last().map(|(_, r)| *r) != Some(replicas) {
-                t.replicas.push((at, replicas));
-            }
-        }
+        sample_once(&api, &target, start, &timeline).await;
         tokio::time::sleep(SAMPLE).await;
+    }
+}
+
+async fn sample_once(
+    api: &Api<Deployment>,
+    target: &str,
+    start: Instant,
+    timeline: &Mutex<Timeline>,
+) {
+    let replicas = api
+        .get_opt(target)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|d| d.spec.and_then(|s| s.replicas))
+        .map(i64::from);
+    let at = ms_since(start, Instant::now());
+    if let Ok(mut t) = timeline.lock() {
+        // Only changes matter for a step plot.
+        if t.replicas.last().map(|(_, r)| *r) != Some(replicas) {
+            t.replicas.push((at, replicas));
+        }
     }
 }
 
