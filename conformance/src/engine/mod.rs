@@ -460,10 +460,18 @@ impl RuleRun<'_> {
             Err(kube::Error::Api(e)) => (e.code, e.message),
             Err(e) => return Err(format!("GET {path}: {e}")),
         };
-        if status != request.status {
+        if !request.status.matches(status) {
             return Err(format!(
                 "GET {path}: expected status {}, got {status} {}: {body}",
                 request.status,
+                self.at()
+            ));
+        }
+        if let Some(wanted) = &request.body_contains
+            && !body.contains(wanted.as_str())
+        {
+            return Err(format!(
+                "GET {path}: expected the answer to contain {wanted:?}; it was {body:?} {}",
                 self.at()
             ));
         }

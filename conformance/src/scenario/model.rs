@@ -456,9 +456,56 @@ impl From<RawHold> for Hold {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Request {
     pub path: String,
-    pub status: u16,
+    pub status: StatusExpect,
+    /// Text the answer's body (or error message) must contain.
+    #[serde(default)]
+    pub body_contains: Option<String>,
     #[serde(default)]
     pub fields: Fields,
+}
+
+/// An exact HTTP status, or `error`: any status from 400 up.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "serde_yaml::Value")]
+pub enum StatusExpect {
+    Code(u16),
+    AnyError,
+}
+
+impl StatusExpect {
+    pub fn matches(&self, code: u16) -> bool {
+        match self {
+            StatusExpect::Code(c) => *c == code,
+            StatusExpect::AnyError => code >= 400,
+        }
+    }
+}
+
+impl std::fmt::Display for StatusExpect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StatusExpect::Code(c) => write!(f, "{c}"),
+            StatusExpect::AnyError => f.write_str("an error (400 or above)"),
+        }
+    }
+}
+
+impl TryFrom<serde_yaml::Value> for StatusExpect {
+    type Error = String;
+    fn try_from(value: serde_yaml::Value) -> Result<Self, String> {
+        match &value {
+            serde_yaml::Value::Number(n) => n
+                .as_u64()
+                .and_then(|n| u16::try_from(n).ok())
+                .filter(|n| (100..600).contains(n))
+                .map(StatusExpect::Code)
+                .ok_or_else(|| format!("status {n} is not an HTTP status")),
+            serde_yaml::Value::String(s) if s == "error" => Ok(StatusExpect::AnyError),
+            other => Err(format!(
+                "status must be an HTTP status or `error`, not {other:?}"
+            )),
+        }
+    }
 }
 
 /// A manifest template: YAML text with `${name}` placeholders, one or more documents.
