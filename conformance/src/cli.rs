@@ -25,6 +25,15 @@ pub struct Cli {
 pub enum Command {
     /// Bring up a cluster, check that it really works, and report (the main job).
     Run(RunArgs),
+    /// Check an external scaler (gRPC, KEDA's externalscaler.proto) against the contract.
+    Scaler(ScalerArgs),
+    /// Serve a sample external scaler (correct, or broken on purpose) for trying the kit.
+    SampleScaler {
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        listen: std::net::SocketAddr,
+        #[arg(long, value_enum, default_value = "correct")]
+        behaviour: crate::scaler::sample::Behaviour,
+    },
     /// Manage named clusters that stay up in the background.
     Cluster {
         #[command(subcommand)]
@@ -59,6 +68,79 @@ pub struct ProviderArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub provider: ProviderArgs,
+    /// Which operator to judge: ours, started here, or whatever the cluster already runs.
+    #[arg(long, value_enum, default_value = "builtin")]
+    pub operator: crate::suite::OperatorKind,
+    /// Only the rules whose ids match (`*` and `?`; comma-separated alternatives).
+    #[arg(long, default_value = "*")]
+    pub rules: String,
+    /// How many rules run at once (each in its own namespace).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: u16,
+    /// Write a JUnit XML report here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Write a self-contained HTML report (with a timeline per timed rule) here.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// The directory of scenario files (default: the rules shipped with this program).
+    #[arg(long)]
+    pub scenarios: Option<PathBuf>,
+    /// Allowance added to deadlines for API round trips and scheduling (`slack`), in seconds.
+    #[arg(long, default_value_t = 3.0)]
+    pub slack: f64,
+    /// The cluster's HPA sync period in seconds, for clusters the runner did not start.
+    #[arg(long, default_value_t = 15.0)]
+    pub hpa_sync_period: f64,
+    /// The cluster's HPA downscale stabilization in seconds, for clusters the runner did not start.
+    #[arg(long, default_value_t = 300.0)]
+    pub downscale_stabilization: f64,
+    /// List the selected rules and exit.
+    #[arg(long)]
+    pub list: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ScalerArgs {
+    /// The scaler's gRPC address, `host:port`.
+    #[arg(long)]
+    pub address: String,
+    /// Trigger metadata a working ScaledObject would send (repeat: `--metadata k=v`).
+    #[arg(long = "metadata", value_parser = parse_pair)]
+    pub metadata: Vec<(String, String)>,
+    /// Metadata the scaler must refuse with an error status (default: no metadata at all).
+    #[arg(long = "bad-metadata", value_parser = parse_pair)]
+    pub bad_metadata: Vec<(String, String)>,
+    /// The activation threshold IsActive must agree with (`value > threshold`).
+    #[arg(long, default_value_t = 0.0)]
+    pub activation_threshold: f64,
+    /// The deadline of every call, in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub timeout: f64,
+    /// Also check StreamIsActive (external-push), holding the stream this many seconds.
+    #[arg(long)]
+    pub push: Option<f64>,
+    /// Connect with TLS.
+    #[arg(long)]
+    pub tls: bool,
+    /// The CA that signed the scaler's certificate (PEM).
+    #[arg(long, requires = "tls")]
+    pub tls_ca: Option<PathBuf>,
+    /// A client certificate and key (PEM), when the scaler demands one.
+    #[arg(long, requires = "tls")]
+    pub tls_client_cert: Option<PathBuf>,
+    #[arg(long, requires = "tls")]
+    pub tls_client_key: Option<PathBuf>,
+    /// The name the scaler's certificate must carry (default: the address's host).
+    #[arg(long, requires = "tls")]
+    pub tls_server_name: Option<String>,
+}
+
+fn parse_pair(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{text:?} is not key=value")),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -107,6 +189,8 @@ pub fn init_tracing(verbose: u8) {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => commands::run::run(args),
+        Command::Scaler(args) => commands::scaler::check(args),
+        Command::SampleScaler { listen, behaviour } => commands::scaler::sample(listen, behaviour),
         Command::Cluster { command } => match command {
             ClusterCommand::Up { name, provider } => commands::cluster::up(&name, &provider),
             ClusterCommand::Down { name } => commands::cluster::down(&name),

@@ -88,13 +88,29 @@ fn cluster_up_status_and_down_manage_a_background_cluster() {
 }
 
 #[test]
-fn run_brings_up_a_cluster_checks_it_and_tears_it_down() {
+fn run_judges_the_operator_writes_reports_and_tears_everything_down() {
     let state = tempfile::tempdir().unwrap();
-    let out = cli(state.path(), &["run"]);
+    let junit = state.path().join("report.xml");
+    let html = state.path().join("report.html");
+    let out = cli(
+        state.path(),
+        &[
+            "run",
+            "--rules",
+            "SO-HPA-001,SO-GC-001",
+            "--junit",
+            junit.to_str().unwrap(),
+            "--html",
+            html.to_str().unwrap(),
+        ],
+    );
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     assert!(stdout.contains("Kubernetes v1.36.3"), "{stdout}");
-    assert!(stdout.contains("preflight: 3 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("2 of 2 rules passed"), "{stdout}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("<testcase name=\"SO-GC-001\""), "{xml}");
+    assert!(std::fs::read_to_string(&html).unwrap().contains("<svg"));
     let server = stdout
         .split_whitespace()
         .find(|w| w.starts_with("https://127.0.0.1:"))
@@ -175,4 +191,27 @@ fn down_and_status_of_an_unknown_cluster_say_so() {
     let status = cli(state.path(), &["cluster", "status"]);
     assert!(status.status.success());
     assert_eq!(text(&status.stdout).trim(), "no clusters are up");
+}
+
+#[test]
+fn a_malformed_scenario_stops_the_run_before_any_cluster_starts() {
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().join("scenarios");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("bad.yaml"),
+        "id: X-001\ntitle: t\nsection: \"1\"\nsteps:\n  - wait:\n      object: {kind: Deployment, name: web}\n      within: 5\n",
+    )
+    .unwrap();
+    let out = cli(state.path(), &["run", "--scenarios", dir.to_str().unwrap()]);
+    let line = error_line(&out);
+    assert!(line.contains("bad.yaml:7:"), "{line}");
+    assert!(line.contains("`5` has no unit"), "{line}");
+}
+
+#[test]
+fn rules_that_select_nothing_are_an_error() {
+    let state = tempfile::tempdir().unwrap();
+    let out = cli(state.path(), &["run", "--rules", "NOPE-*"]);
+    assert!(error_line(&out).contains("selects none of the rules"));
 }

@@ -2,6 +2,7 @@
 
 pub mod cluster;
 pub mod run;
+pub mod scaler;
 
 use std::time::Duration;
 

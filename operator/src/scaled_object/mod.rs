@@ -331,6 +331,15 @@ fn record_success(status: &mut ScaledObjectStatus, checked: &Checked) {
     status.external_metric_names = (!external.is_empty()).then_some(external);
     status.resource_metric_names = (!resource.is_empty()).then_some(resource);
     status.hpa_name = checked.hpa.metadata.name.clone();
+    let composite = checked
+        .hpa
+        .spec
+        .metrics
+        .iter()
+        .flatten()
+        .filter_map(|m| m.external.as_ref())
+        .any(|e| e.metric.name == COMPOSITE_METRIC_NAME);
+    status.composite_scaler_name = composite.then(|| COMPOSITE_METRIC_NAME.to_string());
 }
 
 /// Everything that can make a ScaledObject not Ready, with KEDA's messages.

@@ -1,0 +1,583 @@
+//! Runs one scenario against a cluster: each step once, in order, with deadlines and no
+//! retries. The first step that fails ends the rule with a message that says what was
+//! expected, what was observed, and when (seconds since the rule started).
+
+pub mod objects;
+pub mod timeline;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fake_sources::{FakePrometheus, Fault, FaultId, FaultSpec};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Event;
+use kube::Api;
+
+use crate::scenario::deadline::{self, Timings};
+use crate::scenario::model::{
+    self, Apply, Check, Hold, Metric, MetricAction, ObjectRef, Request, Step, Wait, describe_expect,
+};
+use crate::scenario::path::{Expect, same_value};
+use crate::scenario::{Loaded, Scenario};
+use objects::Resolver;
+use timeline::{EventMark, StepMark, Timeline, Window, ms_since, seconds};
+
+/// How often waits and holds look at the cluster.
+const POLL: Duration = Duration::from_millis(100);
+/// How often the target's replicas are sampled for the timeline.
+const SAMPLE: Duration = Duration::from_millis(250);
+
+/// What every rule of a run shares.
+pub struct Context {
+    pub cluster: Arc<kind::Cluster>,
+    pub prometheus: Arc<FakePrometheus>,
+    /// The fake Prometheus's address as the operator dials it.
+    pub prometheus_url: String,
+    /// hpaSyncPeriod, downscaleStabilization, slack, gcPeriod.
+    pub timings: Timings,
+    pub resolver: Resolver,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum Status {
+    Passed,
+    Failed,
+}
+
+/// The result of one rule.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Outcome {
+    pub id: String,
+    pub title: String,
+    pub section: String,
+    pub file: String,
+    pub status: Status,
+    /// The failure: expected vs observed, with times.
+    pub message: Option<String>,
+    pub duration: Duration,
+    pub timeline: Timeline,
+}
+
+struct RuleRun<'a> {
+    ctx: &'a Context,
+    scenario: &'a Scenario,
+    namespace: String,
+    vars: BTreeMap<String, String>,
+    timings: Timings,
+    query: String,
+    start: Instant,
+    marks: HashMap<String, Instant>,
+    fault: Option<FaultId>,
+    timeline: Arc<Mutex<Timeline>>,
+}
+
+/// Runs one rule in a fresh namespace, deleted afterwards.
+pub async fn run_rule(ctx: &Context, loaded: &Loaded) -> Outcome {
+    let scenario = &loaded.scenario;
+    let start = Instant::now();
+    let wall_start = jiff::Timestamp::now();
+    let timeline = Arc::new(Mutex::new(Timeline::default()));
+    let mut outcome = Outcome {
+        id: scenario.id.to_string(),
+        title: scenario.title.clone(),
+        section: scenario.section.clone(),
+        file: loaded
+            .file
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        status: Status::Passed,
+        message: None,
+        duration: Duration::ZERO,
+        timeline: Timeline::default(),
+    };
+    let prefix = scenario.id.0.to_ascii_lowercase();
+    let namespace = match ctx.cluster.namespace(&prefix).await {
+        Ok(ns) => ns,
+        Err(e) => {
+            outcome.status = Status::Failed;
+            outcome.message = Some(format!("creating the rule's namespace: {e}"));
+            return outcome;
+        }
+    };
+    let query = format!("keda_conformance_{}", namespace.name().replace('-', "_"));
+    let mut vars: BTreeMap<String, String> = scenario
+        .vars
+        .iter()
+        .map(|(k, v)| (k.clone(), v.render()))
+        .collect();
+    vars.insert("namespace".into(), namespace.name().into());
+    vars.insert("prometheus".into(), ctx.prometheus_url.clone());
+    vars.insert("query".into(), query.clone());
+    let mut timings = ctx.timings.clone();
+    for name in deadline::SCENARIO_TIMINGS {
+        if let Some(model::VarValue::Number(n)) = scenario.vars.get(name) {
+            timings.insert(name.into(), Duration::from_secs_f64(*n));
+        }
+    }
+    let mut run = RuleRun {
+        ctx,
+        scenario,
+        namespace: namespace.name().to_string(),
+        vars,
+        timings,
+        query,
+        start,
+        marks: HashMap::new(),
+        fault: None,
+        timeline: timeline.clone(),
+    };
+    let sampler = scenario.target.clone().map(|target| {
+        tokio::spawn(sample_replicas(
+            ctx.cluster.client(),
+            run.namespace.clone(),
+            target,
+            start,
+            timeline.clone(),
+        ))
+    });
+
+    let result = run.steps().await;
+
+    if let Some(s) = sampler {
+        s.abort();
+        // The last state, which the periodic sampler may not have seen before the rule ended.
+        if let Some(target) = &scenario.target {
+            let api: Api<Deployment> = Api::namespaced(ctx.cluster.client(), &run.namespace);
+            sample_once(&api, target, start, &timeline).await;
+        }
+    }
+    if let Some(id) = run.fault {
+        ctx.prometheus.controls().clear_fault(id);
+    }
+    ctx.prometheus.values().clear(&run.query);
+    let events = collect_events(ctx.cluster.client(), &run.namespace, wall_start).await;
+    if let Err(failure) = result {
+        outcome.status = Status::Failed;
+        outcome.message = Some(failure);
+    }
+    let _ = namespace.delete().await;
+    outcome.duration = start.elapsed();
+    let mut timeline = timeline.lock().map(|t| t.clone()).unwrap_or_default();
+    timeline.events = events;
+    timeline.end_ms = outcome.duration.as_millis() as u64;
+    outcome.timeline = timeline;
+    outcome
+}
+
+impl RuleRun<'_> {
+    fn now_ms(&self) -> u64 {
+        ms_since(self.start, Instant::now())
+    }
+
+    fn at(&self) -> String {
+        format!("at {}", seconds(self.now_ms()))
+    }
+
+    fn record<F: FnOnce(&mut Timeline)>(&self, f: F) {
+        if let Ok(mut t) = self.timeline.lock() {
+            f(&mut t);
+        }
+    }
+
+    async fn steps(&mut self) -> Result<(), String> {
+        for (index, step) in self.scenario.steps.iter().enumerate() {
+            let what = step.describe();
+            let at_ms = self.now_ms();
+            self.record(|t| {
+                t.steps.push(StepMark {
+                    at_ms,
+                    what: what.clone(),
+                })
+            });
+            let result = match step {
+                Step::Apply(a) => self.apply(a).await,
+                Step::Delete(d) => {
+                    self.ctx
+                        .resolver
+                        .delete(&self.client(), &self.namespace, &d.object)
+                        .await
+                }
+                Step::Metric(m) => {
+                    self.metric(m);
+                    Ok(())
+                }
+                Step::Wait(w) => self.wait(w).await,
+                Step::Hold(h) => self.hold(h).await,
+                Step::Assert(c) => self.assert(c).await,
+                Step::Request(r) => self.request(r).await,
+            };
+            result.map_err(|e| format!("step {} ({what}): {e}", index + 1))?;
+            if let Some(mark) = step.mark() {
+                self.marks.insert(mark.to_string(), Instant::now());
+            }
+        }
+        Ok(())
+    }
+
+    fn client(&self) -> kube::Client {
+        self.ctx.cluster.client()
+    }
+
+    fn eval(&self, expr: &deadline::DeadlineExpr) -> Result<Duration, String> {
+        expr.eval(&self.timings)
+    }
+
+    async fn apply(&self, apply: &Apply) -> Result<(), String> {
+        let text = model::substitute(&apply.manifest.template, &self.vars)?;
+        let objects = model::parse_objects(&text)?;
+        let options = kind::apply::ApplyOptions {
+            namespace: Some(&self.namespace),
+            dry_run: false,
+        };
+        for object in &objects {
+            let result = kind::apply::apply_with(&self.client(), object, &options).await;
+            match (&apply.denied, result) {
+                (None, Ok(_)) => {}
+                (None, Err(e)) => {
+                    return Err(format!("the apiserver refused it {}: {e}", self.at()));
+                }
+                (Some(wanted), Err(e)) => {
+                    let message = e.to_string();
+                    if !message.contains(wanted.as_str()) {
+                        return Err(format!(
+                            "expected a denial containing {wanted:?}; the denial was {message:?}"
+                        ));
+                    }
+                }
+                (Some(wanted), Ok(_)) => {
+                    return Err(format!(
+                        "expected a denial containing {wanted:?}; the object was accepted {}",
+                        self.at()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn metric(&mut self, metric: &Metric) {
+        let prom = &self.ctx.prometheus;
+        if let Some(id) = self.fault.take() {
+            prom.controls().clear_fault(id);
+        }
+        let now = self.now_ms();
+        match &metric.action {
+            MetricAction::Value(v) => {
+                prom.set_sample(self.query.clone(), *v);
+                self.record(|t| t.metric.push((now, Some(*v))));
+            }
+            MetricAction::Fail => {
+                self.fault = Some(prom.controls().add_fault(FaultSpec {
+                    fault: Fault::error(500, "the conformance runner made this source fail"),
+                    key: Some(self.query.clone()),
+                    times: None,
+                }));
+                self.record(|t| t.metric.push((now, None)));
+            }
+            MetricAction::Script(steps) => {
+                let values: Vec<(Duration, fake_sources::PromValue)> = steps
+                    .iter()
+                    .map(|(after, v)| (*after, fake_sources::PromValue::single(*v)))
+                    .collect();
+                prom.script(self.query.clone(), values);
+                self.record(|t| {
+                    for (after, v) in steps {
+                        t.metric.push((now + after.as_millis() as u64, Some(*v)));
+                    }
+                });
+            }
+        }
+    }
+
+    /// Whether the check holds now, and what was observed.
+    async fn observe(&self, check: &Check) -> Result<(bool, String), String> {
+        let found = self
+            .ctx
+            .resolver
+            .get(&self.client(), &self.namespace, &check.object)
+            .await?;
+        let Some(object) = found else {
+            return Ok((check.absent, "it does not exist".into()));
+        };
+        if check.absent {
+            return Ok((false, "it exists".into()));
+        }
+        let mut mismatches = Vec::new();
+        for (path, expect) in &check.fields.0 {
+            let actual = path.get(&object);
+            let ok = match expect {
+                Expect::Equals(wanted) => {
+                    let wanted = self.render_value(wanted)?;
+                    actual.is_some_and(|a| same_value(a, &wanted))
+                }
+                Expect::Present(p) => actual.is_some() == *p,
+                Expect::Contains(text) => {
+                    let text = model::substitute(text, &self.vars)?;
+                    actual
+                        .and_then(|a| a.as_str())
+                        .is_some_and(|a| a.contains(&text))
+                }
+                Expect::SameAs {
+                    object,
+                    path: other_path,
+                } => {
+                    let other = self
+                        .ctx
+                        .resolver
+                        .get(&self.client(), &self.namespace, object)
+                        .await?;
+                    let wanted = other.as_ref().and_then(|o| other_path.get(o));
+                    wanted.is_some() && actual == wanted
+                }
+            };
+            if !ok {
+                let shown = actual.map_or("nothing".to_string(), |a| a.to_string());
+                mismatches.push(format!(
+                    "{path} is {shown} (expected {})",
+                    describe_expect(expect)
+                ));
+            }
+        }
+        if mismatches.is_empty() {
+            Ok((true, "as expected".into()))
+        } else {
+            Ok((false, mismatches.join("; ")))
+        }
+    }
+
+    /// Strings in expected values may use the run's placeholders.
+    fn render_value(&self, value: &serde_json::Value) -> Result<serde_json::Value, String> {
+        Ok(match value {
+            serde_json::Value::String(s) if s.contains("${") => {
+                serde_json::Value::String(model::substitute(s, &self.vars)?)
+            }
+            other => other.clone(),
+        })
+    }
+
+    async fn wait(&self, wait: &Wait) -> Result<(), String> {
+        let from = match &wait.from {
+            Some(mark) => *self
+                .marks
+                .get(mark)
+                .ok_or_else(|| format!("mark `{mark}` was not reached"))?,
+            None => Instant::now(),
+        };
+        let within = self.eval(&wait.within)?;
+        let not_before = match &wait.not_before {
+            Some(e) => self.eval(e)?,
+            None => Duration::ZERO,
+        };
+        let mut window = Window {
+            label: wait.check.describe(),
+            from_ms: ms_since(self.start, from),
+            not_before_ms: ms_since(self.start, from + not_before),
+            deadline_ms: ms_since(self.start, from + within),
+            observed_ms: None,
+            passed: false,
+        };
+        let result = loop {
+            let (ok, observed) = self.observe(&wait.check).await?;
+            let elapsed = from.elapsed();
+            if ok {
+                window.observed_ms = Some(self.now_ms());
+                if elapsed < not_before {
+                    break Err(format!(
+                        "expected {} not before {} ({} after {}); it happened {} ({} after it)",
+                        wait.check.describe(),
+                        seconds(window.not_before_ms),
+                        wait.not_before
+                            .as_ref()
+                            .map(|e| e.to_string())
+                            .unwrap_or_default(),
+                        wait.from.as_deref().unwrap_or("the wait began"),
+                        self.at(),
+                        seconds(elapsed.as_millis() as u64),
+                    ));
+                }
+                break Ok(());
+            }
+            if elapsed > within {
+                break Err(format!(
+                    "expected {} by {} ({} = {}); observed {}: {observed}",
+                    wait.check.describe(),
+                    seconds(window.deadline_ms),
+                    wait.within,
+                    seconds(within.as_millis() as u64),
+                    self.at(),
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        };
+        window.passed = result.is_ok();
+        self.record(|t| t.windows.push(window));
+        result
+    }
+
+    async fn hold(&self, hold: &Hold) -> Result<(), String> {
+        let duration = self.eval(&hold.duration)?;
+        let started = Instant::now();
+        loop {
+            let (ok, observed) = self.observe(&hold.check).await?;
+            if !ok {
+                return Err(format!(
+                    "expected {} for {} (until {}); {}: {observed}",
+                    hold.check.describe(),
+                    hold.duration,
+                    seconds(ms_since(self.start, started + duration)),
+                    self.at()
+                ));
+            }
+            if started.elapsed() >= duration {
+                return Ok(());
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn assert(&self, check: &Check) -> Result<(), String> {
+        let (ok, observed) = self.observe(check).await?;
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "expected {}; {}: {observed}",
+                check.describe(),
+                self.at()
+            ))
+        }
+    }
+
+    async fn request(&self, request: &Request) -> Result<(), String> {
+        let path = model::substitute(&request.path, &self.vars)?;
+        let http_request = http::Request::get(&path)
+            .body(Vec::new())
+            .map_err(|e| format!("request {path}: {e}"))?;
+        let (status, body) = match self.client().request_text(http_request).await {
+            Ok(text) => (200u16, text),
+            Err(kube::Error::Api(e)) => (e.code, e.message),
+            Err(e) => return Err(format!("GET {path}: {e}")),
+        };
+        if !request.status.matches(status) {
+            return Err(format!(
+                "GET {path}: expected status {}, got {status} {}: {body}",
+                request.status,
+                self.at()
+            ));
+        }
+        if let Some(wanted) = &request.body_contains
+            && !body.contains(wanted.as_str())
+        {
+            return Err(format!(
+                "GET {path}: expected the answer to contain {wanted:?}; it was {body:?} {}",
+                self.at()
+            ));
+        }
+        if request.fields.0.is_empty() {
+            return Ok(());
+        }
+        let json: serde_json::Value = serde_json::from_str(&body)
+            .map_err(|e| format!("GET {path}: the answer is not JSON: {e}"))?;
+        for (field, expect) in &request.fields.0 {
+            let actual = field.get(&json);
+            let ok = match expect {
+                Expect::Equals(w) => actual.is_some_and(|a| same_value(a, w)),
+                Expect::Present(p) => actual.is_some() == *p,
+                Expect::Contains(t) => actual
+                    .and_then(|a| a.as_str())
+                    .is_some_and(|a| a.contains(t.as_str())),
+                Expect::SameAs { .. } => {
+                    return Err("`$sameAs` is not supported in a request".into());
+                }
+            };
+            if !ok {
+                return Err(format!(
+                    "GET {path}: {field} is {} (expected {})",
+                    actual.map_or("nothing".into(), |a| a.to_string()),
+                    describe_expect(expect)
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn sample_replicas(
+    client: kube::Client,
+    namespace: String,
+    target: String,
+    start: Instant,
+    timeline: Arc<Mutex<Timeline>>,
+) {
+    let api: Api<Deployment> = Api::namespaced(client, &namespace);
+    loop {
+        sample_once(&api, &target, start, &timeline).await;
+        tokio::time::sleep(SAMPLE).await;
+    }
+}
+
+async fn sample_once(
+    api: &Api<Deployment>,
+    target: &str,
+    start: Instant,
+    timeline: &Mutex<Timeline>,
+) {
+    let replicas = api
+        .get_opt(target)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|d| d.spec.and_then(|s| s.replicas))
+        .map(i64::from);
+    let at = ms_since(start, Instant::now());
+    if let Ok(mut t) = timeline.lock() {
+        // Only changes matter for a step plot.
+        if t.replicas.last().map(|(_, r)| *r) != Some(replicas) {
+            t.replicas.push((at, replicas));
+        }
+    }
+}
+
+/// The namespace's events, placed on the rule's clock.
+async fn collect_events(
+    client: kube::Client,
+    namespace: &str,
+    wall_start: jiff::Timestamp,
+) -> Vec<EventMark> {
+    let api: Api<Event> = Api::namespaced(client, namespace);
+    let Ok(list) = api.list(&Default::default()).await else {
+        return Vec::new();
+    };
+    let mut marks: Vec<EventMark> = list
+        .items
+        .into_iter()
+        .filter_map(|e| {
+            let when = e
+                .event_time
+                .as_ref()
+                .map(|t| t.0)
+                .or(e.last_timestamp.as_ref().map(|t| t.0))
+                .or(e.first_timestamp.as_ref().map(|t| t.0))?;
+            let offset = when.as_millisecond() - wall_start.as_millisecond();
+            Some(EventMark {
+                at_ms: offset.max(0) as u64,
+                object: format!(
+                    "{}/{}",
+                    e.involved_object.kind.unwrap_or_default(),
+                    e.involved_object.name.unwrap_or_default()
+                ),
+                reason: e.reason.unwrap_or_default(),
+                message: e.message.unwrap_or_default(),
+            })
+        })
+        .collect();
+    marks.sort_by_key(|m| m.at_ms);
+    marks
+}
+
+/// The object a scenario's step names, for messages elsewhere.
+pub fn describe_object(o: &ObjectRef) -> String {
+    format!("{} {}", o.kind, o.name)
+}

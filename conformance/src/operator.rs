@@ -1,0 +1,246 @@
+//! `--operator builtin`: our reference operator as a separate process (`keda-operator run`),
+//! judged exactly as any other operator: through the cluster, its CRDs and its metrics API.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use base64::Engine;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+
+pub const OPERATOR_NAMESPACE: &str = "keda";
+pub const METRICS_SERVICE: &str = "keda-operator-metrics-apiserver";
+pub const EXTERNAL_METRICS_APISERVICE: &str = "v1beta1.external.metrics.k8s.io";
+const BINARY: &str = "keda-operator";
+/// Set to use a given operator binary.
+pub const BINARY_ENV: &str = "KEDA_OPERATOR_BIN";
+
+/// Where the operator binary is: `$KEDA_OPERATOR_BIN`, else next to this executable (cargo
+/// puts both in `target/<profile>/`; test executables sit one level down, in `deps/`).
+pub fn locate() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(BINARY_ENV) {
+        return Some(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    [dir.join(BINARY), dir.parent()?.join(BINARY)]
+        .into_iter()
+        .find(|p| p.is_file())
+}
+
+/// The workspace this crate was built in, if its sources are still there.
+pub fn workspace_root() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
+    root.join("operator")
+        .join("Cargo.toml")
+        .is_file()
+        .then(|| root.to_path_buf())
+}
+
+/// Builds the operator with cargo (same profile and target dir as this crate). Cargo does not
+/// hold its build lock while test executables run (checked with cargo 1.95), so a test may
+/// call it; another cargo building in the same target dir only makes it wait.
+pub fn build() -> anyhow::Result<PathBuf> {
+    let root = workspace_root().context("the operator's sources are not next to this program")?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // cargo names the executable it built; no guessing of target directories.
+    let out = Command::new(cargo)
+        .args([
+            "build",
+            "-p",
+            BINARY,
+            "--bin",
+            BINARY,
+            "--message-format=json-render-diagnostics",
+        ])
+        .current_dir(&root)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("running cargo build -p keda-operator")?;
+    if !out.status.success() {
+        bail!("cargo build -p keda-operator failed ({})", out.status);
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == BINARY)
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .context("cargo built keda-operator but named no executable")
+}
+
+/// The binary to run: `$KEDA_OPERATOR_BIN`; else, when cargo started this program (`cargo run`,
+/// `cargo test`) inside the workspace, a fresh `cargo build` (so the operator judged is the
+/// operator in the sources); else the binary next to this one; else a build.
+pub fn locate_or_build() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os(BINARY_ENV) {
+        return Ok(PathBuf::from(path));
+    }
+    if std::env::var_os("CARGO").is_some() && workspace_root().is_some() {
+        return build();
+    }
+    match locate() {
+        Some(found) => Ok(found),
+        None => build(),
+    }
+}
+
+/// The CRDs the operator ships (`keda-operator crds`), as objects to apply.
+pub fn crds(binary: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
+    let out = Command::new(binary)
+        .arg("crds")
+        .output()
+        .with_context(|| format!("running {} crds", binary.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} crds failed: {}",
+            binary.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = String::from_utf8(out.stdout).context("the CRDs are not UTF-8")?;
+    crate::scenario::model::parse_objects(&text)
+        .map_err(|e| anyhow::anyhow!("the operator's CRDs: {e}"))
+}
+
+/// A running operator process; stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct Builtin {
+    component: kind::process::Component,
+    _dir: tempfile::TempDir,
+}
+
+impl Builtin {
+    pub fn log(&self) -> &Path {
+        self.component.log()
+    }
+
+    pub fn check(&mut self) -> anyhow::Result<()> {
+        Ok(self.component.check()?)
+    }
+
+    /// Starts the operator against `cluster` and registers its metrics API; returns once the
+    /// APIService is Available.
+    pub async fn start(cluster: &kind::Cluster, binary: &Path) -> anyhow::Result<Self> {
+        let client = cluster.client();
+        let namespace: Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": OPERATOR_NAMESPACE}}))?;
+        match Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => return Err(e).context("creating the keda namespace"),
+        }
+
+        let dir = tempfile::Builder::new()
+            .prefix("keda-conformance-operator-")
+            .tempdir()?;
+        let dns = format!("{METRICS_SERVICE}.{OPERATOR_NAMESPACE}.svc");
+        let ca = kind::tls::CertificateAuthority::new("keda-conformance-metrics-ca")?;
+        let serving = ca.issue(&kind::tls::LeafSpec::server(
+            &dns,
+            &[dns.as_str()],
+            &[std::net::Ipv4Addr::LOCALHOST.into()],
+        ))?;
+        std::fs::write(dir.path().join("tls.crt"), &serving.cert_pem)?;
+        std::fs::write(dir.path().join("tls.key"), &serving.key_pem)?;
+        std::fs::write(dir.path().join("ca.crt"), ca.cert_pem())?;
+
+        let metrics_port = kind::ports::free_port()?;
+        let health_port = kind::ports::free_port()?;
+        // Listen where the apiserver dials: this machine's loopback for a local cluster, the
+        // address the cluster was told to use otherwise.
+        let listen = match cluster.host_address().unwrap_or("localhost") {
+            "localhost" => "127.0.0.1".to_string(),
+            host if host.parse::<std::net::IpAddr>().is_ok() => host.to_string(),
+            _ => "0.0.0.0".to_string(),
+        };
+        let mut component = kind::process::Component::start(kind::process::Spec {
+            name: BINARY.into(),
+            program: binary.to_path_buf(),
+            // The options belong to the top-level command (run is its default).
+            args: vec![
+                format!("--metrics-api-bind-address={listen}:{metrics_port}"),
+                format!("--health-probe-bind-address=127.0.0.1:{health_port}"),
+                format!("--cert-dir={}", dir.path().display()),
+                format!("--serving-dns-names={dns}"),
+                "run".into(),
+            ],
+            env: vec![
+                (
+                    "KUBECONFIG".into(),
+                    cluster.kubeconfig_path().display().to_string(),
+                ),
+                ("RUST_LOG".into(), "info,kube=warn".into()),
+            ],
+            log: dir.path().join("operator.log"),
+            grace: Duration::from_secs(5),
+        })?;
+
+        let service = cluster
+            .expose_local_service(OPERATOR_NAMESPACE, METRICS_SERVICE, metrics_port)
+            .await?;
+        let apiservice: APIService = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": EXTERNAL_METRICS_APISERVICE},
+            "spec": {
+                "group": "external.metrics.k8s.io", "version": "v1beta1",
+                "groupPriorityMinimum": 100, "versionPriority": 100,
+                "service": {"namespace": service.namespace, "name": service.name, "port": service.port},
+                "caBundle": base64::engine::general_purpose::STANDARD.encode(ca.cert_pem()),
+            },
+        }))?;
+        let apiservices: Api<APIService> = Api::all(client.clone());
+        apiservices
+            .patch(
+                EXTERNAL_METRICS_APISERVICE,
+                &PatchParams::apply(kind::cluster::FIELD_MANAGER).force(),
+                &Patch::Apply(&apiservice),
+            )
+            .await
+            .context("applying the external metrics APIService")?;
+        // Waits in short rounds so that an operator that exits is reported at once.
+        let started = std::time::Instant::now();
+        loop {
+            if let Err(exited) = component.check() {
+                bail!("keda-operator stopped before its metrics API was Available: {exited}");
+            }
+            match wait_available(&apiservices, Duration::from_secs(1)).await {
+                Ok(()) => break,
+                Err(e) if started.elapsed() > Duration::from_secs(60) => bail!(
+                    "{e}\n--- operator log tail:\n{}",
+                    kind::process::log_tail(component.log(), 20)
+                ),
+                Err(_) => {}
+            }
+        }
+        Ok(Builtin {
+            component,
+            _dir: dir,
+        })
+    }
+}
+
+/// Waits for the external metrics APIService to report Available (whoever serves it).
+pub async fn wait_available(apiservices: &Api<APIService>, within: Duration) -> anyhow::Result<()> {
+    kind::preflight::until(
+        "the external metrics APIService to be Available",
+        within,
+        || {
+            let apiservices = apiservices.clone();
+            async move {
+                let svc = apiservices.get(EXTERNAL_METRICS_APISERVICE).await.ok()?;
+                svc.status?
+                    .conditions?
+                    .iter()
+                    .any(|c| c.type_ == "Available" && c.status == "True")
+                    .then_some(())
+            }
+        },
+    )
+    .await?;
+    Ok(())
+}

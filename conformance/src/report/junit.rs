@@ -1,0 +1,103 @@
+//! JUnit XML: one testsuite, one testcase per rule (named by its id, classname = its area),
+//! the failure message saying what was expected and what was observed, and when.
+
+use std::fmt::Write;
+
+use crate::engine::{Outcome, Status};
+
+pub fn render(suite: &str, outcomes: &[Outcome]) -> String {
+    let failures = outcomes
+        .iter()
+        .filter(|o| o.status == Status::Failed)
+        .count();
+    let total: f64 = outcomes.iter().map(|o| o.duration.as_secs_f64()).sum();
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        xml,
+        "<testsuites name=\"{}\" tests=\"{}\" failures=\"{failures}\" time=\"{total:.3}\">",
+        escape(suite),
+        outcomes.len()
+    );
+    let _ = writeln!(
+        xml,
+        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{total:.3}\">",
+        escape(suite),
+        outcomes.len()
+    );
+    for o in outcomes {
+        let area = o.id.rsplit_once('-').map_or(o.id.as_str(), |(a, _)| a);
+        let _ = write!(
+            xml,
+            "    <testcase name=\"{}\" classname=\"{}\" time=\"{:.3}\"",
+            escape(&o.id),
+            escape(area),
+            o.duration.as_secs_f64()
+        );
+        let _ = writeln!(xml, ">");
+        let _ = writeln!(
+            xml,
+            "      <properties><property name=\"title\" value=\"{}\"/><property name=\"section\" value=\"{}\"/><property name=\"file\" value=\"{}\"/></properties>",
+            escape(&o.title),
+            escape(&o.section),
+            escape(&o.file)
+        );
+        if o.status == Status::Failed {
+            let message = o.message.as_deref().unwrap_or("failed");
+            let first = message.lines().next().unwrap_or(message);
+            let _ = writeln!(
+                xml,
+                "      <failure message=\"{}\" type=\"RuleFailed\">{}</failure>",
+                escape(first),
+                escape(&failure_text(o))
+            );
+        }
+        let _ = writeln!(xml, "    </testcase>");
+    }
+    xml.push_str("  </testsuite>\n</testsuites>\n");
+    xml
+}
+
+/// The message, then the steps and events with their times, so a CI log alone explains it.
+fn failure_text(o: &Outcome) -> String {
+    let mut text = o.message.clone().unwrap_or_default();
+    text.push_str("\n\nsteps:\n");
+    for s in &o.timeline.steps {
+        let _ = writeln!(
+            text,
+            "  {:>7}  {}",
+            crate::engine::timeline::seconds(s.at_ms),
+            s.what
+        );
+    }
+    if !o.timeline.events.is_empty() {
+        text.push_str("events:\n");
+        for e in &o.timeline.events {
+            let _ = writeln!(
+                text,
+                "  {:>7}  {} {}: {}",
+                crate::engine::timeline::seconds(e.at_ms),
+                e.object,
+                e.reason,
+                e.message
+            );
+        }
+    }
+    text
+}
+
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // XML 1.0 cannot carry other control characters at all.
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}

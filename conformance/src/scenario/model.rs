@@ -1,0 +1,620 @@
+//! The scenario file format: a rule's id, title and reference section, its timings, and its
+//! steps. Every field is checked while the file is read, so a typo fails the whole run up
+//! front (with the file and line) instead of one rule half-way through.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::deadline::DeadlineExpr;
+use super::path::{Expect, FieldPath};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Scenario {
+    /// `SO-HPA-001`: area letters, dashes, a three-digit number.
+    pub id: RuleId,
+    pub title: String,
+    /// The section of the behaviour reference the rule checks (e.g. `2.7`).
+    pub section: String,
+    /// Values substituted for `${name}` in manifests. The timing names (`pollingInterval`,
+    /// `cooldownPeriod`, `initialCooldownPeriod`) are seconds and also feed the deadlines.
+    #[serde(default)]
+    pub vars: BTreeMap<String, VarValue>,
+    /// The Deployment whose replicas the report plots.
+    #[serde(default)]
+    pub target: Option<String>,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RuleId(pub String);
+
+impl RuleId {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (area, number) = text
+            .rsplit_once('-')
+            .ok_or_else(|| format!("rule id `{text}` must look like SO-HPA-001"))?;
+        let area_ok = !area.is_empty()
+            && area
+                .split('-')
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_uppercase()));
+        let number_ok = number.len() == 3 && number.chars().all(|c| c.is_ascii_digit());
+        if area_ok && number_ok {
+            Ok(RuleId(text.into()))
+        } else {
+            Err(format!(
+                "rule id `{text}` must be upper-case areas and a three-digit number, like SO-HPA-001"
+            ))
+        }
+    }
+
+    /// The area: everything before the number (`SO-HPA`).
+    pub fn area(&self) -> &str {
+        self.0.rsplit_once('-').map_or(&self.0, |(a, _)| a)
+    }
+}
+
+impl std::fmt::Display for RuleId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for RuleId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        RuleId::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum VarValue {
+    Number(f64),
+    Text(String),
+}
+
+impl VarValue {
+    pub fn render(&self) -> String {
+        match self {
+            VarValue::Number(n) if n.fract() == 0.0 => format!("{}", *n as i64),
+            VarValue::Number(n) => n.to_string(),
+            VarValue::Text(t) => t.clone(),
+        }
+    }
+}
+
+/// One step. Each is a single-key map: `- apply: {...}`, `- wait: {...}`.
+#[derive(Debug, Clone)]
+pub enum Step {
+    Apply(Apply),
+    Delete(Delete),
+    Metric(Metric),
+    Wait(Wait),
+    Hold(Hold),
+    Assert(Check),
+    Request(Request),
+}
+
+const STEP_NAMES: &[&str] = &[
+    "apply", "delete", "metric", "wait", "hold", "assert", "request",
+];
+
+// By hand rather than derived: serde_yaml reads derived enums from `!tags` only, and a
+// single-key map read as it streams keeps the line of every error inside the step.
+impl<'de> Deserialize<'de> for Step {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct StepVisitor;
+        impl<'de> serde::de::Visitor<'de> for StepVisitor {
+            type Value = Step;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(
+                    f,
+                    "a step: a map with one key, one of {}",
+                    STEP_NAMES.join(", ")
+                )
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Step, A::Error> {
+                use serde::de::Error;
+                let key: String = map
+                    .next_key()?
+                    .ok_or_else(|| A::Error::custom("an empty step"))?;
+                let step = match key.as_str() {
+                    "apply" => Step::Apply(map.next_value()?),
+                    "delete" => Step::Delete(map.next_value()?),
+                    "metric" => Step::Metric(map.next_value()?),
+                    "wait" => Step::Wait(map.next_value()?),
+                    "hold" => Step::Hold(map.next_value()?),
+                    "assert" => Step::Assert(map.next_value()?),
+                    "request" => Step::Request(map.next_value()?),
+                    other => return Err(A::Error::unknown_variant(other, STEP_NAMES)),
+                };
+                if let Some(extra) = map.next_key::<String>()? {
+                    return Err(A::Error::custom(format!(
+                        "a step has one key; `{extra}` follows `{key}` (indent it under `{key}`?)"
+                    )));
+                }
+                Ok(step)
+            }
+        }
+        d.deserialize_map(StepVisitor)
+    }
+}
+
+impl Step {
+    pub fn describe(&self) -> String {
+        match self {
+            Step::Apply(a) => match &a.denied {
+                Some(_) => format!("apply {} (expect denial)", a.manifest.summary()),
+                None => format!("apply {}", a.manifest.summary()),
+            },
+            Step::Delete(d) => format!("delete {} {}", d.object.kind, d.object.name),
+            Step::Metric(m) => format!("metric {}", m.describe()),
+            Step::Wait(w) => format!("wait for {} within {}", w.check.describe(), w.within),
+            Step::Hold(h) => format!("{} holds for {}", h.check.describe(), h.duration),
+            Step::Assert(c) => format!("assert {}", c.describe()),
+            Step::Request(r) => format!("GET {}", r.path),
+        }
+    }
+
+    pub fn mark(&self) -> Option<&str> {
+        match self {
+            Step::Apply(a) => a.mark.as_deref(),
+            Step::Delete(d) => d.mark.as_deref(),
+            Step::Metric(m) => m.mark.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// Server-side apply of one or more manifests (`---`-separated), into the rule's namespace.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Apply {
+    pub manifest: Manifest,
+    /// Expect the apiserver (schema, CEL or an admission webhook) to refuse it with a message
+    /// containing this text.
+    #[serde(default)]
+    pub denied: Option<String>,
+    /// Names this moment, for a later wait's `from`.
+    #[serde(default)]
+    pub mark: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Delete {
+    pub object: ObjectRef,
+    #[serde(default)]
+    pub mark: Option<String>,
+}
+
+/// What the fake Prometheus answers for the rule's query (`${query}`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", try_from = "RawMetric")]
+pub struct Metric {
+    pub action: MetricAction,
+    pub mark: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetricAction {
+    /// Answer this value from now on.
+    Value(f64),
+    /// Answer HTTP 500 from now on (the scaler sees an error).
+    Fail,
+    /// Values over time, relative to this step.
+    Script(Vec<(std::time::Duration, f64)>),
+}
+
+impl Metric {
+    fn describe(&self) -> String {
+        match &self.action {
+            MetricAction::Value(v) => format!("= {v}"),
+            MetricAction::Fail => "fails".into(),
+            MetricAction::Script(s) => format!("script of {} values", s.len()),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawMetric {
+    value: Option<f64>,
+    #[serde(default)]
+    fail: bool,
+    script: Option<Vec<RawScriptStep>>,
+    mark: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScriptStep {
+    after: String,
+    value: f64,
+}
+
+impl TryFrom<RawMetric> for Metric {
+    type Error = String;
+    fn try_from(raw: RawMetric) -> Result<Self, String> {
+        let action = match (raw.value, raw.fail, raw.script) {
+            (Some(v), false, None) => MetricAction::Value(v),
+            (None, true, None) => MetricAction::Fail,
+            (None, false, Some(steps)) => MetricAction::Script(
+                steps
+                    .into_iter()
+                    .map(|s| Ok((super::deadline::parse_duration(&s.after)?, s.value)))
+                    .collect::<Result<_, String>>()?,
+            ),
+            _ => {
+                return Err(
+                    "a metric step takes exactly one of `value`, `fail: true`, `script`".into(),
+                );
+            }
+        };
+        Ok(Metric {
+            action,
+            mark: raw.mark,
+        })
+    }
+}
+
+/// An object in the rule's namespace (or cluster-scoped), by kind and name.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    try_from = "RawObjectRef"
+)]
+pub struct ObjectRef {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawObjectRef {
+    api_version: Option<String>,
+    kind: String,
+    name: String,
+}
+
+/// The apiVersion a kind gets when a scenario names none.
+pub fn default_api_version(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "Deployment" | "StatefulSet" | "ReplicaSet" => "apps/v1",
+        "HorizontalPodAutoscaler" => "autoscaling/v2",
+        "ScaledObject" | "ScaledJob" | "TriggerAuthentication" | "ClusterTriggerAuthentication" => {
+            "keda.sh/v1alpha1"
+        }
+        "ConfigMap" | "Secret" | "Pod" | "Service" | "Event" => "v1",
+        "Job" => "batch/v1",
+        _ => return None,
+    })
+}
+
+impl TryFrom<RawObjectRef> for ObjectRef {
+    type Error = String;
+    fn try_from(raw: RawObjectRef) -> Result<Self, String> {
+        let api_version = match raw.api_version {
+            Some(v) => v,
+            None => default_api_version(&raw.kind)
+                .ok_or_else(|| format!("kind `{}` needs an apiVersion", raw.kind))?
+                .to_string(),
+        };
+        if raw.name.is_empty() {
+            return Err("an object reference needs a name".into());
+        }
+        Ok(ObjectRef {
+            api_version,
+            kind: raw.kind,
+            name: raw.name,
+        })
+    }
+}
+
+/// What must be true of an object: that it is absent, or that its fields are as expected.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Check {
+    pub object: ObjectRef,
+    #[serde(default)]
+    pub absent: bool,
+    #[serde(default)]
+    pub fields: Fields,
+}
+
+impl Check {
+    pub fn describe(&self) -> String {
+        let what = format!("{} {}", self.object.kind, self.object.name);
+        if self.absent {
+            return format!("{what} to be absent");
+        }
+        if self.fields.0.is_empty() {
+            return format!("{what} to exist");
+        }
+        let fields: Vec<String> = self
+            .fields
+            .0
+            .iter()
+            .map(|(p, e)| format!("{p} {}", describe_expect(e)))
+            .collect();
+        format!("{what} {}", fields.join(", "))
+    }
+}
+
+pub fn describe_expect(e: &Expect) -> String {
+    match e {
+        Expect::Equals(v) => format!("= {v}"),
+        Expect::Present(true) => "present".into(),
+        Expect::Present(false) => "absent".into(),
+        Expect::Contains(t) => format!("contains {t:?}"),
+        Expect::SameAs { object, path } => format!("= {} {} {path}", object.kind, object.name),
+    }
+}
+
+/// Field expectations, in the order written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(try_from = "serde_yaml::Mapping")]
+pub struct Fields(pub Vec<(FieldPath, Expect)>);
+
+impl TryFrom<serde_yaml::Mapping> for Fields {
+    type Error = String;
+    fn try_from(map: serde_yaml::Mapping) -> Result<Self, String> {
+        map.into_iter()
+            .map(|(k, v)| {
+                let key = k
+                    .as_str()
+                    .ok_or_else(|| format!("field path {k:?} must be a string"))?;
+                let path = FieldPath::parse(key)?;
+                let expect = Expect::from_yaml(v).map_err(|e| format!("field `{key}`: {e}"))?;
+                Ok((path, expect))
+            })
+            .collect::<Result<_, String>>()
+            .map(Fields)
+    }
+}
+
+/// Wait until the check holds: by `within` (the positive check), and not before `notBefore`
+/// (the negative check), both measured from `from` (a mark) or else from the step's start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(from = "RawWait")]
+pub struct Wait {
+    pub check: Check,
+    pub within: DeadlineExpr,
+    pub not_before: Option<DeadlineExpr>,
+    pub from: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawWait {
+    object: ObjectRef,
+    #[serde(default)]
+    absent: bool,
+    #[serde(default)]
+    fields: Fields,
+    within: DeadlineExpr,
+    #[serde(default)]
+    not_before: Option<DeadlineExpr>,
+    #[serde(default)]
+    from: Option<String>,
+}
+
+impl From<RawWait> for Wait {
+    fn from(r: RawWait) -> Self {
+        Wait {
+            check: Check {
+                object: r.object,
+                absent: r.absent,
+                fields: r.fields,
+            },
+            within: r.within,
+            not_before: r.not_before,
+            from: r.from,
+        }
+    }
+}
+
+/// The check holds for the whole duration (it is checked on every poll).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(from = "RawHold")]
+pub struct Hold {
+    pub check: Check,
+    pub duration: DeadlineExpr,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawHold {
+    object: ObjectRef,
+    #[serde(default)]
+    absent: bool,
+    #[serde(default)]
+    fields: Fields,
+    #[serde(rename = "for")]
+    duration: DeadlineExpr,
+}
+
+impl From<RawHold> for Hold {
+    fn from(r: RawHold) -> Self {
+        Hold {
+            check: Check {
+                object: r.object,
+                absent: r.absent,
+                fields: r.fields,
+            },
+            duration: r.duration,
+        }
+    }
+}
+
+/// A GET through the apiserver (e.g. the external metrics API) and what it must answer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Request {
+    pub path: String,
+    pub status: StatusExpect,
+    /// Text the answer's body (or error message) must contain.
+    #[serde(default)]
+    pub body_contains: Option<String>,
+    #[serde(default)]
+    pub fields: Fields,
+}
+
+/// An exact HTTP status, or `error`: any status from 400 up.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "serde_yaml::Value")]
+pub enum StatusExpect {
+    Code(u16),
+    AnyError,
+}
+
+impl StatusExpect {
+    pub fn matches(&self, code: u16) -> bool {
+        match self {
+            StatusExpect::Code(c) => *c == code,
+            StatusExpect::AnyError => code >= 400,
+        }
+    }
+}
+
+impl std::fmt::Display for StatusExpect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StatusExpect::Code(c) => write!(f, "{c}"),
+            StatusExpect::AnyError => f.write_str("an error (400 or above)"),
+        }
+    }
+}
+
+impl TryFrom<serde_yaml::Value> for StatusExpect {
+    type Error = String;
+    fn try_from(value: serde_yaml::Value) -> Result<Self, String> {
+        match &value {
+            serde_yaml::Value::Number(n) => n
+                .as_u64()
+                .and_then(|n| u16::try_from(n).ok())
+                .filter(|n| (100..600).contains(n))
+                .map(StatusExpect::Code)
+                .ok_or_else(|| format!("status {n} is not an HTTP status")),
+            serde_yaml::Value::String(s) if s == "error" => Ok(StatusExpect::AnyError),
+            other => Err(format!(
+                "status must be an HTTP status or `error`, not {other:?}"
+            )),
+        }
+    }
+}
+
+/// A manifest template: YAML text with `${name}` placeholders, one or more documents.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Manifest {
+    pub template: String,
+    /// `Kind/name` of each document, for messages.
+    pub objects: Vec<String>,
+}
+
+impl Manifest {
+    pub fn summary(&self) -> String {
+        self.objects.join(", ")
+    }
+
+    /// The names of the `${...}` placeholders the template uses.
+    pub fn placeholders(&self) -> Vec<String> {
+        placeholders(&self.template)
+    }
+}
+
+pub fn placeholders(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        match after.find('}') {
+            Some(end) => {
+                names.push(after[..end].to_string());
+                rest = &after[end + 1..];
+            }
+            None => break,
+        }
+    }
+    names
+}
+
+/// Replaces every `${name}` with its value; an unknown name is an error.
+pub fn substitute(text: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| "`${` without `}`".to_string())?;
+        let name = &after[..end];
+        let value = vars
+            .get(name)
+            .ok_or_else(|| format!("`${{{name}}}` has no value"))?;
+        out.push_str(value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Parses rendered manifest text into objects, each with apiVersion, kind and metadata.name.
+pub fn parse_objects(text: &str) -> Result<Vec<serde_json::Value>, String> {
+    let mut objects = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(text) {
+        let value = serde_yaml::Value::deserialize(document)
+            .map_err(|e| format!("manifest is not YAML: {e}"))?;
+        if value.is_null() {
+            continue;
+        }
+        let json: serde_json::Value =
+            serde_json::to_value(&value).map_err(|e| format!("manifest: {e}"))?;
+        for field in ["apiVersion", "kind"] {
+            if !json[field].is_string() {
+                return Err(format!("a manifest document has no `{field}`"));
+            }
+        }
+        if !json["metadata"]["name"].is_string() {
+            return Err(format!(
+                "the {} manifest has no metadata.name",
+                json["kind"]
+            ));
+        }
+        objects.push(json);
+    }
+    if objects.is_empty() {
+        return Err("the manifest has no documents".into());
+    }
+    Ok(objects)
+}
+
+impl TryFrom<String> for Manifest {
+    type Error = String;
+    fn try_from(template: String) -> Result<Self, String> {
+        // Placeholders stand in as a number: that is valid YAML wherever a value goes, and it
+        // lets the check see the shape without the run's values.
+        let stand_ins = placeholders(&template)
+            .into_iter()
+            .map(|n| (n, "1".to_string()))
+            .collect();
+        let rendered = substitute(&template, &stand_ins)?;
+        let objects = parse_objects(&rendered)?
+            .iter()
+            .map(|o| {
+                format!(
+                    "{}/{}",
+                    o["kind"].as_str().unwrap_or_default(),
+                    o["metadata"]["name"].as_str().unwrap_or_default()
+                )
+            })
+            .collect();
+        Ok(Manifest { template, objects })
+    }
+}

@@ -1,0 +1,167 @@
+use super::*;
+use model::{MetricAction, Step};
+
+const GOOD: &str = r#"id: SO-ZERO-002
+title: An active trigger scales the target from zero
+section: "3.3"
+vars:
+  pollingInterval: 1
+target: web
+steps:
+  - apply:
+      manifest: |
+        apiVersion: keda.sh/v1alpha1
+        kind: ScaledObject
+        metadata: {name: web}
+        spec:
+          scaleTargetRef: {name: web}
+          pollingInterval: ${pollingInterval}
+          triggers:
+            - type: prometheus
+              metadata: {serverAddress: "${prometheus}", query: "${query}", threshold: "10"}
+  - metric: {value: 5, mark: raised}
+  - wait:
+      object: {kind: Deployment, name: web}
+      fields: {spec.replicas: 1}
+      within: pollingInterval + slack
+      notBefore: 0s
+      from: raised
+  - hold:
+      object: {kind: HorizontalPodAutoscaler, name: keda-hpa-web}
+      fields:
+        metadata.labels["app.kubernetes.io/part-of"]: web
+      for: 2 * pollingInterval
+  - delete: {object: {kind: ScaledObject, name: web}}
+  - request: {path: "/apis/x/${namespace}", status: 404}
+"#;
+
+fn error(text: &str) -> ScenarioError {
+    parse("bad.yaml", text).unwrap_err()
+}
+
+#[test]
+fn a_well_formed_scenario_reads_into_its_steps() {
+    let s = parse("good.yaml", GOOD).unwrap();
+    assert_eq!(s.id.0, "SO-ZERO-002");
+    assert_eq!(s.id.area(), "SO-ZERO");
+    assert_eq!(s.steps.len(), 6);
+    let Step::Apply(apply) = &s.steps[0] else {
+        panic!("apply first")
+    };
+    assert_eq!(apply.manifest.objects, vec!["ScaledObject/web".to_string()]);
+    let Step::Metric(m) = &s.steps[1] else {
+        panic!("metric second")
+    };
+    assert_eq!(m.action, MetricAction::Value(5.0));
+    let Step::Wait(w) = &s.steps[2] else {
+        panic!("wait third")
+    };
+    assert_eq!(w.check.object.api_version, "apps/v1");
+    assert_eq!(w.from.as_deref(), Some("raised"));
+}
+
+#[test]
+fn an_unknown_step_is_rejected_with_its_line() {
+    let text = GOOD.replace("  - delete:", "  - remove:");
+    let e = error(&text);
+    assert_eq!(e.line, 31, "{e}");
+    assert!(e.reason.contains("unknown variant `remove`"), "{e}");
+}
+
+#[test]
+fn an_unknown_field_is_rejected_with_its_line() {
+    let text = GOOD.replace("      notBefore: 0s", "      notBefor: 0s");
+    let e = error(&text);
+    assert_eq!(e.line, 24, "{e}");
+    assert!(e.reason.contains("unknown field `notBefor`"), "{e}");
+}
+
+#[test]
+fn a_bad_deadline_is_rejected_with_its_line_and_reason() {
+    let text = GOOD.replace(
+        "within: pollingInterval + slack",
+        "within: pollingInterval + 5",
+    );
+    let e = error(&text);
+    assert_eq!(e.line, 23, "{e}");
+    assert!(e.reason.contains("`5` has no unit"), "{e}");
+}
+
+#[test]
+fn a_deadline_on_an_undefined_timing_is_rejected() {
+    let text = GOOD.replace(
+        "within: pollingInterval + slack",
+        "within: cooldownPeriod + slack",
+    );
+    let e = error(&text);
+    assert_eq!(e.line, 23, "{e}");
+    assert!(e.reason.contains("`vars` does not define"), "{e}");
+}
+
+#[test]
+fn a_placeholder_without_a_value_is_rejected() {
+    let text = GOOD.replace("threshold: \"10\"", "threshold: \"${threshold}\"");
+    let e = error(&text);
+    assert_eq!(e.line, 18, "{e}");
+    assert!(e.reason.contains("`${threshold}` has no value"), "{e}");
+}
+
+#[test]
+fn a_manifest_without_a_name_is_rejected() {
+    let text = GOOD.replace("metadata: {name: web}", "metadata: {}");
+    let e = error(&text);
+    assert!(e.reason.contains("has no metadata.name"), "{e}");
+    assert!((9..=20).contains(&e.line), "{e}");
+}
+
+#[test]
+fn a_wait_from_an_unknown_mark_is_rejected() {
+    let text = GOOD.replace("from: raised", "from: lowered");
+    let e = error(&text);
+    assert_eq!(e.line, 25, "{e}");
+    assert!(e.reason.contains("names no earlier step"), "{e}");
+}
+
+#[test]
+fn bad_rule_ids_and_metric_steps_are_rejected() {
+    let e = error(&GOOD.replace("SO-ZERO-002", "so-zero-2"));
+    assert_eq!(e.line, 1, "{e}");
+    assert!(e.reason.contains("three-digit number"), "{e}");
+    let e = error(&GOOD.replace("{value: 5, mark: raised}", "{value: 5, fail: true}"));
+    assert!(e.reason.contains("exactly one of"), "{e}");
+}
+
+#[test]
+fn an_unknown_kind_needs_an_api_version() {
+    let e = error(&GOOD.replace("kind: Deployment, name: web", "kind: Rollout, name: web"));
+    assert!(
+        e.reason.contains("kind `Rollout` needs an apiVersion"),
+        "{e}"
+    );
+}
+
+#[test]
+fn globs_select_rules() {
+    assert!(glob_matches("SO-HPA-*", "SO-HPA-001"));
+    assert!(glob_matches("so-zero-00?", "SO-ZERO-003"));
+    assert!(glob_matches("MAPI-*,SO-GC-*", "SO-GC-002"));
+    assert!(!glob_matches("SO-HPA-*", "SO-GC-001"));
+    assert!(glob_matches("*", "ANY-001"));
+}
+
+#[test]
+fn every_shipped_scenario_reads() {
+    let loaded = load_dir(&builtin_dir()).unwrap();
+    assert!(!loaded.is_empty());
+}
+
+#[test]
+fn substitution_replaces_placeholders_and_refuses_unknown_ones() {
+    let vars = [("a".to_string(), "1".to_string())].into_iter().collect();
+    assert_eq!(model::substitute("x${a}y", &vars).unwrap(), "x1y");
+    assert!(
+        model::substitute("${b}", &vars)
+            .unwrap_err()
+            .contains("`${b}`")
+    );
+}
