@@ -33,10 +33,20 @@ enum Command {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("object").required(true).args(["scaledobject", "scaledjob"])))]
 struct SimulateArgs {
     /// The ScaledObject manifest (YAML).
     #[arg(long, value_name = "FILE")]
-    scaledobject: PathBuf,
+    scaledobject: Option<PathBuf>,
+    /// A ScaledJob manifest (YAML) instead: the trace is its queue.
+    #[arg(long, value_name = "FILE")]
+    scaledjob: Option<PathBuf>,
+    /// ScaledJob replay: how long a created Job's pod stays pending.
+    #[arg(long, default_value = "0s", value_parser = parse_duration_ms)]
+    job_pending: i64,
+    /// ScaledJob replay: how long a Job runs once started.
+    #[arg(long, default_value = "60s", value_parser = parse_duration_ms)]
+    job_duration: i64,
     /// CSV rows `time,trigger,value`: time in seconds or like 1m30s, trigger by name, index or
     /// metric name, value a number or `error[: message]`.
     #[arg(long, value_name = "FILE")]
@@ -109,28 +119,46 @@ fn main() -> ExitCode {
 
 fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     use keda_operator::simulate;
-    let so_text = std::fs::read_to_string(&args.scaledobject)
-        .with_context(|| format!("reading --scaledobject {}", args.scaledobject.display()))?;
-    let so: keda_operator_api::ScaledObject =
-        serde_yaml::from_str(&so_text).with_context(|| {
-            format!(
-                "--scaledobject {} is not a ScaledObject",
-                args.scaledobject.display()
-            )
-        })?;
+    let read = |flag: &str, path: &PathBuf| {
+        std::fs::read_to_string(path).with_context(|| format!("reading {flag} {}", path.display()))
+    };
     if args.replicas < 0 {
         anyhow::bail!("--replicas must not be negative");
     }
-    let trace_text = std::fs::read_to_string(&args.trace)
-        .with_context(|| format!("reading --trace {}", args.trace.display()))?;
-    let names = simulate::trigger_names(&so)?;
-    let trace = simulate::Trace::parse(&args.trace.display().to_string(), &trace_text, &names)?;
-    let options = simulate::Options {
-        hpa_sync_ms: args.hpa_sync_period,
-        initial_replicas: args.replicas,
-        until_ms: args.until,
+    let trace_name = args.trace.display().to_string();
+    let timeline = match (&args.scaledobject, &args.scaledjob) {
+        (Some(path), _) => {
+            let so: keda_operator_api::ScaledObject =
+                serde_yaml::from_str(&read("--scaledobject", path)?).with_context(|| {
+                    format!("--scaledobject {} is not a ScaledObject", path.display())
+                })?;
+            let names = simulate::trigger_names(&so)?;
+            let trace =
+                simulate::Trace::parse(&trace_name, &read("--trace", &args.trace)?, &names)?;
+            let options = simulate::Options {
+                hpa_sync_ms: args.hpa_sync_period,
+                initial_replicas: args.replicas,
+                until_ms: args.until,
+            };
+            simulate::simulate(&so, &trace, &options)?
+        }
+        (None, Some(path)) => {
+            let sj: keda_operator_api::ScaledJob =
+                serde_yaml::from_str(&read("--scaledjob", path)?).with_context(|| {
+                    format!("--scaledjob {} is not a ScaledJob", path.display())
+                })?;
+            let names = simulate::job_trigger_names(&sj)?;
+            let trace =
+                simulate::Trace::parse(&trace_name, &read("--trace", &args.trace)?, &names)?;
+            let options = simulate::JobOptions {
+                pending_ms: args.job_pending,
+                duration_ms: args.job_duration,
+                until_ms: args.until,
+            };
+            simulate::simulate_job(&sj, &trace, &options)?
+        }
+        (None, None) => anyhow::bail!("give --scaledobject or --scaledjob"),
     };
-    let timeline = simulate::simulate(&so, &trace, &options)?;
     print!("{}", simulate::text(&timeline));
     if let Some(path) = &args.svg {
         std::fs::write(path, simulate::svg(&timeline))

@@ -104,3 +104,50 @@ fn bad_files_are_named_in_the_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_scaled_job_replays_its_queue_into_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let sj = dir.path().join("sj.yaml");
+    let trace = dir.path().join("queue.csv");
+    std::fs::write(
+        &sj,
+        "apiVersion: keda.sh/v1alpha1
+kind: ScaledJob
+metadata: {name: export}
+spec:
+  pollingInterval: 10
+  maxReplicaCount: 4
+  jobTargetRef:
+    template:
+      spec:
+        containers: [{name: job, image: busybox}]
+  triggers:
+  - type: prometheus
+    name: queue
+    metadata: {serverAddress: 'http://p', query: q, threshold: '1'}
+",
+    )
+    .unwrap();
+    std::fs::write(&trace, "0,queue,6\n").unwrap();
+    let (ok, stdout, stderr) = run(&[
+        "--scaledjob",
+        sj.to_str().unwrap(),
+        "--trace",
+        trace.to_str().unwrap(),
+        "--job-duration",
+        "15s",
+    ]);
+    assert!(ok, "{stderr}");
+    // Six queued, at most four Jobs at once.
+    assert!(
+        stdout.contains("KEDAJobsCreated: Created 4 jobs"),
+        "{stdout}"
+    );
+    let (ok, _, stderr) = run(&["--trace", trace.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("--scaledobject") && stderr.contains("--scaledjob"),
+        "{stderr}"
+    );
+}

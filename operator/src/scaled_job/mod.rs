@@ -5,6 +5,8 @@
 mod jobs;
 mod poller;
 
+pub use poller::scaling_spec;
+
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;

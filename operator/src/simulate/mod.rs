@@ -4,6 +4,7 @@
 //! and the events — a dry run of a ScaledObject before it meets a cluster.
 
 pub mod hpa_model;
+mod job;
 mod render;
 pub mod trace;
 
@@ -28,6 +29,7 @@ use crate::scaled_object::{
     check_fallback, check_replica_bounds, check_triggers, validate_scaling_modifiers,
 };
 pub use hpa_model::{HpaModel, HpaSettings};
+pub use job::{JobOptions, job_trigger_names, simulate_job};
 pub use render::{svg, text};
 pub use trace::{Trace, TraceError, TraceValue, TriggerNames};
 
