@@ -5,6 +5,7 @@
 //! an unknown trigger type, a missing parameter or a malformed one is a [`ScalerError`] that
 //! names the parameter, never a panic.
 
+pub mod datadog;
 pub mod mysql;
 pub mod params;
 pub mod prometheus;
@@ -113,13 +114,14 @@ pub trait Scaler: Send + Sync + std::fmt::Debug {
 }
 
 /// The trigger types this operator implements.
-pub const SUPPORTED_TYPES: &[&str] = &["mysql", "prometheus"];
+pub const SUPPORTED_TYPES: &[&str] = &["datadog", "mysql", "prometheus"];
 
 /// Builds the scaler for a trigger.
 pub fn build(config: TriggerConfig) -> Result<Box<dyn Scaler>, ScalerError> {
     match config.trigger_type.as_str() {
         "prometheus" => Ok(Box::new(prometheus::PrometheusScaler::new(config)?)),
         "mysql" => Ok(Box::new(mysql::MySqlScaler::new(config)?)),
+        "datadog" => Ok(Box::new(datadog::DatadogScaler::new(config)?)),
         other => Err(ScalerError::UnknownType(other.to_string())),
     }
 }
