@@ -5,6 +5,7 @@
 //! an unknown trigger type, a missing parameter or a malformed one is a [`ScalerError`] that
 //! names the parameter, never a panic.
 
+pub mod cron;
 pub mod datadog;
 pub mod mysql;
 pub mod params;
@@ -114,7 +115,7 @@ pub trait Scaler: Send + Sync + std::fmt::Debug {
 }
 
 /// The trigger types this operator implements.
-pub const SUPPORTED_TYPES: &[&str] = &["datadog", "mysql", "prometheus"];
+pub const SUPPORTED_TYPES: &[&str] = &["cron", "datadog", "mysql", "prometheus"];
 
 /// Builds the scaler for a trigger.
 pub fn build(config: TriggerConfig) -> Result<Box<dyn Scaler>, ScalerError> {
@@ -122,6 +123,7 @@ pub fn build(config: TriggerConfig) -> Result<Box<dyn Scaler>, ScalerError> {
         "prometheus" => Ok(Box::new(prometheus::PrometheusScaler::new(config)?)),
         "mysql" => Ok(Box::new(mysql::MySqlScaler::new(config)?)),
         "datadog" => Ok(Box::new(datadog::DatadogScaler::new(config)?)),
+        "cron" => Ok(Box::new(cron::CronScaler::new(config)?)),
         other => Err(ScalerError::UnknownType(other.to_string())),
     }
 }
