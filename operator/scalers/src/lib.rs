@@ -10,6 +10,7 @@ pub mod datadog;
 pub mod mysql;
 pub mod params;
 pub mod prometheus;
+pub mod resource;
 mod secret;
 
 use std::collections::BTreeMap;
@@ -115,7 +116,7 @@ pub trait Scaler: Send + Sync + std::fmt::Debug {
 }
 
 /// The trigger types this operator implements.
-pub const SUPPORTED_TYPES: &[&str] = &["cron", "datadog", "mysql", "prometheus"];
+pub const SUPPORTED_TYPES: &[&str] = &["cpu", "cron", "datadog", "memory", "mysql", "prometheus"];
 
 /// Builds the scaler for a trigger.
 pub fn build(config: TriggerConfig) -> Result<Box<dyn Scaler>, ScalerError> {
@@ -124,6 +125,10 @@ pub fn build(config: TriggerConfig) -> Result<Box<dyn Scaler>, ScalerError> {
         "mysql" => Ok(Box::new(mysql::MySqlScaler::new(config)?)),
         "datadog" => Ok(Box::new(datadog::DatadogScaler::new(config)?)),
         "cron" => Ok(Box::new(cron::CronScaler::new(config)?)),
+        "cpu" | "memory" => {
+            let resource = config.trigger_type.clone();
+            Ok(Box::new(resource::ResourceScaler::new(config, &resource)?))
+        }
         other => Err(ScalerError::UnknownType(other.to_string())),
     }
 }

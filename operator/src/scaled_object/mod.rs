@@ -420,6 +420,31 @@ pub fn check_triggers(so: &ScaledObject) -> Result<(), String> {
     Ok(())
 }
 
+/// KEDA's admission rule (a webhook rule, which KEDA's reconciler does not re-check): a
+/// Deployment or StatefulSet scaled only by cpu/memory triggers cannot scale to zero, so
+/// `minReplicaCount` unset or 0 is refused. For this operator's admission path.
+pub fn check_cpu_memory_scale_to_zero(so: &ScaledObject) -> Result<(), String> {
+    let kind = so
+        .spec
+        .scale_target_ref
+        .kind
+        .as_deref()
+        .unwrap_or("Deployment");
+    let only_resources = !so.spec.triggers.is_empty()
+        && so
+            .spec
+            .triggers
+            .iter()
+            .all(|t| matches!(t.scaler_type.as_str(), "cpu" | "memory"));
+    if matches!(kind, "" | "Deployment" | "StatefulSet")
+        && only_resources
+        && so.spec.min_replica_count.unwrap_or(0) == 0
+    {
+        return Err("scaledobject has only cpu/memory triggers AND minReplica is 0 (scale to zero doesn't work in this case)".into());
+    }
+    Ok(())
+}
+
 /// The scalers of this generation, built now if the store has none for it.
 async fn scalers_for(
     so: &ScaledObject,
