@@ -7,6 +7,7 @@
 
 pub mod cron;
 pub mod datadog;
+pub mod external;
 pub mod mysql;
 pub mod params;
 pub mod prometheus;
@@ -116,7 +117,15 @@ pub trait Scaler: Send + Sync + std::fmt::Debug {
 }
 
 /// The trigger types this operator implements.
-pub const SUPPORTED_TYPES: &[&str] = &["cpu", "cron", "datadog", "memory", "mysql", "prometheus"];
+pub const SUPPORTED_TYPES: &[&str] = &[
+    "cpu",
+    "cron",
+    "datadog",
+    "external",
+    "memory",
+    "mysql",
+    "prometheus",
+];
 
 /// Builds the scaler for a trigger.
 pub fn build(config: TriggerConfig) -> Result<Box<dyn Scaler>, ScalerError> {
@@ -125,6 +134,7 @@ pub fn build(config: TriggerConfig) -> Result<Box<dyn Scaler>, ScalerError> {
         "mysql" => Ok(Box::new(mysql::MySqlScaler::new(config)?)),
         "datadog" => Ok(Box::new(datadog::DatadogScaler::new(config)?)),
         "cron" => Ok(Box::new(cron::CronScaler::new(config)?)),
+        "external" => Ok(Box::new(external::ExternalScaler::new(config)?)),
         "cpu" | "memory" => {
             let resource = config.trigger_type.clone();
             Ok(Box::new(resource::ResourceScaler::new(config, &resource)?))
