@@ -75,7 +75,9 @@ impl ExternalScaler {
         } else {
             config.timeout
         };
-        let endpoint = endpoint.connect_timeout(timeout).timeout(timeout);
+        // Unary calls are bounded by `within`; no endpoint-wide timeout, which would also cut
+        // the long-lived StreamIsActive stream.
+        let endpoint = endpoint.connect_timeout(timeout);
         // The metadata goes to the server as the trigger has it (with *FromEnv resolved).
         let mut metadata: BTreeMap<String, String> = config.metadata.clone();
         for (key, var) in &config.metadata {
@@ -198,6 +200,96 @@ impl ExternalScaler {
             .result;
         Ok(Reading { value, active })
     }
+}
+
+/// Reconnect delays of the `StreamIsActive` watcher (KEDA: 2 s doubling to 1 min).
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_secs(2),
+            max: Duration::from_secs(60),
+        }
+    }
+}
+
+impl ExternalScaler {
+    /// `external-push` (§3.9): keeps a `StreamIsActive` stream open and sends every answer to
+    /// `activity` (the scale loop reacts to `true` at once). A broken stream or a failed
+    /// connection is retried after `backoff`, doubling up to its maximum; a clean end of the
+    /// stream reconnects after the initial delay. The task ends when `activity` is closed.
+    pub fn watch_activity(
+        self: std::sync::Arc<Self>,
+        activity: tokio::sync::mpsc::Sender<bool>,
+        backoff: Backoff,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut delay = backoff.initial;
+            loop {
+                let wait = match self.stream_once(&activity).await {
+                    StreamEnd::Receiver => return,
+                    StreamEnd::Clean => {
+                        delay = backoff.initial;
+                        delay
+                    }
+                    StreamEnd::Failed(error) => {
+                        tracing::warn!(%error, "external-push: StreamIsActive failed; reconnecting");
+                        let wait = delay;
+                        delay = (delay * 2).min(backoff.max);
+                        wait
+                    }
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = activity.closed() => return,
+                }
+            }
+        })
+    }
+
+    async fn stream_once(&self, activity: &tokio::sync::mpsc::Sender<bool>) -> StreamEnd {
+        let stream = self
+            .within(async {
+                let mut client = self.client().await?;
+                client
+                    .stream_is_active(self.reference.clone())
+                    .await
+                    .map_err(|s| status_error("StreamIsActive", s))
+            })
+            .await;
+        let mut stream = match stream {
+            Ok(response) => response.into_inner(),
+            Err(error) => return StreamEnd::Failed(error.to_string()),
+        };
+        loop {
+            let message = tokio::select! {
+                message = stream.message() => message,
+                _ = activity.closed() => return StreamEnd::Receiver,
+            };
+            match message {
+                Ok(Some(answer)) => {
+                    if activity.send(answer.result).await.is_err() {
+                        return StreamEnd::Receiver;
+                    }
+                }
+                Ok(None) => return StreamEnd::Clean,
+                Err(status) => {
+                    return StreamEnd::Failed(status_error("StreamIsActive", status).to_string());
+                }
+            }
+        }
+    }
+}
+
+enum StreamEnd {
+    Clean,
+    Failed(String),
+    Receiver,
 }
 
 impl Scaler for ExternalScaler {

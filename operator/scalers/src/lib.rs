@@ -134,7 +134,8 @@ pub fn build(config: TriggerConfig) -> Result<Box<dyn Scaler>, ScalerError> {
         "mysql" => Ok(Box::new(mysql::MySqlScaler::new(config)?)),
         "datadog" => Ok(Box::new(datadog::DatadogScaler::new(config)?)),
         "cron" => Ok(Box::new(cron::CronScaler::new(config)?)),
-        "external" => Ok(Box::new(external::ExternalScaler::new(config)?)),
+        // The push side of external-push is ExternalScaler::watch_activity, started by its owner.
+        "external" | "external-push" => Ok(Box::new(external::ExternalScaler::new(config)?)),
         "cpu" | "memory" => {
             let resource = config.trigger_type.clone();
             Ok(Box::new(resource::ResourceScaler::new(config, &resource)?))

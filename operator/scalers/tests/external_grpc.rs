@@ -13,6 +13,7 @@ use keda_operator_scalers::external::proto::{
     GetMetricSpecResponse, GetMetricsRequest, GetMetricsResponse, IsActiveResponse, MetricSpec,
     MetricValue, ScaledObjectRef,
 };
+use keda_operator_scalers::external::{Backoff, ExternalScaler};
 use keda_operator_scalers::{Metric, Target, TriggerConfig, build, build_ready, read_within};
 use tonic::{Request, Response, Status};
 
@@ -31,6 +32,10 @@ struct State {
     behaviour: Behaviour,
     seen: Vec<String>,
     metadata: Vec<(String, String)>,
+    /// What each StreamIsActive call sends before ending cleanly.
+    stream_items: Vec<bool>,
+    /// How many StreamIsActive calls fail before one succeeds.
+    stream_failures: usize,
 }
 
 #[derive(Clone)]
@@ -75,7 +80,22 @@ impl ScalerService for Service {
         &self,
         _request: Request<ScaledObjectRef>,
     ) -> Result<Response<Self::StreamIsActiveStream>, Status> {
-        Err(Status::unimplemented("not used"))
+        let (items, fail) = {
+            let mut state = self.0.lock().unwrap();
+            state.seen.push("StreamIsActive".into());
+            let fail = state.stream_failures > 0;
+            state.stream_failures = state.stream_failures.saturating_sub(1);
+            (state.stream_items.clone(), fail)
+        };
+        if fail {
+            return Err(Status::unavailable("not yet"));
+        }
+        let stream = futures::stream::iter(
+            items
+                .into_iter()
+                .map(|result| Ok(IsActiveResponse { result })),
+        );
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn get_metric_spec(
@@ -127,6 +147,8 @@ impl Server {
             behaviour: Behaviour::Answer,
             seen: Vec::new(),
             metadata: Vec::new(),
+            stream_items: Vec::new(),
+            stream_failures: 0,
         }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -270,4 +292,70 @@ async fn bad_metadata_names_the_parameter() {
     assert!(build(c).unwrap_err().to_string().contains("\"unsafeSsl\""));
     let c = trigger("127.0.0.1:1".parse().unwrap(), &[("enableTLS", "true")]);
     assert!(build(c).unwrap_err().to_string().contains("enableTLS"));
+}
+
+fn fast_backoff() -> Backoff {
+    Backoff {
+        initial: Duration::from_millis(20),
+        max: Duration::from_millis(80),
+    }
+}
+
+async fn next(receiver: &mut tokio::sync::mpsc::Receiver<bool>) -> bool {
+    tokio::time::timeout(Duration::from_secs(5), receiver.recv())
+        .await
+        .expect("an activity message within 5 s")
+        .expect("the watcher is running")
+}
+
+#[tokio::test]
+async fn push_activity_is_streamed_and_the_stream_reconnects_after_a_clean_end() {
+    let server = Server::start().await;
+    server.set(|s| s.stream_items = vec![true, false]);
+    let mut c = trigger(server.addr, &[]);
+    c.trigger_type = "external-push".into();
+    build(c.clone()).unwrap();
+    let scaler = std::sync::Arc::new(ExternalScaler::new(c).unwrap());
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(8);
+    let task = scaler.watch_activity(sender, fast_backoff());
+    assert!(next(&mut receiver).await);
+    assert!(!next(&mut receiver).await);
+    // The server ended the stream; the watcher opens a new one.
+    assert!(next(&mut receiver).await);
+    let streams = server
+        .state
+        .lock()
+        .unwrap()
+        .seen
+        .iter()
+        .filter(|c| *c == "StreamIsActive")
+        .count();
+    assert!(streams >= 2, "{streams} streams opened");
+    drop(receiver);
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("the watcher stops when nobody listens")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_failing_stream_is_retried_with_backoff_until_it_answers() {
+    let server = Server::start().await;
+    server.set(|s| {
+        s.stream_items = vec![true];
+        s.stream_failures = 3;
+    });
+    let scaler = std::sync::Arc::new(ExternalScaler::new(trigger(server.addr, &[])).unwrap());
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(8);
+    let _task = scaler.watch_activity(sender, fast_backoff());
+    assert!(next(&mut receiver).await);
+    let calls = server
+        .state
+        .lock()
+        .unwrap()
+        .seen
+        .iter()
+        .filter(|c| *c == "StreamIsActive")
+        .count();
+    assert_eq!(calls, 4, "three failures, then the stream that answered");
 }
