@@ -7,6 +7,8 @@
 
 pub mod cpu_memory;
 pub mod cron;
+pub mod datadog;
+pub mod external;
 pub mod mysql;
 pub mod params;
 pub mod prometheus;
@@ -124,7 +126,17 @@ pub trait Scaler: Send + Sync + std::fmt::Debug {
 }
 
 /// The trigger types this operator implements.
-pub const SUPPORTED_TYPES: &[&str] = &["cpu", "cron", "memory", "mysql", "prometheus", "rabbitmq"];
+pub const SUPPORTED_TYPES: &[&str] = &[
+    "cpu",
+    "cron",
+    "datadog",
+    "external",
+    "external-push",
+    "memory",
+    "mysql",
+    "prometheus",
+    "rabbitmq",
+];
 
 /// Builds the scaler for a trigger.
 pub fn build(config: TriggerConfig) -> Result<Box<dyn Scaler>, ScalerError> {
@@ -134,6 +146,9 @@ pub fn build(config: TriggerConfig) -> Result<Box<dyn Scaler>, ScalerError> {
         "cpu" | "memory" => Ok(Box::new(cpu_memory::ResourceScaler::new(config)?)),
         "cron" => Ok(Box::new(cron::CronScaler::new(config)?)),
         "rabbitmq" => Ok(Box::new(rabbitmq::RabbitMqScaler::new(config)?)),
+        "datadog" => Ok(Box::new(datadog::DatadogScaler::new(config)?)),
+        // The push side of external-push is ExternalScaler::watch_activity, started by its owner.
+        "external" | "external-push" => Ok(Box::new(external::ExternalScaler::new(config)?)),
         other => Err(ScalerError::UnknownType(other.to_string())),
     }
 }

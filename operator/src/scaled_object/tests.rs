@@ -90,3 +90,28 @@ fn the_status_patch_holds_only_changed_fields() {
         )
     );
 }
+
+#[test]
+fn only_cpu_memory_triggers_cannot_scale_to_zero() {
+    let mut s = so(BASE);
+    assert!(check_triggers(&s).is_ok());
+    s.spec.triggers[0].scaler_type = "cpu".into();
+    assert_eq!(
+        check_triggers(&s).unwrap_err(),
+        "scaledobject has only cpu/memory triggers AND minReplica is 0 (scale to zero doesn't work in this case)"
+    );
+    s.spec.min_replica_count = Some(0);
+    assert!(check_triggers(&s).is_err());
+    s.spec.min_replica_count = Some(1);
+    assert!(check_triggers(&s).is_ok());
+    s.spec.min_replica_count = None;
+    s.spec.scale_target_ref.kind = Some("Rollout".into());
+    assert!(
+        check_triggers(&s).is_ok(),
+        "only Deployment and StatefulSet"
+    );
+    s.spec.scale_target_ref.kind = None;
+    let mut with_queue = so(BASE);
+    with_queue.spec.triggers.push(s.spec.triggers[0].clone());
+    assert!(check_triggers(&with_queue).is_ok());
+}
