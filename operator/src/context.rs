@@ -128,7 +128,40 @@ impl Context {
         }
     }
 
+    /// Publishes an event about `regarding`; a failure is only logged (events are best effort).
+    pub async fn publish(
+        &self,
+        regarding: &k8s_openapi::api::core::v1::ObjectReference,
+        type_: kube::runtime::events::EventType,
+        reason: &str,
+        note: &str,
+        action: &str,
+    ) {
+        let event = kube::runtime::events::Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note.into()),
+            action: action.into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, regarding).await {
+            tracing::debug!(error = %e, %reason, "publishing an event failed");
+        }
+    }
+
     pub fn record_poll_lag(&self, lag: Duration) {
         self.metrics.record_poll(lag);
     }
+}
+
+/// The distinct non-empty items, in first-seen order, comma-joined (`status.triggersTypes`,
+/// `status.authenticationsTypes`).
+pub fn join_unique<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    let mut seen = Vec::new();
+    for item in items {
+        if !item.is_empty() && !seen.contains(&item) {
+            seen.push(item);
+        }
+    }
+    seen.join(",")
 }

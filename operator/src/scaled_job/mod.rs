@@ -20,12 +20,13 @@ use keda_operator_core::scaled_job::{self as sj, reasons};
 use keda_operator_scalers::{MetricType, Scaler, TriggerConfig};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
+use crate::context::join_unique;
 use crate::context::{Context, FIELD_MANAGER};
 use crate::error::{Error, Result};
 use crate::scale_loop::{Scheduler, SourceLimiter};
@@ -481,26 +482,8 @@ async fn write_status(
 }
 
 async fn publish(ctx: &Context, sj: &ScaledJob, type_: EventType, reason: &str, note: &str) {
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note.into()),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &sj.object_ref(&())).await {
-        tracing::debug!(error = %e, %reason, "publishing an event failed");
-    }
-}
-
-fn join_unique<'a>(items: impl Iterator<Item = &'a str>) -> String {
-    let mut seen = Vec::new();
-    for item in items {
-        if !item.is_empty() && !seen.contains(&item) {
-            seen.push(item);
-        }
-    }
-    seen.join(",")
+    ctx.publish(&sj.object_ref(&()), type_, reason, note, "Reconcile")
+        .await;
 }
 
 #[cfg(test)]

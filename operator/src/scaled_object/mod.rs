@@ -22,13 +22,14 @@ use keda_operator_scalers::{MetricType, TriggerConfig};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
 pub use hpa::is_derivative;
 
+use crate::context::join_unique;
 use crate::context::{Context, FIELD_MANAGER};
 use crate::error::{Error, Result};
 use crate::scalers_store::ObjectScalers;
@@ -755,26 +756,8 @@ pub(crate) async fn publish(
     reason: &str,
     note: &str,
 ) {
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note.into()),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &so.object_ref(&())).await {
-        tracing::debug!(error = %e, %reason, "publishing an event failed");
-    }
-}
-
-fn join_unique<'a>(items: impl Iterator<Item = &'a str>) -> String {
-    let mut seen = Vec::new();
-    for item in items {
-        if !item.is_empty() && !seen.contains(&item) {
-            seen.push(item);
-        }
-    }
-    seen.join(",")
+    ctx.publish(&so.object_ref(&()), type_, reason, note, "Reconcile")
+        .await;
 }
 
 #[cfg(test)]
