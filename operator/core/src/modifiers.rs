@@ -10,9 +10,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::executor::ReadRecord;
-use crate::fallback::{FallbackSpec, ReadOutcome};
-use crate::formula::{Formula, FormulaError};
+use crate::executor::{ModifiersInput, PollInput, ReadRecord, assess};
+use crate::fallback::{FallbackSpec, MetricTargetType, ModifiersTarget, ReadOutcome};
+use crate::formula::{Formula, FormulaError, ModifiersMetricType, ValidatedModifiers};
 
 /// Why no composite value could be computed this round. KEDA then reports no metric at all:
 /// the poll sees the object inactive, the HPA gets an error for `composite-metric`.
@@ -77,6 +77,50 @@ pub fn compose(
         },
         Err(e) => Err(e.into()),
     }
+}
+
+/// What fallback reads of a validated `scalingModifiers` block: the target as KEDA parses it
+/// (an integer target keeps its integer spelling, so a fractional one disables fallback) and
+/// the composite metric's type.
+pub fn fallback_target(modifiers: &ValidatedModifiers) -> ModifiersTarget {
+    ModifiersTarget {
+        target: modifiers
+            .integer_target
+            .map_or_else(|| modifiers.target.to_string(), |t| t.to_string()),
+        metric_type: match modifiers.metric_type {
+            ModifiersMetricType::AverageValue => MetricTargetType::AverageValue,
+            ModifiersMetricType::Value => MetricTargetType::Value,
+        },
+    }
+}
+
+/// Sets `input.spec.scaling_modifiers` for one poll: the activation target and the composite
+/// value, which is the formula over this poll's reads after fallback. An `activationTarget` that
+/// is not a number fails the poll (KEDA skips it); a composite that cannot be computed leaves no
+/// value (the poll sees the object inactive) and is returned for logging.
+pub fn apply_to_poll(
+    input: &mut PollInput,
+    modifiers: &ValidatedModifiers,
+    trigger_names: &[Option<String>],
+) -> Result<Option<ComposeError>, FormulaError> {
+    input.spec.scaling_modifiers = Some(ModifiersInput {
+        target: fallback_target(modifiers),
+        activation_target: modifiers.activation_target.clone()?,
+        composite_value: None,
+    });
+    let reads = assess(input).reads;
+    let composite = compose(
+        &reads,
+        trigger_names,
+        &modifiers.formula,
+        input.spec.fallback.as_ref(),
+        modifiers.target,
+    );
+    let error = composite.as_ref().err().cloned();
+    if let Some(m) = input.spec.scaling_modifiers.as_mut() {
+        m.composite_value = composite.ok();
+    }
+    Ok(error)
 }
 
 #[cfg(test)]
@@ -216,5 +260,35 @@ mod tests {
             5.0,
         );
         assert!(matches!(value, Err(ComposeError::Formula(_))), "{value:?}");
+    }
+
+    #[test]
+    fn fallback_sees_an_integer_target_as_written_and_a_fractional_one_disables_it() {
+        use crate::formula::validate_modifiers;
+        let integer = validate_modifiers(Some("queue"), Some("10"), None, None, &[Some("queue")])
+            .expect("valid")
+            .expect("in use");
+        assert_eq!(fallback_target(&integer).target, "10");
+        let fractional = validate_modifiers(
+            Some("queue"),
+            Some("2.5"),
+            None,
+            Some("Value"),
+            &[Some("queue")],
+        )
+        .expect("valid")
+        .expect("in use");
+        let target = fallback_target(&fractional);
+        assert_eq!(target.metric_type, MetricTargetType::Value);
+        let spec = FallbackSpec {
+            failure_threshold: 1,
+            replicas: 2,
+            behavior: crate::fallback::FallbackBehavior::Static,
+        };
+        assert!(crate::fallback::is_valid(
+            &spec,
+            Some(&fallback_target(&integer))
+        ));
+        assert!(!crate::fallback::is_valid(&spec, Some(&target)), "quirk 11");
     }
 }

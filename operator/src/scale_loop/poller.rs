@@ -9,11 +9,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use keda_operator_api::common::condition::TriggerActivityStatus;
 use keda_operator_core::conditions::{ConditionStatus, EventType as CoreEventType, reason};
 use keda_operator_core::executor::{
-    self, HpaScalingActive, MetricRead, ModifiersInput, ObservedStatus, PollInput, ReplicaAction,
-    ScaleWrite, ScalingSpec, TargetRef, TriggerPoll, UnixMillis,
+    self, HpaScalingActive, MetricRead, ObservedStatus, PollInput, ReplicaAction, ScaleWrite,
+    ScalingSpec, TargetRef, TriggerPoll, UnixMillis,
 };
 use keda_operator_core::fallback::{MetricSample, MetricTargetType};
-use keda_operator_core::modifiers::compose;
+use keda_operator_core::modifiers::apply_to_poll;
 use keda_operator_scalers::{Metric, read_within};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
@@ -150,24 +150,6 @@ impl ScaledObjectPoller {
         } else {
             None
         };
-        let modifiers = match &scalers.modifiers {
-            Some(m) => match &m.activation_target {
-                Ok(activation_target) => Some(ModifiersInput {
-                    target: core_input::modifiers_target(&so).unwrap_or_else(|| {
-                        keda_operator_core::fallback::ModifiersTarget {
-                            target: m.target.to_string(),
-                            metric_type: MetricTargetType::AverageValue,
-                        }
-                    }),
-                    activation_target: *activation_target,
-                    composite_value: None,
-                }),
-                // KEDA skips the poll: no status update, no scaling.
-                Err(e) => return Err(e.to_string()),
-            },
-            None => None,
-        };
-
         let input = PollInput {
             now: now_millis(),
             creation_timestamp: so
@@ -182,7 +164,7 @@ impl ScaledObjectPoller {
                 cooldown_period: so.spec.cooldown_period,
                 initial_cooldown_period: so.spec.initial_cooldown_period,
                 fallback,
-                scaling_modifiers: modifiers,
+                scaling_modifiers: None,
             },
             annotations: so.annotations().clone(),
             status: ObservedStatus {
@@ -206,27 +188,13 @@ impl ScaledObjectPoller {
             hpa_scaling_active: self.hpa_scaling_active(ns, status.hpa_name.as_deref()),
         };
         let mut input = input;
-        if let (Some(m), Some(validated)) = (
-            input.spec.scaling_modifiers.as_ref(),
-            scalers.modifiers.as_ref(),
-        ) {
-            // The composite value is the formula over this poll's reads after fallback.
-            let reads = executor::assess(&input).reads;
-            let composite = compose(
-                &reads,
-                &scalers.trigger_names,
-                &validated.formula,
-                input.spec.fallback.as_ref(),
-                validated.target,
-            );
-            if let Err(e) = &composite {
+        if let Some(modifiers) = &scalers.modifiers {
+            // KEDA skips the poll on a bad activationTarget: no status update, no scaling.
+            let composite_error = apply_to_poll(&mut input, modifiers, &scalers.trigger_names)
+                .map_err(|e| e.to_string())?;
+            if let Some(e) = composite_error {
                 tracing::debug!(%ns, %name, error = %e, "no composite metric this poll");
             }
-            let m = ModifiersInput {
-                composite_value: composite.ok(),
-                ..m.clone()
-            };
-            input.spec.scaling_modifiers = Some(m);
         }
         let decision = executor::decide(&input);
 

@@ -637,17 +637,26 @@ async fn scalers_for(
         );
     }
     // Each authentication object lists the ScaledObjects using it.
+    // Only the references that changed are written: a rebuild after a failed read (every poll
+    // while a source is down) must not read and patch the authentication objects again.
     let auth_refs = crate::auth::references(so);
-    if let Some(previous) = ctx.scalers.get(&ns, &name) {
-        let dropped: Vec<_> = previous
-            .auth_refs
-            .iter()
-            .filter(|r| !auth_refs.contains(r))
-            .cloned()
-            .collect();
-        crate::auth::record_references(ctx, so, &dropped, false).await;
-    }
-    crate::auth::record_references(ctx, so, &auth_refs, true).await;
+    let previous = ctx
+        .scalers
+        .get(&ns, &name)
+        .map(|p| p.auth_refs.clone())
+        .unwrap_or_default();
+    let dropped: Vec<_> = previous
+        .iter()
+        .filter(|r| !auth_refs.contains(r))
+        .cloned()
+        .collect();
+    let added: Vec<_> = auth_refs
+        .iter()
+        .filter(|r| !previous.contains(r))
+        .cloned()
+        .collect();
+    crate::auth::record_references(ctx, so, &dropped, false).await;
+    crate::auth::record_references(ctx, so, &added, true).await;
     Ok(ctx.scalers.insert(
         &ns,
         &name,

@@ -13,15 +13,14 @@ use std::collections::BTreeMap;
 use keda_operator_api::ScaledObject;
 use keda_operator_core::conditions::{ConditionStatus, Event};
 use keda_operator_core::executor::{
-    self, MetricRead, ModifiersInput, ObservedStatus, PollInput, ReadRecord, ReplicaAction,
-    ScaleWrite, ScalingSpec, TargetRef, TriggerPoll,
+    self, MetricRead, ObservedStatus, PollInput, ReadRecord, ReplicaAction, ScaleWrite,
+    ScalingSpec, TargetRef, TriggerPoll,
 };
 use keda_operator_core::fallback::{
-    self, FallbackContext, HealthStatus, MetricSample, MetricTargetType, ModifiersTarget,
-    ReadOutcome,
+    self, FallbackContext, HealthStatus, MetricSample, ModifiersTarget, ReadOutcome,
 };
 use keda_operator_core::formula::{ModifiersMetricType, ValidatedModifiers};
-use keda_operator_core::modifiers::compose;
+use keda_operator_core::modifiers::{apply_to_poll, compose};
 use keda_operator_scalers::{Metric, MetricType, Scaler, Target, TriggerConfig};
 
 use crate::core_input;
@@ -454,23 +453,6 @@ impl<'a> Sim<'a> {
             values.push((at, value));
         }
         let so = self.so;
-        let modifiers = match &self.modifiers {
-            Some(m) => match &m.activation_target {
-                Ok(activation) => Some(ModifiersInput {
-                    target: self.modifiers_target().unwrap_or(ModifiersTarget {
-                        target: m.target.to_string(),
-                        metric_type: MetricTargetType::AverageValue,
-                    }),
-                    activation_target: *activation,
-                    composite_value: None,
-                }),
-                Err(e) => {
-                    self.happen(at, Who::Keda, "PollSkipped", &e.to_string());
-                    return;
-                }
-            },
-            None => None,
-        };
         let external_metric_names = self
             .triggers
             .iter()
@@ -486,7 +468,7 @@ impl<'a> Sim<'a> {
                 cooldown_period: so.spec.cooldown_period,
                 initial_cooldown_period: so.spec.initial_cooldown_period,
                 fallback: core_input::fallback_spec(so),
-                scaling_modifiers: modifiers,
+                scaling_modifiers: None,
             },
             annotations: so.metadata.annotations.clone().unwrap_or_default(),
             status: ObservedStatus {
@@ -521,22 +503,12 @@ impl<'a> Sim<'a> {
             triggers: self.reads_at(trace, at),
             hpa_scaling_active: None,
         };
-        if let (Some(m), Some(validated)) =
-            (input.spec.scaling_modifiers.clone(), self.modifiers.clone())
-        {
-            let reads = executor::assess(&input).reads;
+        if let Some(modifiers) = self.modifiers.clone() {
             let names: Vec<Option<String>> = self.triggers.iter().map(|t| t.name.clone()).collect();
-            let composite = compose(
-                &reads,
-                &names,
-                &validated.formula,
-                input.spec.fallback.as_ref(),
-                validated.target,
-            );
-            input.spec.scaling_modifiers = Some(ModifiersInput {
-                composite_value: composite.ok(),
-                ..m
-            });
+            if let Err(e) = apply_to_poll(&mut input, &modifiers, &names) {
+                self.happen(at, Who::Keda, "PollSkipped", &e.to_string());
+                return;
+            }
         }
         let decision = executor::decide(&input);
         self.events(at, &decision.events);
