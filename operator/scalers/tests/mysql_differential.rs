@@ -5,12 +5,14 @@
 //! stops it when it ends, failed or not. The binaries come from Debian's `mariadb-server`;
 //! when they are missing the test installs that package (as root, with apt-get).
 
-use std::io::Write as _;
-use std::net::{Ipv4Addr, TcpListener};
-use std::os::unix::fs::MetadataExt as _;
+#[path = "support/real_server.rs"]
+mod real_server;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use real_server::{find_or_install, find_program, free_port, is_root, progress};
 
 use fake_sources::{FakeMySql, FakeOptions, MySqlValue, SqlError};
 use keda_operator_scalers::{Secret, TriggerConfig, build_ready, read_within};
@@ -21,76 +23,14 @@ const JOBS: usize = 17;
 const USER: &str = "keda";
 const PASSWORD: &str = "s3cret-pw";
 
-/// Progress goes straight to stderr: the test harness does not capture it.
-fn progress(message: &str) {
-    let _ = writeln!(std::io::stderr(), "[mysql differential] {message}");
-}
-
-fn find_program(names: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
-    dirs.extend(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from));
-    names
-        .iter()
-        .flat_map(|name| dirs.iter().map(move |dir| dir.join(name)))
-        .find(|candidate| candidate.is_file())
-}
-
-fn is_root(scratch: &Path) -> bool {
-    std::fs::metadata(scratch).is_ok_and(|m| m.uid() == 0)
-}
-
-fn apt_get(args: &[&str]) -> bool {
-    progress(&format!("apt-get {}", args.join(" ")));
-    Command::new("apt-get")
-        .args(args)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .stdin(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// The server and install-db binaries, installing `mariadb-server` when they are missing.
 fn mariadb_binaries(scratch: &Path) -> (PathBuf, PathBuf) {
-    let find = || {
+    find_or_install("mysql differential", scratch, "mariadb-server", || {
         Some((
-            find_program(&["mariadbd", "mysqld"])?,
-            find_program(&["mariadb-install-db", "mysql_install_db"])?,
+            find_program(&[], &["mariadbd", "mysqld"])?,
+            find_program(&[], &["mariadb-install-db", "mysql_install_db"])?,
         ))
-    };
-    if let Some(found) = find() {
-        return found;
-    }
-    assert!(
-        is_root(scratch),
-        "the MariaDB differential test needs mariadbd and mariadb-install-db; install them with \
-         `apt-get install -y mariadb-server` (the test does so itself only when run as root)"
-    );
-    progress("mariadbd is missing: installing mariadb-server (this takes a minute)");
-    let install = [
-        "install",
-        "-y",
-        "-q",
-        "--no-install-recommends",
-        "mariadb-server",
-    ];
-    if !apt_get(&install) {
-        assert!(apt_get(&["update", "-q"]), "apt-get update failed");
-        assert!(
-            apt_get(&install),
-            "apt-get install mariadb-server failed; see its output above"
-        );
-    }
-    find().unwrap_or_else(|| {
-        panic!("mariadb-server is installed but mariadbd or mariadb-install-db is not found")
     })
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on 127.0.0.1")
 }
 
 /// A running MariaDB. Dropping it kills the server and removes its datadir, so a failing
@@ -108,10 +48,10 @@ impl Drop for MariaDb {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        progress(&format!(
-            "stopped MariaDB; removing {}",
-            self.dir.path().display()
-        ));
+        progress(
+            "mysql differential",
+            &format!("stopped MariaDB; removing {}", self.dir.path().display()),
+        );
     }
 }
 
@@ -131,10 +71,10 @@ impl MariaDb {
         }
 
         let started = Instant::now();
-        progress(&format!(
-            "initialising a datadir with {}",
-            install_db.display()
-        ));
+        progress(
+            "mysql differential",
+            &format!("initialising a datadir with {}", install_db.display()),
+        );
         let output = Command::new(&install_db)
             .arg("--no-defaults")
             .arg(format!("--datadir={}", datadir.display()))
@@ -150,14 +90,17 @@ impl MariaDb {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
-        progress(&format!("datadir ready in {:?}", started.elapsed()));
+        progress(
+            "mysql differential",
+            &format!("datadir ready in {:?}", started.elapsed()),
+        );
 
         let port = free_port();
         let socket = dir.path().join("mariadbd.sock");
         let error_log = dir.path().join("error.log");
         // Spawned from this test's own thread, which outlives the server (Drop kills it
         // first); setpriv also kills it if the whole test process dies.
-        let mut command = match find_program(&["setpriv"]) {
+        let mut command = match find_program(&[], &["setpriv"]) {
             Some(setpriv) => {
                 let mut c = Command::new(setpriv);
                 c.args(["--pdeathsig", "KILL", "--"]).arg(&server);
@@ -205,10 +148,10 @@ impl MariaDb {
             if let Ok(Ok(conn)) =
                 tokio::time::timeout(Duration::from_secs(5), Conn::new(opts)).await
             {
-                progress(&format!(
-                    "MariaDB accepts connections after {:?}",
-                    started.elapsed()
-                ));
+                progress(
+                    "mysql differential",
+                    &format!("MariaDB accepts connections after {:?}", started.elapsed()),
+                );
                 return conn;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -299,7 +242,10 @@ async fn the_scaler_reads_the_same_from_mariadb_and_from_the_fake() {
     for query in [count, average, empty_max, no_rows, missing] {
         let real = outcome(mariadb.port, query, PASSWORD).await;
         let faked = outcome(fake.port(), query, PASSWORD).await;
-        progress(&format!("{query}: mariadb {real:?}, fake {faked:?}"));
+        progress(
+            "mysql differential",
+            &format!("{query}: mariadb {real:?}, fake {faked:?}"),
+        );
         assert_eq!(real, faked, "{query}");
     }
     assert_eq!(
@@ -309,7 +255,10 @@ async fn the_scaler_reads_the_same_from_mariadb_and_from_the_fake() {
 
     let real = outcome(mariadb.port, count, "wrong").await;
     let faked = outcome(fake.port(), count, "wrong").await;
-    progress(&format!("wrong password: mariadb {real:?}, fake {faked:?}"));
+    progress(
+        "mysql differential",
+        &format!("wrong password: mariadb {real:?}, fake {faked:?}"),
+    );
     assert_eq!(real, faked, "a wrong password");
     assert!(real.is_err_and(|e| e.contains("Error 1045 (28000): Access denied")));
     drop(mariadb);

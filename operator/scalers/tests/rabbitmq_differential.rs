@@ -10,12 +10,14 @@
 #[path = "support/amqp_get.rs"]
 mod amqp_get;
 
-use std::io::Write as _;
-use std::net::{Ipv4Addr, TcpListener};
-use std::os::unix::fs::MetadataExt as _;
+#[path = "support/real_server.rs"]
+mod real_server;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use real_server::{find_or_install, find_program, free_port, progress};
 
 use fake_sources::{FakeOptions, FakeRabbitMq, QueueState};
 use keda_operator_scalers::{Metric, TriggerConfig, build_ready, read_within};
@@ -31,84 +33,23 @@ const UNACKED: u64 = 4;
 /// How long the broker may take to start (it takes seconds; a loaded CI runner, more).
 const START_DEADLINE: Duration = Duration::from_secs(120);
 
-/// Progress goes straight to stderr: the test harness does not capture it.
-fn progress(message: &str) {
-    let _ = writeln!(std::io::stderr(), "[rabbitmq differential] {message}");
-}
-
-fn find_program(names: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    // The server script lives beside the broker's own tools; the one in sbin switches users.
-    let mut dirs = vec![PathBuf::from("/usr/lib/rabbitmq/bin")];
-    dirs.extend(std::env::split_paths(&path));
-    dirs.extend(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from));
-    names
-        .iter()
-        .flat_map(|name| dirs.iter().map(move |dir| dir.join(name)))
-        .find(|candidate| candidate.is_file())
-}
-
-fn is_root(scratch: &Path) -> bool {
-    std::fs::metadata(scratch).is_ok_and(|m| m.uid() == 0)
-}
-
-fn apt_get(args: &[&str]) -> bool {
-    progress(&format!("apt-get {}", args.join(" ")));
-    Command::new("apt-get")
-        .args(args)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .stdin(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// The broker's start script and epmd, installing `rabbitmq-server` when they are missing.
+/// The start script beside the broker's own tools comes first (the one in sbin switches users).
 fn rabbitmq_binaries(scratch: &Path) -> (PathBuf, PathBuf) {
-    let find = || {
+    find_or_install("rabbitmq differential", scratch, "rabbitmq-server", || {
         Some((
-            find_program(&["rabbitmq-server"])?,
-            find_program(&["epmd"])?,
+            find_program(&[RABBITMQ_BIN], &["rabbitmq-server"])?,
+            find_program(&[RABBITMQ_BIN], &["epmd"])?,
         ))
-    };
-    if let Some(found) = find() {
-        return found;
-    }
-    assert!(
-        is_root(scratch),
-        "the RabbitMQ differential test needs rabbitmq-server and epmd; install them with \
-         `apt-get install -y rabbitmq-server` (the test does so itself only when run as root)"
-    );
-    progress("rabbitmq-server is missing: installing it (this takes a minute)");
-    let install = [
-        "install",
-        "-y",
-        "-q",
-        "--no-install-recommends",
-        "rabbitmq-server",
-    ];
-    if !apt_get(&install) {
-        assert!(apt_get(&["update", "-q"]), "apt-get update failed");
-        assert!(
-            apt_get(&install),
-            "apt-get install rabbitmq-server failed; see its output above"
-        );
-    }
-    find().unwrap_or_else(|| {
-        panic!("rabbitmq-server is installed but its script or epmd is not found")
     })
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on 127.0.0.1")
-}
+const RABBITMQ_BIN: &str = "/usr/lib/rabbitmq/bin";
 
 /// A command that dies with this test process (setpriv's parent-death signal), when setpriv
 /// is there.
 fn tied(program: &Path) -> Command {
-    match find_program(&["setpriv"]) {
+    match find_program(&[], &["setpriv"]) {
         Some(setpriv) => {
             let mut c = Command::new(setpriv);
             c.args(["--pdeathsig", "KILL", "--"]).arg(program);
@@ -136,10 +77,13 @@ impl Drop for RabbitMq {
         let _ = self.broker.wait();
         let _ = self.epmd.kill();
         let _ = self.epmd.wait();
-        progress(&format!(
-            "stopped RabbitMQ and epmd; removing {}",
-            self.dir.path().display()
-        ));
+        progress(
+            "rabbitmq differential",
+            &format!(
+                "stopped RabbitMQ and epmd; removing {}",
+                self.dir.path().display()
+            ),
+        );
     }
 }
 
@@ -182,7 +126,10 @@ impl RabbitMq {
         let out = std::fs::File::create(&log).expect("creating the broker's output file");
         let err = out.try_clone().expect("sharing the output file");
         let node = format!("keda-diff-{}@localhost", std::process::id());
-        progress(&format!("starting {} as {node}", server.display()));
+        progress(
+            "rabbitmq differential",
+            &format!("starting {} as {node}", server.display()),
+        );
         let broker = tied(&server)
             .env("HOME", path("home"))
             .env("ERL_EPMD_PORT", epmd_port.to_string())
@@ -376,9 +323,10 @@ async fn the_scaler_reads_the_same_from_rabbitmq_and_from_the_fake() {
     let started = Instant::now();
     let mut rabbit = RabbitMq::start();
     let startup = rabbit.ready(&client, started).await;
-    progress(&format!(
-        "RabbitMQ's management API answered {startup:?} after spawning"
-    ));
+    progress(
+        "rabbitmq differential",
+        &format!("RabbitMQ's management API answered {startup:?} after spawning"),
+    );
 
     fill(&rabbit, &client, "orders", ORDERS).await;
     fill(&rabbit, &client, "orders-b", ORDERS_B).await;
@@ -503,9 +451,10 @@ async fn the_scaler_reads_the_same_from_rabbitmq_and_from_the_fake() {
     for (name, host, extra) in cases {
         let from_real = outcome(host(&real), [real.amqp, real.http], extra).await;
         let from_fake = outcome(host(&faked), [faked.amqp, faked.http], extra).await;
-        progress(&format!(
-            "{name}: rabbitmq {from_real:?}, fake {from_fake:?}"
-        ));
+        progress(
+            "rabbitmq differential",
+            &format!("{name}: rabbitmq {from_real:?}, fake {from_fake:?}"),
+        );
         if from_real != from_fake {
             differences.push(format!(
                 "{name}: rabbitmq {from_real:?} but fake {from_fake:?}"

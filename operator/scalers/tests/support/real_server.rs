@@ -1,0 +1,75 @@
+//! What the differential tests share: finding a real server's programs, installing its Debian
+//! package when they are missing (only as root, with apt-get), a free port, and progress lines.
+
+use std::io::Write as _;
+use std::net::{Ipv4Addr, TcpListener};
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Progress goes straight to stderr: the test harness does not capture it.
+pub fn progress(tag: &str, message: &str) {
+    let _ = writeln!(std::io::stderr(), "[{tag}] {message}");
+}
+
+/// The first of `names` in `first_dirs`, then `PATH`, then the sbin directories.
+pub fn find_program(first_dirs: &[&str], names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = first_dirs.iter().map(PathBuf::from).collect();
+    dirs.extend(std::env::split_paths(&path));
+    dirs.extend(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from));
+    names
+        .iter()
+        .flat_map(|name| dirs.iter().map(move |dir| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+/// Whether this process runs as root (it owns what it just created).
+pub fn is_root(scratch: &Path) -> bool {
+    std::fs::metadata(scratch).is_ok_and(|m| m.uid() == 0)
+}
+
+fn apt_get(tag: &str, args: &[&str]) -> bool {
+    progress(tag, &format!("apt-get {}", args.join(" ")));
+    Command::new("apt-get")
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdin(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// What `find` finds; when it finds nothing, installs `package` (as root; otherwise the test
+/// fails saying what to install) and looks again.
+pub fn find_or_install<T>(
+    tag: &str,
+    scratch: &Path,
+    package: &str,
+    find: impl Fn() -> Option<T>,
+) -> T {
+    if let Some(found) = find() {
+        return found;
+    }
+    assert!(
+        is_root(scratch),
+        "the {tag} test needs the programs of {package}; install them with \
+         `apt-get install -y {package}` (the test does so itself only when run as root)"
+    );
+    progress(tag, &format!("installing {package} (this takes a minute)"));
+    let install = ["install", "-y", "-q", "--no-install-recommends", package];
+    if !apt_get(tag, &install) {
+        assert!(apt_get(tag, &["update", "-q"]), "apt-get update failed");
+        assert!(
+            apt_get(tag, &install),
+            "apt-get install {package} failed; see its output above"
+        );
+    }
+    find().unwrap_or_else(|| panic!("{package} is installed but its programs are not found"))
+}
