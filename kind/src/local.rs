@@ -367,6 +367,7 @@ impl LocalCluster {
             "--node-ip=10.0.0.5".into(),
         ];
         for stage in binaries.kwok_stages() {
+            let stage = keep_running_stage(&stage, self.work_dir())?;
             args.push("-c".into());
             args.push(stage.display().to_string());
         }
@@ -479,4 +480,86 @@ async fn nodes_ready(client: kube::Client, want: usize) -> bool {
         })
         .count();
     ready >= want
+}
+
+/// Pods with this annotation stay Running on the local cluster: kwok's pod-complete stage
+/// skips them. kwok otherwise completes a Job's pod at once, where a real node runs its
+/// container until it exits (a `pause` container never does). Real clusters ignore it.
+pub const KEEP_RUNNING_ANNOTATION: &str = "keda-conformance.io/keep-running";
+
+/// kwok's pod-complete stage with one more selector term, written into the cluster's own
+/// directory; any other stage file is used as it is.
+fn keep_running_stage(stage: &Path, work_dir: &Path) -> Result<PathBuf> {
+    if stage.file_name().is_none_or(|n| n != "pod-complete.yaml") {
+        return Ok(stage.to_path_buf());
+    }
+    let text = std::fs::read_to_string(stage)
+        .map_err(|e| Error::io(format!("reading {}", stage.display()), e))?;
+    let edited = with_keep_running_selector(&text).ok_or_else(|| Error::MissingBinaries {
+        dir: stage.to_path_buf(),
+        origin: "kwok's pod-complete stage".into(),
+        missing: "a `matchExpressions:` selector to add the keep-running term to".into(),
+    })?;
+    let out = work_dir.join("pod-complete.yaml");
+    std::fs::write(&out, edited).map_err(|e| Error::io(format!("writing {}", out.display()), e))?;
+    Ok(out)
+}
+
+/// Adds `annotations[KEEP_RUNNING_ANNOTATION] DoesNotExist` as the first term of the stage's
+/// selector, indented like the terms that follow it.
+fn with_keep_running_selector(text: &str) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.trim_end() == "    matchExpressions:")?;
+    let first = lines.get(at + 1)?;
+    let indent = &first[..first.len() - first.trim_start().len()];
+    if !first.trim_start().starts_with("- key:") {
+        return None;
+    }
+    let mut out: Vec<String> = lines[..=at].iter().map(|l| l.to_string()).collect();
+    out.push(format!(
+        "{indent}- key: '.metadata.annotations[\"{KEEP_RUNNING_ANNOTATION}\"]'"
+    ));
+    out.push(format!("{indent}  operator: 'DoesNotExist'"));
+    out.extend(lines[at + 1..].iter().map(|l| l.to_string()));
+    Some(out.join("\n") + "\n")
+}
+
+#[cfg(test)]
+mod keep_running_tests {
+    use super::*;
+
+    const STAGE: &str = "kind: Stage\nspec:\n  selector:\n    matchExpressions:\n    - key: '.status.phase'\n      operator: 'In'\n  next: {}\n";
+
+    #[test]
+    fn the_term_goes_first_with_the_same_indent() {
+        let edited = with_keep_running_selector(STAGE).unwrap();
+        let expected = "kind: Stage\nspec:\n  selector:\n    matchExpressions:\n    - key: '.metadata.annotations[\"keda-conformance.io/keep-running\"]'\n      operator: 'DoesNotExist'\n    - key: '.status.phase'\n      operator: 'In'\n  next: {}\n";
+        assert_eq!(edited, expected);
+    }
+
+    #[test]
+    fn a_stage_without_match_expressions_is_refused() {
+        assert!(with_keep_running_selector("kind: Stage\nspec: {}\n").is_none());
+    }
+
+    #[test]
+    fn only_pod_complete_is_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let ready = dir.path().join("pod-ready.yaml");
+        std::fs::write(&ready, "kind: Stage\n").unwrap();
+        assert_eq!(keep_running_stage(&ready, dir.path()).unwrap(), ready);
+        let sub = dir.path().join("stages");
+        std::fs::create_dir(&sub).unwrap();
+        let complete = sub.join("pod-complete.yaml");
+        std::fs::write(&complete, STAGE).unwrap();
+        let out = keep_running_stage(&complete, dir.path()).unwrap();
+        assert_ne!(out, complete);
+        assert!(
+            std::fs::read_to_string(out)
+                .unwrap()
+                .contains("keep-running")
+        );
+    }
 }
