@@ -1,5 +1,5 @@
 //! A conformance run's fixture: the cluster (CRDs installed before its controllers start), the
-//! fake Prometheus, and — for `--operator builtin` — our operator as a separate process.
+//! fake Prometheuses (one open, one demanding basic auth), and — for `--operator builtin` — our operator as a separate process.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -74,6 +74,14 @@ impl Suite {
         }
         let prometheus = Arc::new(FakePrometheus::start(FakeOptions::default()).await?);
         let prometheus_url = prometheus.url();
+        let prometheus_auth = Arc::new(FakePrometheus::start(FakeOptions::default()).await?);
+        prometheus_auth
+            .controls()
+            .require_auth(fake_sources::Auth::basic(
+                engine::AUTH_USERNAME,
+                engine::AUTH_PASSWORD,
+            ));
+        let prometheus_auth_url = prometheus_auth.url();
         let operator = match &binary {
             Some(binary) => {
                 progress("starting keda-operator and registering its metrics API");
@@ -96,6 +104,8 @@ impl Suite {
                 cluster,
                 prometheus,
                 prometheus_url,
+                prometheus_auth,
+                prometheus_auth_url,
                 timings,
                 resolver: Default::default(),
             }),
@@ -125,6 +135,7 @@ impl Suite {
         drop(self.operator);
         if let Ok(context) = Arc::try_unwrap(self.context) {
             drop(context.prometheus);
+            drop(context.prometheus_auth);
             if let Ok(cluster) = Arc::try_unwrap(context.cluster) {
                 cluster.shutdown();
             }

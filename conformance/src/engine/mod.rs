@@ -28,12 +28,21 @@ const POLL: Duration = Duration::from_millis(100);
 /// How often the target's replicas are sampled for the timeline.
 const SAMPLE: Duration = Duration::from_millis(250);
 
+/// The credentials the second fake Prometheus demands (`${prometheusUsername}`,
+/// `${prometheusPassword}` in scenarios).
+pub const AUTH_USERNAME: &str = "keda-conformance";
+pub const AUTH_PASSWORD: &str = "conformance-basic-auth-password";
+
 /// What every rule of a run shares.
 pub struct Context {
     pub cluster: Arc<kind::Cluster>,
     pub prometheus: Arc<FakePrometheus>,
     /// The fake Prometheus's address as the operator dials it.
     pub prometheus_url: String,
+    /// A second fake Prometheus that demands basic auth ([`AUTH_USERNAME`], [`AUTH_PASSWORD`]);
+    /// it answers the same values.
+    pub prometheus_auth: Arc<FakePrometheus>,
+    pub prometheus_auth_url: String,
     /// hpaSyncPeriod, downscaleStabilization, slack, gcPeriod.
     pub timings: Timings,
     pub resolver: Resolver,
@@ -68,8 +77,14 @@ struct RuleRun<'a> {
     query: String,
     start: Instant,
     marks: HashMap<String, Instant>,
-    fault: Option<FaultId>,
+    faults: Vec<(Arc<FakePrometheus>, FaultId)>,
     timeline: Arc<Mutex<Timeline>>,
+}
+
+impl Context {
+    fn prometheuses(&self) -> [&Arc<FakePrometheus>; 2] {
+        [&self.prometheus, &self.prometheus_auth]
+    }
 }
 
 /// Runs one rule in a fresh namespace, deleted afterwards.
@@ -110,6 +125,9 @@ pub async fn run_rule(ctx: &Context, loaded: &Loaded) -> Outcome {
     vars.insert("namespace".into(), namespace.name().into());
     vars.insert("prometheus".into(), ctx.prometheus_url.clone());
     vars.insert("query".into(), query.clone());
+    vars.insert("prometheusAuth".into(), ctx.prometheus_auth_url.clone());
+    vars.insert("prometheusUsername".into(), AUTH_USERNAME.into());
+    vars.insert("prometheusPassword".into(), AUTH_PASSWORD.into());
     let mut timings = ctx.timings.clone();
     for name in deadline::SCENARIO_TIMINGS {
         if let Some(model::VarValue::Number(n)) = scenario.vars.get(name) {
@@ -125,7 +143,7 @@ pub async fn run_rule(ctx: &Context, loaded: &Loaded) -> Outcome {
         query,
         start,
         marks: HashMap::new(),
-        fault: None,
+        faults: Vec::new(),
         timeline: timeline.clone(),
     };
     let sampler = scenario.target.clone().map(|target| {
@@ -148,10 +166,12 @@ pub async fn run_rule(ctx: &Context, loaded: &Loaded) -> Outcome {
             sample_once(&api, target, start, &timeline).await;
         }
     }
-    if let Some(id) = run.fault {
-        ctx.prometheus.controls().clear_fault(id);
+    for (prometheus, id) in run.faults.drain(..) {
+        prometheus.controls().clear_fault(id);
     }
-    ctx.prometheus.values().clear(&run.query);
+    for prometheus in ctx.prometheuses() {
+        prometheus.values().clear(&run.query);
+    }
     let events = collect_events(ctx.cluster.client(), &run.namespace, wall_start).await;
     if let Err(failure) = result {
         outcome.status = Status::Failed;
@@ -257,56 +277,101 @@ impl RuleRun<'_> {
         Ok(())
     }
 
+    /// Both fakes answer the same for the rule's query; the timeline records it once.
     fn metric(&mut self, metric: &Metric) {
-        let prom = &self.ctx.prometheus;
-        if let Some(id) = self.fault.take() {
-            prom.controls().clear_fault(id);
+        for (prometheus, id) in self.faults.drain(..) {
+            prometheus.controls().clear_fault(id);
         }
         let now = self.now_ms();
-        match &metric.action {
-            MetricAction::Value(v) => {
-                prom.set_sample(self.query.clone(), *v);
-                self.record(|t| t.metric.push((now, Some(*v))));
-            }
-            MetricAction::Fail => {
-                self.fault = Some(prom.controls().add_fault(FaultSpec {
-                    fault: Fault::error(500, "the conformance runner made this source fail"),
-                    key: Some(self.query.clone()),
-                    times: None,
-                }));
-                self.record(|t| t.metric.push((now, None)));
-            }
-            MetricAction::Script(steps) => {
-                let values: Vec<(Duration, fake_sources::PromValue)> = steps
-                    .iter()
-                    .map(|(after, v)| (*after, fake_sources::PromValue::single(*v)))
-                    .collect();
-                prom.script(self.query.clone(), values);
-                self.record(|t| {
-                    for (after, v) in steps {
-                        t.metric.push((now + after.as_millis() as u64, Some(*v)));
-                    }
-                });
+        for prom in self.ctx.prometheuses() {
+            match &metric.action {
+                MetricAction::Value(v) => prom.set_sample(self.query.clone(), *v),
+                MetricAction::Fail => {
+                    let id = prom.controls().add_fault(FaultSpec {
+                        fault: Fault::error(500, "the conformance runner made this source fail"),
+                        key: Some(self.query.clone()),
+                        times: None,
+                    });
+                    self.faults.push((prom.clone(), id));
+                }
+                MetricAction::Script(steps) => {
+                    let values: Vec<(Duration, fake_sources::PromValue)> = steps
+                        .iter()
+                        .map(|(after, v)| (*after, fake_sources::PromValue::single(*v)))
+                        .collect();
+                    prom.script(self.query.clone(), values);
+                }
             }
         }
+        self.record(|t| match &metric.action {
+            MetricAction::Value(v) => t.metric.push((now, Some(*v))),
+            MetricAction::Fail => t.metric.push((now, None)),
+            MetricAction::Script(steps) => {
+                for (after, v) in steps {
+                    t.metric.push((now + after.as_millis() as u64, Some(*v)));
+                }
+            }
+        });
     }
 
     /// Whether the check holds now, and what was observed.
     async fn observe(&self, check: &Check) -> Result<(bool, String), String> {
-        let found = self
-            .ctx
-            .resolver
-            .get(&self.client(), &self.namespace, &check.object)
-            .await?;
-        let Some(object) = found else {
-            return Ok((check.absent, "it does not exist".into()));
-        };
-        if check.absent {
-            return Ok((false, "it exists".into()));
+        match check {
+            Check::Object {
+                object,
+                absent,
+                fields,
+            } => {
+                let found = self
+                    .ctx
+                    .resolver
+                    .get(&self.client(), &self.namespace, object)
+                    .await?;
+                let Some(found) = found else {
+                    return Ok((*absent, "it does not exist".into()));
+                };
+                if *absent {
+                    return Ok((false, "it exists".into()));
+                }
+                let mismatches = self.mismatches(&found, fields).await?;
+                if mismatches.is_empty() {
+                    Ok((true, "as expected".into()))
+                } else {
+                    Ok((false, mismatches.join("; ")))
+                }
+            }
+            Check::Count { objects, count } => {
+                let listed = self
+                    .ctx
+                    .resolver
+                    .list(&self.client(), &self.namespace, objects)
+                    .await?;
+                let mut matching = Vec::new();
+                for object in &listed {
+                    if self.mismatches(object, &objects.fields).await?.is_empty() {
+                        matching.push(object["metadata"]["name"].as_str().unwrap_or("?"));
+                    }
+                }
+                let n = matching.len() as u64;
+                let observed = if matching.is_empty() {
+                    format!("none of {} listed match", listed.len())
+                } else {
+                    format!("{n} match: {}", matching.join(", "))
+                };
+                Ok((count.matches(n), observed))
+            }
         }
+    }
+
+    /// The fields of `object` that are not as expected, each saying what it was.
+    async fn mismatches(
+        &self,
+        object: &serde_json::Value,
+        fields: &model::Fields,
+    ) -> Result<Vec<String>, String> {
         let mut mismatches = Vec::new();
-        for (path, expect) in &check.fields.0 {
-            let actual = path.get(&object);
+        for (path, expect) in &fields.0 {
+            let actual = path.get(object);
             let ok = match expect {
                 Expect::Equals(wanted) => {
                     let wanted = self.render_value(wanted)?;
@@ -340,11 +405,7 @@ impl RuleRun<'_> {
                 ));
             }
         }
-        if mismatches.is_empty() {
-            Ok((true, "as expected".into()))
-        } else {
-            Ok((false, mismatches.join("; ")))
-        }
+        Ok(mismatches)
     }
 
     /// Strings in expected values may use the run's placeholders.

@@ -3,10 +3,10 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams};
 use kube::discovery::Scope;
 
-use crate::scenario::model::ObjectRef;
+use crate::scenario::model::{ObjectRef, Selection};
 
 #[derive(Default)]
 pub struct Resolver {
@@ -18,27 +18,22 @@ impl Resolver {
         &self,
         client: &kube::Client,
         namespace: &str,
-        object: &ObjectRef,
+        api_version: &str,
+        kind: &str,
     ) -> Result<Api<DynamicObject>, String> {
-        let key = (object.api_version.clone(), object.kind.clone());
+        let key = (api_version.to_string(), kind.to_string());
         let cached = self.cache.lock().ok().and_then(|c| c.get(&key).cloned());
         let (resource, namespaced) = match cached {
             Some(found) => found,
             None => {
-                let (group, version) = match object.api_version.split_once('/') {
+                let (group, version) = match api_version.split_once('/') {
                     Some((g, v)) => (g, v),
-                    None => ("", object.api_version.as_str()),
+                    None => ("", api_version),
                 };
-                let gvk = GroupVersionKind::gvk(group, version, &object.kind);
-                let (resource, caps) =
-                    kube::discovery::pinned_kind(client, &gvk)
-                        .await
-                        .map_err(|e| {
-                            format!(
-                                "the cluster does not serve {} {}: {e}",
-                                object.api_version, object.kind
-                            )
-                        })?;
+                let gvk = GroupVersionKind::gvk(group, version, kind);
+                let (resource, caps) = kube::discovery::pinned_kind(client, &gvk)
+                    .await
+                    .map_err(|e| format!("the cluster does not serve {api_version} {kind}: {e}"))?;
                 let found = (resource, matches!(caps.scope, Scope::Namespaced));
                 if let Ok(mut c) = self.cache.lock() {
                     c.insert(key, found.clone());
@@ -60,7 +55,9 @@ impl Resolver {
         namespace: &str,
         object: &ObjectRef,
     ) -> Result<Option<serde_json::Value>, String> {
-        let api = self.api(client, namespace, object).await?;
+        let api = self
+            .api(client, namespace, &object.api_version, &object.kind)
+            .await?;
         match api.get_opt(&object.name).await {
             Ok(Some(found)) => serde_json::to_value(found)
                 .map(Some)
@@ -70,6 +67,28 @@ impl Resolver {
         }
     }
 
+    /// The objects of a kind in the namespace (every namespace for a cluster-scoped kind)
+    /// that carry the labels, as JSON.
+    pub async fn list(
+        &self,
+        client: &kube::Client,
+        namespace: &str,
+        selection: &Selection,
+    ) -> Result<Vec<serde_json::Value>, String> {
+        let api = self
+            .api(client, namespace, &selection.api_version, &selection.kind)
+            .await?;
+        let params = ListParams::default().labels(&selection.label_selector());
+        let list = api
+            .list(&params)
+            .await
+            .map_err(|e| format!("listing {}: {e}", selection.kind))?;
+        list.items
+            .into_iter()
+            .map(|o| serde_json::to_value(o).map_err(|e| format!("{}: {e}", selection.kind)))
+            .collect()
+    }
+
     /// Deletes in the background (dependents are left to the garbage collector).
     pub async fn delete(
         &self,
@@ -77,7 +96,9 @@ impl Resolver {
         namespace: &str,
         object: &ObjectRef,
     ) -> Result<(), String> {
-        let api = self.api(client, namespace, object).await?;
+        let api = self
+            .api(client, namespace, &object.api_version, &object.kind)
+            .await?;
         api.delete(&object.name, &DeleteParams::background())
             .await
             .map(|_| ())

@@ -10,7 +10,14 @@ use std::path::{Path, PathBuf};
 pub use model::{Scenario, Step};
 
 /// Placeholders the runner always provides.
-pub const RUNTIME_VARS: [&str; 3] = ["namespace", "prometheus", "query"];
+pub const RUNTIME_VARS: [&str; 6] = [
+    "namespace",
+    "prometheus",
+    "query",
+    "prometheusAuth",
+    "prometheusUsername",
+    "prometheusPassword",
+];
 
 /// A scenario that cannot be used, with where and why.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -315,33 +315,235 @@ impl TryFrom<RawObjectRef> for ObjectRef {
     }
 }
 
-/// What must be true of an object: that it is absent, or that its fields are as expected.
+/// What must be true: of one object (that it is absent, or that its fields are as
+/// expected), or of how many objects of a kind match a selection.
+#[derive(Debug, Clone)]
+pub enum Check {
+    Object {
+        object: ObjectRef,
+        absent: bool,
+        fields: Fields,
+    },
+    Count {
+        objects: Selection,
+        count: Count,
+    },
+}
+
+/// Objects of one kind in the rule's namespace, picked by labels and by fields.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Check {
-    pub object: ObjectRef,
-    #[serde(default)]
-    pub absent: bool,
-    #[serde(default)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    try_from = "RawSelection"
+)]
+pub struct Selection {
+    pub api_version: String,
+    pub kind: String,
+    /// A label selector: every label must have this value.
+    pub labels: BTreeMap<String, String>,
+    /// Every field must be as expected for an object to count.
     pub fields: Fields,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawSelection {
+    api_version: Option<String>,
+    kind: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    fields: Fields,
+}
+
+impl TryFrom<RawSelection> for Selection {
+    type Error = String;
+    fn try_from(raw: RawSelection) -> Result<Self, String> {
+        let api_version = match raw.api_version {
+            Some(v) => v,
+            None => default_api_version(&raw.kind)
+                .ok_or_else(|| format!("kind `{}` needs an apiVersion", raw.kind))?
+                .to_string(),
+        };
+        Ok(Selection {
+            api_version,
+            kind: raw.kind,
+            labels: raw.labels,
+            fields: raw.fields,
+        })
+    }
+}
+
+impl Selection {
+    /// `a=b,c=d`, the label selector the apiserver takes.
+    pub fn label_selector(&self) -> String {
+        self.labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn describe(&self) -> String {
+        let mut what = format!("{} objects", self.kind);
+        if !self.labels.is_empty() {
+            what.push_str(&format!(" labelled {}", self.label_selector()));
+        }
+        if !self.fields.0.is_empty() {
+            let fields: Vec<String> = self
+                .fields
+                .0
+                .iter()
+                .map(|(p, e)| format!("{p} {}", describe_expect(e)))
+                .collect();
+            what.push_str(&format!(" with {}", fields.join(", ")));
+        }
+        what
+    }
+}
+
+/// How many objects must match: `count: 3`, or `count: {atLeast: 1}` / `{atMost: 2}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "serde_yaml::Value")]
+pub enum Count {
+    Exactly(u64),
+    AtLeast(u64),
+    AtMost(u64),
+}
+
+impl Count {
+    pub fn matches(&self, n: u64) -> bool {
+        match *self {
+            Count::Exactly(c) => n == c,
+            Count::AtLeast(c) => n >= c,
+            Count::AtMost(c) => n <= c,
+        }
+    }
+}
+
+impl std::fmt::Display for Count {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Count::Exactly(c) => write!(f, "exactly {c}"),
+            Count::AtLeast(c) => write!(f, "at least {c}"),
+            Count::AtMost(c) => write!(f, "at most {c}"),
+        }
+    }
+}
+
+impl TryFrom<serde_yaml::Value> for Count {
+    type Error = String;
+    fn try_from(value: serde_yaml::Value) -> Result<Self, String> {
+        let bad = || "count must be a number, `{atLeast: N}` or `{atMost: N}`".to_string();
+        match &value {
+            serde_yaml::Value::Number(n) => n.as_u64().map(Count::Exactly).ok_or_else(bad),
+            serde_yaml::Value::Mapping(m) if m.len() == 1 => {
+                let (k, v) = m.iter().next().ok_or_else(bad)?;
+                let n = v.as_u64().ok_or_else(bad)?;
+                match k.as_str() {
+                    Some("atLeast") => Ok(Count::AtLeast(n)),
+                    Some("atMost") => Ok(Count::AtMost(n)),
+                    _ => Err(bad()),
+                }
+            }
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// The check's keys as written, shared by `wait`, `hold` and `assert`.
+#[derive(Default)]
+struct CheckParts {
+    object: Option<ObjectRef>,
+    objects: Option<Selection>,
+    absent: bool,
+    fields: Fields,
+    count: Option<Count>,
+}
+
+impl TryFrom<CheckParts> for Check {
+    type Error = String;
+    fn try_from(p: CheckParts) -> Result<Self, String> {
+        match (p.object, p.objects) {
+            (Some(object), None) => {
+                if p.count.is_some() {
+                    return Err("`count` goes with `objects`, not `object`".into());
+                }
+                Ok(Check::Object {
+                    object,
+                    absent: p.absent,
+                    fields: p.fields,
+                })
+            }
+            (None, Some(objects)) => {
+                if p.absent || !p.fields.0.is_empty() {
+                    return Err(
+                        "with `objects`, put `fields` inside `objects` and use `count: 0` for none"
+                            .into(),
+                    );
+                }
+                let count = p
+                    .count
+                    .ok_or_else(|| "`objects` needs a `count`".to_string())?;
+                Ok(Check::Count { objects, count })
+            }
+            (Some(_), Some(_)) => Err("a check names `object` or `objects`, not both".into()),
+            (None, None) => Err("a check needs `object` or `objects`".into()),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawCheck {
+    object: Option<ObjectRef>,
+    objects: Option<Selection>,
+    #[serde(default)]
+    absent: bool,
+    #[serde(default)]
+    fields: Fields,
+    count: Option<Count>,
+}
+
+impl<'de> Deserialize<'de> for Check {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let r = RawCheck::deserialize(d)?;
+        Check::try_from(CheckParts {
+            object: r.object,
+            objects: r.objects,
+            absent: r.absent,
+            fields: r.fields,
+            count: r.count,
+        })
+        .map_err(serde::de::Error::custom)
+    }
 }
 
 impl Check {
     pub fn describe(&self) -> String {
-        let what = format!("{} {}", self.object.kind, self.object.name);
-        if self.absent {
-            return format!("{what} to be absent");
+        match self {
+            Check::Object {
+                object,
+                absent,
+                fields,
+            } => {
+                let what = format!("{} {}", object.kind, object.name);
+                if *absent {
+                    return format!("{what} to be absent");
+                }
+                if fields.0.is_empty() {
+                    return format!("{what} to exist");
+                }
+                let fields: Vec<String> = fields
+                    .0
+                    .iter()
+                    .map(|(p, e)| format!("{p} {}", describe_expect(e)))
+                    .collect();
+                format!("{what} {}", fields.join(", "))
+            }
+            Check::Count { objects, count } => format!("{count} {}", objects.describe()),
         }
-        if self.fields.0.is_empty() {
-            return format!("{what} to exist");
-        }
-        let fields: Vec<String> = self
-            .fields
-            .0
-            .iter()
-            .map(|(p, e)| format!("{p} {}", describe_expect(e)))
-            .collect();
-        format!("{what} {}", fields.join(", "))
     }
 }
 
@@ -380,7 +582,7 @@ impl TryFrom<serde_yaml::Mapping> for Fields {
 /// Wait until the check holds: by `within` (the positive check), and not before `notBefore`
 /// (the negative check), both measured from `from` (a mark) or else from the step's start.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(from = "RawWait")]
+#[serde(try_from = "RawWait")]
 pub struct Wait {
     pub check: Check,
     pub within: DeadlineExpr,
@@ -391,11 +593,13 @@ pub struct Wait {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawWait {
-    object: ObjectRef,
+    object: Option<ObjectRef>,
+    objects: Option<Selection>,
     #[serde(default)]
     absent: bool,
     #[serde(default)]
     fields: Fields,
+    count: Option<Count>,
     within: DeadlineExpr,
     #[serde(default)]
     not_before: Option<DeadlineExpr>,
@@ -403,24 +607,27 @@ struct RawWait {
     from: Option<String>,
 }
 
-impl From<RawWait> for Wait {
-    fn from(r: RawWait) -> Self {
-        Wait {
-            check: Check {
+impl TryFrom<RawWait> for Wait {
+    type Error = String;
+    fn try_from(r: RawWait) -> Result<Self, String> {
+        Ok(Wait {
+            check: Check::try_from(CheckParts {
                 object: r.object,
+                objects: r.objects,
                 absent: r.absent,
                 fields: r.fields,
-            },
+                count: r.count,
+            })?,
             within: r.within,
             not_before: r.not_before,
             from: r.from,
-        }
+        })
     }
 }
 
 /// The check holds for the whole duration (it is checked on every poll).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(from = "RawHold")]
+#[serde(try_from = "RawHold")]
 pub struct Hold {
     pub check: Check,
     pub duration: DeadlineExpr,
@@ -429,25 +636,30 @@ pub struct Hold {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawHold {
-    object: ObjectRef,
+    object: Option<ObjectRef>,
+    objects: Option<Selection>,
     #[serde(default)]
     absent: bool,
     #[serde(default)]
     fields: Fields,
+    count: Option<Count>,
     #[serde(rename = "for")]
     duration: DeadlineExpr,
 }
 
-impl From<RawHold> for Hold {
-    fn from(r: RawHold) -> Self {
-        Hold {
-            check: Check {
+impl TryFrom<RawHold> for Hold {
+    type Error = String;
+    fn try_from(r: RawHold) -> Result<Self, String> {
+        Ok(Hold {
+            check: Check::try_from(CheckParts {
                 object: r.object,
+                objects: r.objects,
                 absent: r.absent,
                 fields: r.fields,
-            },
+                count: r.count,
+            })?,
             duration: r.duration,
-        }
+        })
     }
 }
 

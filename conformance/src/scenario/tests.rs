@@ -1,5 +1,5 @@
 use super::*;
-use model::{MetricAction, Step};
+use model::{Check, Count, MetricAction, Step};
 
 const GOOD: &str = r#"id: SO-ZERO-002
 title: An active trigger scales the target from zero
@@ -56,7 +56,10 @@ fn a_well_formed_scenario_reads_into_its_steps() {
     let Step::Wait(w) = &s.steps[2] else {
         panic!("wait third")
     };
-    assert_eq!(w.check.object.api_version, "apps/v1");
+    let Check::Object { object, .. } = &w.check else {
+        panic!("a check of one object")
+    };
+    assert_eq!(object.api_version, "apps/v1");
     assert_eq!(w.from.as_deref(), Some("raised"));
 }
 
@@ -164,4 +167,54 @@ fn substitution_replaces_placeholders_and_refuses_unknown_ones() {
             .unwrap_err()
             .contains("`${b}`")
     );
+}
+
+#[test]
+fn a_count_check_reads_its_selection() {
+    let text = GOOD.replace(
+        "      object: {kind: Deployment, name: web}\n      fields: {spec.replicas: 1}\n",
+        "      objects:\n        kind: Job\n        labels: {scaledjob.keda.sh/name: sj}\n        fields: {status.active: 1}\n      count: {atLeast: 2}\n",
+    );
+    let s = parse("s.yaml", &text).unwrap_or_else(|e| panic!("{e}"));
+    let Step::Wait(w) = &s.steps[2] else {
+        panic!("wait third")
+    };
+    let Check::Count { objects, count } = &w.check else {
+        panic!("a count check, got {:?}", w.check)
+    };
+    assert_eq!(objects.api_version, "batch/v1");
+    assert_eq!(objects.label_selector(), "scaledjob.keda.sh/name=sj");
+    assert_eq!(objects.fields.0.len(), 1);
+    assert_eq!(*count, Count::AtLeast(2));
+    assert!(count.matches(2) && !count.matches(1));
+    assert!(Count::Exactly(0).matches(0) && !Count::AtMost(1).matches(2));
+    assert_eq!(
+        w.check.describe(),
+        "at least 2 Job objects labelled scaledjob.keda.sh/name=sj with status.active = 1"
+    );
+}
+
+#[test]
+fn a_malformed_count_check_is_rejected() {
+    let objects = "      objects: {kind: Job}\n";
+    let with = |replacement: &str| {
+        GOOD.replace(
+            "      object: {kind: Deployment, name: web}\n      fields: {spec.replicas: 1}\n",
+            replacement,
+        )
+    };
+    let e = error(&with(objects));
+    assert!(e.reason.contains("`objects` needs a `count`"), "{e}");
+    let e = error(&with(&format!("{objects}      count: {{atLeast: -1}}\n")));
+    assert!(e.reason.contains("count must be a number"), "{e}");
+    let e = error(&with(&format!(
+        "{objects}      count: 1\n      absent: true\n"
+    )));
+    assert!(e.reason.contains("use `count: 0` for none"), "{e}");
+    let e = error(&with(
+        "      object: {kind: Deployment, name: web}\n      count: 1\n",
+    ));
+    assert!(e.reason.contains("`count` goes with `objects`"), "{e}");
+    let e = error(&with(""));
+    assert!(e.reason.contains("needs `object` or `objects`"), "{e}");
 }
