@@ -3,6 +3,7 @@
 //! this crate gathers inputs, calls the core and writes the results.
 
 pub mod auth;
+pub mod auth_controller;
 pub mod context;
 pub mod core_input;
 pub mod error;
