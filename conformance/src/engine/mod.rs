@@ -213,12 +213,15 @@ impl RuleRun<'_> {
             });
             let result = match step {
                 Step::Apply(a) => self.apply(a).await,
-                Step::Delete(d) => {
-                    self.ctx
-                        .resolver
-                        .delete(&self.client(), &self.namespace, &d.object)
-                        .await
-                }
+                Step::Delete(d) => match self.render_ref(&d.object) {
+                    Ok(object) => {
+                        self.ctx
+                            .resolver
+                            .delete(&self.client(), &self.namespace, &object)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                },
                 Step::Metric(m) => {
                     self.metric(m);
                     Ok(())
@@ -322,10 +325,11 @@ impl RuleRun<'_> {
                 absent,
                 fields,
             } => {
+                let object = self.render_ref(object)?;
                 let found = self
                     .ctx
                     .resolver
-                    .get(&self.client(), &self.namespace, object)
+                    .get(&self.client(), &self.namespace, &object)
                     .await?;
                 let Some(found) = found else {
                     return Ok((*absent, "it does not exist".into()));
@@ -391,7 +395,7 @@ impl RuleRun<'_> {
                     let other = self
                         .ctx
                         .resolver
-                        .get(&self.client(), &self.namespace, object)
+                        .get(&self.client(), &self.namespace, &self.render_ref(object)?)
                         .await?;
                     let wanted = other.as_ref().and_then(|o| other_path.get(o));
                     wanted.is_some() && actual == wanted
@@ -406,6 +410,15 @@ impl RuleRun<'_> {
             }
         }
         Ok(mismatches)
+    }
+
+    /// Object names may use the run's placeholders (a cluster-scoped object's name carries the
+    /// rule's namespace to stay unique).
+    fn render_ref(&self, object: &ObjectRef) -> Result<ObjectRef, String> {
+        Ok(ObjectRef {
+            name: model::substitute(&object.name, &self.vars)?,
+            ..object.clone()
+        })
     }
 
     /// Strings in expected values may use the run's placeholders.

@@ -86,6 +86,7 @@ fn check(scenario: &Scenario, _text: &str) -> Result<(), (String, String)> {
         match step {
             Step::Apply(a) => texts.push(a.manifest.template.clone()),
             Step::Wait(w) => {
+                texts.extend(w.check.object_names());
                 deadlines.push(&w.within);
                 deadlines.extend(&w.not_before);
                 if let Some(from) = &w.from
@@ -97,7 +98,12 @@ fn check(scenario: &Scenario, _text: &str) -> Result<(), (String, String)> {
                     ));
                 }
             }
-            Step::Hold(h) => deadlines.push(&h.duration),
+            Step::Hold(h) => {
+                texts.extend(h.check.object_names());
+                deadlines.push(&h.duration);
+            }
+            Step::Assert(c) => texts.extend(c.object_names()),
+            Step::Delete(d) => texts.push(d.object.name.clone()),
             Step::Request(r) => texts.push(r.path.clone()),
             _ => {}
         }

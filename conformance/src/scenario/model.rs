@@ -521,6 +521,19 @@ impl<'de> Deserialize<'de> for Check {
 }
 
 impl Check {
+    /// The object names the check reads (they may hold placeholders).
+    pub fn object_names(&self) -> Vec<String> {
+        match self {
+            Check::Object { object, fields, .. } => std::iter::once(object.name.clone())
+                .chain(fields.0.iter().filter_map(|(_, e)| match e {
+                    Expect::SameAs { object, .. } => Some(object.name.clone()),
+                    _ => None,
+                }))
+                .collect(),
+            Check::Count { .. } => Vec::new(),
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Check::Object {

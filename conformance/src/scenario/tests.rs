@@ -218,3 +218,18 @@ fn a_malformed_count_check_is_rejected() {
     let e = error(&with(""));
     assert!(e.reason.contains("needs `object` or `objects`"), "{e}");
 }
+
+#[test]
+fn object_names_may_use_placeholders_but_only_defined_ones() {
+    let ok = GOOD.replace(
+        "  - delete: {object: {kind: ScaledObject, name: web}}",
+        "  - delete: {object: {kind: ClusterTriggerAuthentication, name: \"${namespace}-auth\"}}",
+    );
+    parse("ok.yaml", &ok).unwrap_or_else(|e| panic!("{e}"));
+    let bad = GOOD.replace(
+        "object: {kind: Deployment, name: web}",
+        "object: {kind: Deployment, name: \"${nowhere}\"}",
+    );
+    let e = error(&bad);
+    assert!(e.reason.contains("`${nowhere}` has no value"), "{e}");
+}
