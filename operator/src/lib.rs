@@ -17,3 +17,4 @@ pub mod scaled_object;
 pub mod scalers_store;
 pub mod serving_cert;
 pub mod simulate;
+pub mod webhook;

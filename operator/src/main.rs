@@ -90,6 +90,10 @@ struct RunArgs {
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, default_value = "0.0.0.0:8081")]
     health_probe_bind_address: SocketAddr,
+    /// Address of KEDA's validating admission webhooks (HTTPS, the metrics API's
+    /// certificate); not served when unset. KEDA's webhook server uses 9443.
+    #[arg(long)]
+    webhook_bind_address: Option<SocketAddr>,
     /// How long one scaler read may take, in milliseconds (KEDA's KEDA_HTTP_DEFAULT_TIMEOUT).
     #[arg(long, env = "KEDA_HTTP_DEFAULT_TIMEOUT", default_value_t = 3000)]
     http_default_timeout_ms: u64,
@@ -193,6 +197,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             serving,
             serving_dns_names: args.serving_dns_names,
             health_probe_address: args.health_probe_bind_address,
+            webhook_address: args.webhook_bind_address,
             settings: keda_operator::context::Settings {
                 scaler_timeout: Duration::from_millis(args.http_default_timeout_ms),
                 cluster_object_namespace: args.cluster_object_namespace,

@@ -30,6 +30,8 @@ pub struct Options {
     pub serving_dns_names: Vec<String>,
     /// `/healthz` and `/readyz` (and `/metrics`).
     pub health_probe_address: SocketAddr,
+    /// The admission webhooks (HTTPS with the serving certificate); off when unset.
+    pub webhook_address: Option<SocketAddr>,
     pub settings: Settings,
 }
 
@@ -44,6 +46,7 @@ impl Default for Options {
                 "keda-operator-metrics-apiserver.keda.svc.cluster.local".into(),
             ],
             health_probe_address: ([0, 0, 0, 0], 8081).into(),
+            webhook_address: None,
             settings: Settings::default(),
         }
     }
@@ -70,7 +73,8 @@ pub enum StartError {
 pub struct Running {
     pub metrics_api_address: SocketAddr,
     pub health_probe_address: SocketAddr,
-    /// The CA bundle an APIService needs to trust the metrics API.
+    pub webhook_address: Option<SocketAddr>,
+    /// The CA bundle an APIService (and a webhook configuration) needs to trust our servers.
     pub ca_pem: String,
     pub context: Arc<Context>,
     tasks: Vec<JoinHandle<()>>,
@@ -107,6 +111,13 @@ pub async fn start(client: kube::Client, options: Options) -> Result<Running, St
     let metrics_api_address = local_addr(&metrics_listener, options.metrics_api_address);
     let health_listener = bind("the health probes", options.health_probe_address).await?;
     let health_probe_address = local_addr(&health_listener, options.health_probe_address);
+    let webhook_listener = match options.webhook_address {
+        Some(address) => Some((bind("the admission webhooks", address).await?, address)),
+        None => None,
+    };
+    let webhook_address = webhook_listener
+        .as_ref()
+        .map(|(listener, address)| local_addr(listener, *address));
 
     let context = Arc::new(Context::new(client, options.settings.clone()));
     let poller = Arc::new(crate::scale_loop::ScaledObjectPoller {
@@ -127,6 +138,30 @@ pub async fn start(client: kube::Client, options: Options) -> Result<Running, St
             tracing::error!(error = %e, "the metrics API stopped");
         }
     }));
+    if let Some((listener, _)) = webhook_listener {
+        match crate::webhook::inject_ca_bundle(
+            &context.client,
+            crate::webhook::CONFIGURATION_NAME,
+            &serving.ca_pem,
+        )
+        .await
+        {
+            Ok(true) => {
+                tracing::info!("put the serving CA into the admission webhook configuration")
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "could not update the admission webhook configuration's caBundle")
+            }
+        }
+        let tls = serving.tls.clone();
+        let ctx = context.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = crate::webhook::serve(listener, tls, ctx).await {
+                tracing::error!(error = %e, "the admission webhooks stopped");
+            }
+        }));
+    }
     tasks.push(tokio::spawn(serve_health(
         health_listener,
         ready.clone(),
@@ -148,10 +183,11 @@ pub async fn start(client: kube::Client, options: Options) -> Result<Running, St
         namespace,
         ready,
     )));
-    tracing::info!(%metrics_api_address, %health_probe_address, "keda-operator started");
+    tracing::info!(%metrics_api_address, %health_probe_address, webhook_address = ?webhook_address, "keda-operator started");
     Ok(Running {
         metrics_api_address,
         health_probe_address,
+        webhook_address,
         ca_pem: serving.ca_pem,
         context,
         tasks,

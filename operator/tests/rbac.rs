@@ -1,7 +1,9 @@
 //! The deploy manifests' RBAC is enough: the operator, authenticated only as the
 //! keda-operator service account bound by operator/deploy/rbac.yaml, reconciles a ScaledObject
 //! end to end (label, finalizer, HPA, status, events, deletion). A missing permission fails
-//! this test; the manifests themselves must also pass server-side dry run.
+//! this test; the manifests themselves must also pass server-side dry run. The admission
+//! webhooks run with the same identity: they fill in their configuration's caBundle and read
+//! what a refusal needs.
 
 // Shared with the e2e binary, which uses every helper; this one needs only some.
 #[allow(dead_code)]
@@ -12,6 +14,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
@@ -45,12 +48,18 @@ fn preinstall() -> Vec<serde_json::Value> {
             .filter_map(|crd| serde_json::to_value(crd).ok()),
     );
     objects.extend(deploy_manifests("rbac.yaml"));
+    // The webhook configuration without its caBundle, which the operator fills in.
+    objects.extend(
+        deploy_manifests("operator.yaml")
+            .into_iter()
+            .filter(|o| o["kind"] == "ValidatingWebhookConfiguration"),
+    );
     objects
 }
 
 /// The operator, running as the service account only.
 struct Restricted {
-    _running: Running,
+    running: Running,
 }
 
 async fn start(cluster: Arc<Cluster>) -> Result<Restricted, TestError> {
@@ -75,11 +84,12 @@ async fn start(cluster: Arc<Cluster>) -> Result<Restricted, TestError> {
         Options {
             metrics_api_address: ([127, 0, 0, 1], 0).into(),
             health_probe_address: ([127, 0, 0, 1], 0).into(),
+            webhook_address: Some(([127, 0, 0, 1], 0).into()),
             ..Default::default()
         },
     )
     .await?;
-    Ok(Restricted { _running: running })
+    Ok(Restricted { running })
 }
 
 fn main() -> ExitCode {
@@ -94,6 +104,10 @@ fn main() -> ExitCode {
             ClusterTest::with_fixture(
                 "a_scaled_job_runs_its_jobs_with_only_the_deploy_rbac",
                 scaled_job_with_least_privilege,
+            ),
+            ClusterTest::with_fixture(
+                "the_webhooks_work_with_only_the_deploy_rbac",
+                webhooks_with_least_privilege,
             ),
             ClusterTest::with_fixture(
                 "the_deploy_manifests_pass_server_side_dry_run",
@@ -194,6 +208,71 @@ spec:
         },
     )
     .await?;
+    Ok(())
+}
+
+/// The operator put its CA into the deploy manifests' webhook configuration at start; pointed
+/// at this process, the ScaledObject webhook refuses a cpu trigger on a container without a
+/// cpu request, which takes reading ScaledObjects, HPAs, the Deployment and LimitRanges.
+async fn webhooks_with_least_privilege(
+    cluster: Arc<Cluster>,
+    op: Arc<Restricted>,
+) -> Result<(), TestError> {
+    let client = cluster.client();
+    let configurations: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    // A copy under another name is pointed at this process, so the deploy manifests' own
+    // configuration stays as they wrote it (another test dry-runs them).
+    let mut configuration = configurations.get("keda-admission").await?;
+    configuration.metadata = kube::api::ObjectMeta {
+        name: Some("keda-admission-rbac-test".into()),
+        ..Default::default()
+    };
+    let address = op
+        .running
+        .webhook_address
+        .ok_or("the webhooks are not served")?;
+    let bundle = op.running.ca_pem.as_bytes().to_vec();
+    for webhook in configuration.webhooks.iter_mut().flatten() {
+        assert_eq!(
+            webhook.client_config.ca_bundle.as_ref().map(|b| &b.0),
+            Some(&bundle),
+            "{} has no caBundle from the operator",
+            webhook.name
+        );
+        let path = webhook
+            .client_config
+            .service
+            .take()
+            .and_then(|s| s.path)
+            .ok_or("the webhook names no path")?;
+        webhook.client_config.url = Some(format!("https://127.0.0.1:{}{path}", address.port()));
+    }
+    configurations
+        .create(&PostParams::default(), &configuration)
+        .await?;
+    let ns = cluster.namespace("rbac-webhook").await?;
+    deployment(&client, ns.name(), "web", 1).await?;
+    let yaml = "apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: cpu}
+spec:
+  scaleTargetRef: {name: web}
+  minReplicaCount: 1
+  triggers:
+  - type: cpu
+    metricType: Utilization
+    metadata: {value: '50'}
+";
+    let refused = apply_scaled_object(&client, ns.name(), yaml).await.err();
+    configurations
+        .delete("keda-admission-rbac-test", &DeleteParams::default())
+        .await?;
+    let refused = refused.ok_or("a cpu trigger without a cpu request was admitted")?;
+    let expected = "the scaledobject has a cpu trigger but the container app doesn't have the cpu request defined";
+    assert!(
+        refused.to_string().contains(expected),
+        "the refusal was: {refused}"
+    );
     Ok(())
 }
 

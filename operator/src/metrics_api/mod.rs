@@ -9,7 +9,7 @@ use std::future::Future;
 use std::time::SystemTime;
 
 pub use routes::{GROUP, GROUP_VERSION, VERSION};
-pub use server::{FrontProxyTrust, ServerTls, TlsError, serve};
+pub use server::{FrontProxyTrust, ServerTls, TlsError, serve, server_config_without_client_auth};
 
 /// What the HPA asks for: one metric of one ScaledObject.
 #[derive(Debug, Clone, PartialEq, Eq)]

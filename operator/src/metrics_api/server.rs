@@ -135,6 +135,36 @@ pub fn server_config(
     }
     let verifier =
         WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build()?;
+    let (certs, key) = serving_identity(tls)?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Our certificate with no client certificates asked for: the admission webhooks, whose
+/// caller (the apiserver) is trusted by the CA bundle it was given, not by a certificate.
+pub fn server_config_without_client_auth(
+    tls: &ServerTls,
+) -> Result<rustls::ServerConfig, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let (certs, key) = serving_identity(tls)?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+type Identity = (
+    Vec<CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+);
+
+fn serving_identity(tls: &ServerTls) -> Result<Identity, TlsError> {
     let certs = pem_certs(&tls.cert_pem, "the serving certificate")?;
     let key = rustls_pemfile::private_key(&mut tls.key_pem.as_bytes())
         .map_err(|e| TlsError::Pem {
@@ -145,12 +175,7 @@ pub fn server_config(
             what: "the serving key",
             reason: "no private key in the PEM".into(),
         })?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(certs, key)?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(config)
+    Ok((certs, key))
 }
 
 /// Serves the metrics API on `listener` until the task is dropped or aborted.
