@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use base64::Engine;
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use kube::Api;
@@ -15,6 +16,8 @@ use kube::api::{Patch, PatchParams, PostParams};
 pub const OPERATOR_NAMESPACE: &str = "keda";
 pub const METRICS_SERVICE: &str = "keda-operator-metrics-apiserver";
 pub const EXTERNAL_METRICS_APISERVICE: &str = "v1beta1.external.metrics.k8s.io";
+pub const WEBHOOK_SERVICE: &str = "keda-admission-webhooks";
+pub const WEBHOOK_CONFIGURATION: &str = "keda-admission";
 const BINARY: &str = "keda-operator";
 /// Set to use a given operator binary.
 pub const BINARY_ENV: &str = "KEDA_OPERATOR_BIN";
@@ -140,10 +143,11 @@ impl Builtin {
             .prefix("keda-conformance-operator-")
             .tempdir()?;
         let dns = format!("{METRICS_SERVICE}.{OPERATOR_NAMESPACE}.svc");
+        let webhook_dns = format!("{WEBHOOK_SERVICE}.{OPERATOR_NAMESPACE}.svc");
         let ca = kind::tls::CertificateAuthority::new("keda-conformance-metrics-ca")?;
         let serving = ca.issue(&kind::tls::LeafSpec::server(
             &dns,
-            &[dns.as_str()],
+            &[dns.as_str(), webhook_dns.as_str()],
             &[std::net::Ipv4Addr::LOCALHOST.into()],
         ))?;
         std::fs::write(dir.path().join("tls.crt"), &serving.cert_pem)?;
@@ -152,6 +156,7 @@ impl Builtin {
 
         let metrics_port = kind::ports::free_port()?;
         let health_port = kind::ports::free_port()?;
+        let webhook_port = kind::ports::free_port()?;
         // Listen where the apiserver dials: this machine's loopback for a local cluster, the
         // address the cluster was told to use otherwise.
         let listen = match cluster.host_address().unwrap_or("localhost") {
@@ -166,6 +171,7 @@ impl Builtin {
             args: vec![
                 format!("--metrics-api-bind-address={listen}:{metrics_port}"),
                 format!("--health-probe-bind-address=127.0.0.1:{health_port}"),
+                format!("--webhook-bind-address={listen}:{webhook_port}"),
                 format!("--cert-dir={}", dir.path().display()),
                 format!("--serving-dns-names={dns}"),
                 "run".into(),
@@ -202,6 +208,19 @@ impl Builtin {
             )
             .await
             .context("applying the external metrics APIService")?;
+        let webhooks = cluster
+            .expose_local_service(OPERATOR_NAMESPACE, WEBHOOK_SERVICE, webhook_port)
+            .await?;
+        let configuration: ValidatingWebhookConfiguration =
+            serde_json::from_value(webhook_configuration(&webhooks, ca.cert_pem()))?;
+        Api::<ValidatingWebhookConfiguration>::all(client.clone())
+            .patch(
+                WEBHOOK_CONFIGURATION,
+                &PatchParams::apply(kind::cluster::FIELD_MANAGER).force(),
+                &Patch::Apply(&configuration),
+            )
+            .await
+            .context("applying the admission webhook configuration")?;
         // Waits in short rounds so that an operator that exits is reported at once.
         let started = std::time::Instant::now();
         loop {
@@ -224,6 +243,50 @@ impl Builtin {
     }
 }
 
+/// KEDA's ValidatingWebhookConfiguration (reference §9): one webhook per kind, on CREATE and
+/// UPDATE, `failurePolicy: Ignore`, 10 s, served by `service` and trusted through `ca_pem`.
+pub fn webhook_configuration(
+    service: &kind::cluster::LocalService,
+    ca_pem: &str,
+) -> serde_json::Value {
+    let bundle = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    let webhook = |name: &str, resource: &str| {
+        serde_json::json!({
+            "name": name,
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": "Ignore",
+            "timeoutSeconds": 10,
+            "clientConfig": {
+                "caBundle": bundle,
+                "service": {
+                    "namespace": service.namespace,
+                    "name": service.name,
+                    "port": service.port,
+                    "path": format!("/validate-keda-sh-v1alpha1-{}", resource.trim_end_matches('s')),
+                },
+            },
+            "rules": [{
+                "apiGroups": ["keda.sh"],
+                "apiVersions": ["v1alpha1"],
+                "operations": ["CREATE", "UPDATE"],
+                "resources": [resource],
+            }],
+        })
+    };
+    serde_json::json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": WEBHOOK_CONFIGURATION},
+        "webhooks": [
+            webhook("vscaledobject.kb.io", "scaledobjects"),
+            webhook("vscaledjob.kb.io", "scaledjobs"),
+            webhook("vstriggerauthentication.kb.io", "triggerauthentications"),
+            webhook("vsclustertriggerauthentication.kb.io", "clustertriggerauthentications"),
+        ],
+    })
+}
+
 /// Waits for the external metrics APIService to report Available (whoever serves it).
 pub async fn wait_available(apiservices: &Api<APIService>, within: Duration) -> anyhow::Result<()> {
     kind::preflight::until(
@@ -243,4 +306,39 @@ pub async fn wait_available(apiservices: &Api<APIService>, within: Duration) -> 
     )
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_gets_its_webhook_path_and_keda_policy() {
+        let service = kind::cluster::LocalService {
+            namespace: "keda".into(),
+            name: WEBHOOK_SERVICE.into(),
+            port: 9443,
+        };
+        let configuration = webhook_configuration(&service, "CA");
+        let webhooks = configuration["webhooks"].as_array().unwrap();
+        let paths: Vec<&str> = webhooks
+            .iter()
+            .map(|w| w["clientConfig"]["service"]["path"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "/validate-keda-sh-v1alpha1-scaledobject",
+                "/validate-keda-sh-v1alpha1-scaledjob",
+                "/validate-keda-sh-v1alpha1-triggerauthentication",
+                "/validate-keda-sh-v1alpha1-clustertriggerauthentication",
+            ]
+        );
+        for w in webhooks {
+            assert_eq!(w["failurePolicy"], "Ignore");
+            assert_eq!(w["timeoutSeconds"], 10);
+            assert_eq!(w["clientConfig"]["caBundle"], "Q0E=");
+            assert_eq!(w["clientConfig"]["service"]["port"], 9443);
+        }
+    }
 }
