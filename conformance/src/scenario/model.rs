@@ -295,15 +295,20 @@ pub fn default_api_version(kind: &str) -> Option<&'static str> {
     })
 }
 
+/// The apiVersion written, else the kind's default; a kind without one must name it.
+fn api_version_for(written: Option<String>, kind: &str) -> Result<String, String> {
+    match written {
+        Some(v) => Ok(v),
+        None => default_api_version(kind)
+            .map(str::to_string)
+            .ok_or_else(|| format!("kind `{kind}` needs an apiVersion")),
+    }
+}
+
 impl TryFrom<RawObjectRef> for ObjectRef {
     type Error = String;
     fn try_from(raw: RawObjectRef) -> Result<Self, String> {
-        let api_version = match raw.api_version {
-            Some(v) => v,
-            None => default_api_version(&raw.kind)
-                .ok_or_else(|| format!("kind `{}` needs an apiVersion", raw.kind))?
-                .to_string(),
-        };
+        let api_version = api_version_for(raw.api_version, &raw.kind)?;
         if raw.name.is_empty() {
             return Err("an object reference needs a name".into());
         }
@@ -360,12 +365,7 @@ struct RawSelection {
 impl TryFrom<RawSelection> for Selection {
     type Error = String;
     fn try_from(raw: RawSelection) -> Result<Self, String> {
-        let api_version = match raw.api_version {
-            Some(v) => v,
-            None => default_api_version(&raw.kind)
-                .ok_or_else(|| format!("kind `{}` needs an apiVersion", raw.kind))?
-                .to_string(),
-        };
+        let api_version = api_version_for(raw.api_version, &raw.kind)?;
         Ok(Selection {
             api_version,
             kind: raw.kind,
