@@ -351,6 +351,7 @@ pub fn describe_expect(e: &Expect) -> String {
         Expect::Present(true) => "present".into(),
         Expect::Present(false) => "absent".into(),
         Expect::Contains(t) => format!("contains {t:?}"),
+        Expect::Quantity(q) => format!("= quantity {q}"),
         Expect::SameAs { object, path } => format!("= {} {} {path}", object.kind, object.name),
     }
 }
