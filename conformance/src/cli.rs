@@ -71,6 +71,10 @@ pub struct RunArgs {
     /// Which operator to judge: ours, started here, or whatever the cluster already runs.
     #[arg(long, value_enum, default_value = "builtin")]
     pub operator: crate::suite::OperatorKind,
+    /// `--operator upstream`: the directory `conformance/upstream/build-keda.sh` built (with
+    /// `bin/keda`, `bin/keda-adapter`, `crd/`); default: the cache's upstream-keda-v2.21.0.
+    #[arg(long, env = "KEDA_UPSTREAM_DIR")]
+    pub keda_bin_dir: Option<PathBuf>,
     /// Only the rules whose ids match (`*` and `?`; comma-separated alternatives).
     #[arg(long, default_value = "*")]
     pub rules: String,

@@ -10,3 +10,4 @@ pub mod scaler;
 pub mod scenario;
 pub mod state;
 pub mod suite;
+pub mod upstream;

@@ -1,5 +1,7 @@
 //! `--operator builtin`: our reference operator as a separate process (`keda-operator run`),
 //! judged exactly as any other operator: through the cluster, its CRDs and its metrics API.
+//! The setup it shares with `--operator upstream` (namespace, certificates, the APIService) is
+//! [`Prepared`].
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -109,71 +111,59 @@ pub fn crds(binary: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
         .map_err(|e| anyhow::anyhow!("the operator's CRDs: {e}"))
 }
 
-/// A running operator process; stopped (SIGTERM, then SIGKILL) when dropped.
-pub struct Builtin {
-    component: kind::process::Component,
-    _dir: tempfile::TempDir,
+/// An operator started on this machine (ours, or upstream KEDA's operator and adapter): its
+/// processes, stopped (SIGTERM, then SIGKILL) in order when dropped.
+pub struct Running {
+    components: Vec<kind::process::Component>,
+    dir: tempfile::TempDir,
 }
 
-impl Builtin {
-    pub fn log(&self) -> &Path {
-        self.component.log()
+impl Running {
+    /// Each process's name and log.
+    pub fn logs(&self) -> Vec<(String, PathBuf)> {
+        self.components
+            .iter()
+            .map(|c| {
+                let name = c.log().file_stem().unwrap_or_default();
+                (name.to_string_lossy().into_owned(), c.log().to_path_buf())
+            })
+            .collect()
+    }
+
+    /// Keeps the logs (and certificates) after the processes stop; returns their directory.
+    pub fn keep_logs(&mut self) -> PathBuf {
+        self.dir.disable_cleanup(true);
+        self.dir.path().to_path_buf()
     }
 
     pub fn check(&mut self) -> anyhow::Result<()> {
-        Ok(self.component.check()?)
+        for c in &mut self.components {
+            c.check()?;
+        }
+        Ok(())
     }
 
-    /// Starts the operator against `cluster` and registers its metrics API; returns once the
+    /// Starts our operator against `cluster` and registers its metrics API; returns once the
     /// APIService is Available.
-    pub async fn start(cluster: &kind::Cluster, binary: &Path) -> anyhow::Result<Self> {
-        let client = cluster.client();
-        let namespace: Namespace =
-            serde_json::from_value(serde_json::json!({"metadata": {"name": OPERATOR_NAMESPACE}}))?;
-        match Api::<Namespace>::all(client.clone())
-            .create(&PostParams::default(), &namespace)
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 409 => {}
-            Err(e) => return Err(e).context("creating the keda namespace"),
-        }
-
-        let dir = tempfile::Builder::new()
-            .prefix("keda-conformance-operator-")
-            .tempdir()?;
-        let dns = format!("{METRICS_SERVICE}.{OPERATOR_NAMESPACE}.svc");
-        let webhook_dns = format!("{WEBHOOK_SERVICE}.{OPERATOR_NAMESPACE}.svc");
-        let ca = kind::tls::CertificateAuthority::new("keda-conformance-metrics-ca")?;
-        let serving = ca.issue(&kind::tls::LeafSpec::server(
-            &dns,
-            &[dns.as_str(), webhook_dns.as_str()],
-            &[std::net::Ipv4Addr::LOCALHOST.into()],
-        ))?;
-        std::fs::write(dir.path().join("tls.crt"), &serving.cert_pem)?;
-        std::fs::write(dir.path().join("tls.key"), &serving.key_pem)?;
-        std::fs::write(dir.path().join("ca.crt"), ca.cert_pem())?;
-
+    pub async fn start_builtin(cluster: &kind::Cluster, binary: &Path) -> anyhow::Result<Self> {
+        let prepared = Prepared::new(cluster, false).await?;
+        let dir = prepared.dir();
         let metrics_port = kind::ports::free_port()?;
         let health_port = kind::ports::free_port()?;
         let webhook_port = kind::ports::free_port()?;
-        // Listen where the apiserver dials: this machine's loopback for a local cluster, the
-        // address the cluster was told to use otherwise.
-        let listen = match cluster.host_address().unwrap_or("localhost") {
-            "localhost" => "127.0.0.1".to_string(),
-            host if host.parse::<std::net::IpAddr>().is_ok() => host.to_string(),
-            _ => "0.0.0.0".to_string(),
-        };
-        let mut component = kind::process::Component::start(kind::process::Spec {
+        let component = kind::process::Component::start(kind::process::Spec {
             name: BINARY.into(),
             program: binary.to_path_buf(),
             // The options belong to the top-level command (run is its default).
             args: vec![
-                format!("--metrics-api-bind-address={listen}:{metrics_port}"),
+                format!(
+                    "--metrics-api-bind-address={}:{metrics_port}",
+                    prepared.listen
+                ),
                 format!("--health-probe-bind-address=127.0.0.1:{health_port}"),
-                format!("--webhook-bind-address={listen}:{webhook_port}"),
-                format!("--cert-dir={}", dir.path().display()),
-                format!("--serving-dns-names={dns}"),
+                format!("--webhook-bind-address={}:{webhook_port}", prepared.listen),
+                format!("--cert-dir={}", dir.display()),
+                format!("--serving-dns-names={}", serving_dns_name()),
                 "run".into(),
             ],
             env: vec![
@@ -183,12 +173,112 @@ impl Builtin {
                 ),
                 ("RUST_LOG".into(), "info,kube=warn".into()),
             ],
-            log: dir.path().join("operator.log"),
+            log: dir.join("keda-operator.log"),
             grace: Duration::from_secs(5),
         })?;
+        prepared.register_webhooks(cluster, webhook_port).await?;
+        prepared
+            .register(cluster, metrics_port, vec![component])
+            .await
+    }
+}
 
+/// The name the aggregator checks the metrics API's certificate against.
+pub fn serving_dns_name() -> String {
+    format!("{METRICS_SERVICE}.{OPERATOR_NAMESPACE}.svc")
+}
+
+/// What an operator started here needs before its processes start: the keda namespace, a
+/// directory, a CA of its own, and in the directory `ca.crt`, `tls.crt` and `tls.key` for the
+/// metrics API (names KEDA's own cert dir uses as well).
+pub struct Prepared {
+    dir: tempfile::TempDir,
+    ca: kind::tls::CertificateAuthority,
+    /// The address to listen on where the apiserver dials: this machine's loopback for a local
+    /// cluster, the address the cluster was told to use otherwise.
+    pub listen: String,
+}
+
+impl Prepared {
+    /// `client_auth`: the certificate also serves as a client certificate (upstream KEDA's
+    /// adapter presents it to the operator's gRPC service, which demands one).
+    pub async fn new(cluster: &kind::Cluster, client_auth: bool) -> anyhow::Result<Self> {
+        let namespace: Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": OPERATOR_NAMESPACE}}))?;
+        match Api::<Namespace>::all(cluster.client())
+            .create(&PostParams::default(), &namespace)
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => return Err(e).context("creating the keda namespace"),
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("keda-conformance-operator-")
+            .tempdir()?;
+        let dns = serving_dns_name();
+        let ca = kind::tls::CertificateAuthority::new("keda-conformance-metrics-ca")?;
+        let webhook_dns = format!("{WEBHOOK_SERVICE}.{OPERATOR_NAMESPACE}.svc");
+        let mut spec = kind::tls::LeafSpec::server(
+            &dns,
+            &[dns.as_str(), webhook_dns.as_str(), "localhost"],
+            &[std::net::Ipv4Addr::LOCALHOST.into()],
+        );
+        spec.client = client_auth;
+        let serving = ca.issue(&spec)?;
+        std::fs::write(dir.path().join("tls.crt"), &serving.cert_pem)?;
+        std::fs::write(dir.path().join("tls.key"), &serving.key_pem)?;
+        std::fs::write(dir.path().join("ca.crt"), ca.cert_pem())?;
+        let listen = match cluster.host_address().unwrap_or("localhost") {
+            "localhost" => "127.0.0.1".to_string(),
+            host if host.parse::<std::net::IpAddr>().is_ok() => host.to_string(),
+            _ => "0.0.0.0".to_string(),
+        };
+        Ok(Prepared { dir, ca, listen })
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Exposes `port` (where the admission webhooks listen) through an ExternalName Service
+    /// and registers KEDA's webhook configuration with this CA's bundle.
+    pub async fn register_webhooks(
+        &self,
+        cluster: &kind::Cluster,
+        port: u16,
+    ) -> anyhow::Result<()> {
+        let webhooks = cluster
+            .expose_local_service(OPERATOR_NAMESPACE, WEBHOOK_SERVICE, port)
+            .await?;
+        let configuration: ValidatingWebhookConfiguration =
+            serde_json::from_value(webhook_configuration(&webhooks, self.ca.cert_pem()))?;
+        Api::<ValidatingWebhookConfiguration>::all(cluster.client())
+            .patch(
+                WEBHOOK_CONFIGURATION,
+                &PatchParams::apply(kind::cluster::FIELD_MANAGER).force(),
+                &Patch::Apply(&configuration),
+            )
+            .await
+            .context("applying the admission webhook configuration")?;
+        Ok(())
+    }
+
+    /// Exposes `port` (where the metrics API listens) through an ExternalName Service, applies
+    /// the APIService with this CA's bundle and waits until it is Available, reporting at once
+    /// a process that exits meanwhile.
+    pub async fn register(
+        self,
+        cluster: &kind::Cluster,
+        port: u16,
+        components: Vec<kind::process::Component>,
+    ) -> anyhow::Result<Running> {
+        let mut running = Running {
+            components,
+            dir: self.dir,
+        };
         let service = cluster
-            .expose_local_service(OPERATOR_NAMESPACE, METRICS_SERVICE, metrics_port)
+            .expose_local_service(OPERATOR_NAMESPACE, METRICS_SERVICE, port)
             .await?;
         let apiservice: APIService = serde_json::from_value(serde_json::json!({
             "metadata": {"name": EXTERNAL_METRICS_APISERVICE},
@@ -196,10 +286,10 @@ impl Builtin {
                 "group": "external.metrics.k8s.io", "version": "v1beta1",
                 "groupPriorityMinimum": 100, "versionPriority": 100,
                 "service": {"namespace": service.namespace, "name": service.name, "port": service.port},
-                "caBundle": base64::engine::general_purpose::STANDARD.encode(ca.cert_pem()),
+                "caBundle": base64::engine::general_purpose::STANDARD.encode(self.ca.cert_pem()),
             },
         }))?;
-        let apiservices: Api<APIService> = Api::all(client.clone());
+        let apiservices: Api<APIService> = Api::all(cluster.client());
         apiservices
             .patch(
                 EXTERNAL_METRICS_APISERVICE,
@@ -208,38 +298,28 @@ impl Builtin {
             )
             .await
             .context("applying the external metrics APIService")?;
-        let webhooks = cluster
-            .expose_local_service(OPERATOR_NAMESPACE, WEBHOOK_SERVICE, webhook_port)
-            .await?;
-        let configuration: ValidatingWebhookConfiguration =
-            serde_json::from_value(webhook_configuration(&webhooks, ca.cert_pem()))?;
-        Api::<ValidatingWebhookConfiguration>::all(client.clone())
-            .patch(
-                WEBHOOK_CONFIGURATION,
-                &PatchParams::apply(kind::cluster::FIELD_MANAGER).force(),
-                &Patch::Apply(&configuration),
-            )
-            .await
-            .context("applying the admission webhook configuration")?;
-        // Waits in short rounds so that an operator that exits is reported at once.
+        // Waits in short rounds so that a process that exits is reported at once.
         let started = std::time::Instant::now();
         loop {
-            if let Err(exited) = component.check() {
-                bail!("keda-operator stopped before its metrics API was Available: {exited}");
+            if let Err(exited) = running.check() {
+                bail!("the operator stopped before its metrics API was Available: {exited}");
             }
             match wait_available(&apiservices, Duration::from_secs(1)).await {
                 Ok(()) => break,
-                Err(e) if started.elapsed() > Duration::from_secs(60) => bail!(
-                    "{e}\n--- operator log tail:\n{}",
-                    kind::process::log_tail(component.log(), 20)
-                ),
+                Err(e) if started.elapsed() > Duration::from_secs(90) => {
+                    let tails: Vec<String> = running
+                        .logs()
+                        .iter()
+                        .map(|(name, log)| {
+                            format!("--- {name} log tail:\n{}", kind::process::log_tail(log, 20))
+                        })
+                        .collect();
+                    bail!("{e}\n{}", tails.join("\n"))
+                }
                 Err(_) => {}
             }
         }
-        Ok(Builtin {
-            component,
-            _dir: dir,
-        })
+        Ok(running)
     }
 }
 

@@ -1,5 +1,6 @@
 //! A conformance run's fixture: the cluster (CRDs installed before its controllers start), the
-//! fake Prometheuses (one open, one demanding basic auth), and — for `--operator builtin` — our operator as a separate process.
+//! fake Prometheuses (one open, one demanding basic auth), and — for `--operator builtin` and
+//! `upstream` — the operator as processes on this machine.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use anyhow::Context as _;
 use fake_sources::{FakeOptions, FakePrometheus};
 
 use crate::engine::{self, Context, Outcome};
-use crate::operator::Builtin;
+use crate::operator::Running;
 use crate::scenario::Loaded;
 use crate::scenario::deadline::{GC, HPA_SYNC, SLACK, STABILIZATION, Timings};
 
@@ -19,6 +20,9 @@ pub enum OperatorKind {
     Builtin,
     /// Judge whatever operator already serves the cluster (e.g. upstream KEDA).
     External,
+    /// Start upstream KEDA's operator and metrics adapter on this machine (built by
+    /// `conformance/upstream/build-keda.sh`).
+    Upstream,
 }
 
 pub struct Options {
@@ -29,23 +33,45 @@ pub struct Options {
     /// The cluster's downscale stabilization when the runner cannot know it.
     pub downscale_stabilization: Duration,
     pub slack: Duration,
+    /// `--operator upstream`: the build directory (default: the cache's default version).
+    pub upstream_dir: Option<PathBuf>,
+}
+
+/// The operator processes to start once the cluster is up.
+enum ToStart {
+    Builtin(PathBuf),
+    Upstream(crate::upstream::Build),
 }
 
 pub struct Suite {
     pub context: Arc<Context>,
-    operator: Option<Builtin>,
+    operator: Option<Running>,
 }
 
 impl Suite {
     pub async fn start(mut options: Options, progress: &dyn Fn(&str)) -> anyhow::Result<Self> {
         let mut preinstall = Vec::new();
-        let binary = match options.operator {
+        let to_start = match options.operator {
             OperatorKind::Builtin => {
                 progress("locating the keda-operator binary");
                 let binary =
                     tokio::task::spawn_blocking(crate::operator::locate_or_build).await??;
                 preinstall = crate::operator::crds(&binary)?;
-                Some(binary)
+                Some(ToStart::Builtin(binary))
+            }
+            OperatorKind::Upstream => {
+                let dir = match &options.upstream_dir {
+                    Some(dir) => dir.clone(),
+                    None => crate::upstream::default_dir(crate::upstream::DEFAULT_VERSION)?,
+                };
+                let build = crate::upstream::Build::locate(&dir)?;
+                progress(&format!(
+                    "upstream KEDA: {} (CRDs from {})",
+                    build.operator.display(),
+                    build.crd_dir.display()
+                ));
+                preinstall = build.crds()?;
+                Some(ToStart::Upstream(build))
             }
             OperatorKind::External => None,
         };
@@ -82,10 +108,16 @@ impl Suite {
                 engine::AUTH_PASSWORD,
             ));
         let prometheus_auth_url = prometheus_auth.url();
-        let operator = match &binary {
-            Some(binary) => {
+        let operator = match &to_start {
+            Some(ToStart::Builtin(binary)) => {
                 progress("starting keda-operator and registering its metrics API");
-                Some(Builtin::start(&cluster, binary).await?)
+                Some(Running::start_builtin(&cluster, binary).await?)
+            }
+            Some(ToStart::Upstream(build)) => {
+                progress(
+                    "starting upstream KEDA (operator, metrics adapter) and registering its metrics API",
+                );
+                Some(crate::upstream::start(&cluster, build).await?)
             }
             None => None,
         };
@@ -117,12 +149,25 @@ impl Suite {
         engine::run_rule(&self.context, loaded).await
     }
 
-    /// The operator's log, for a failed run.
-    pub fn operator_log(&self) -> Option<PathBuf> {
-        self.operator.as_ref().map(|o| o.log().to_path_buf())
+    /// The operator's logs (name, path), for a failed run; none for an external operator.
+    pub fn operator_logs(&self) -> Vec<(String, PathBuf)> {
+        self.operator
+            .as_ref()
+            .map(Running::logs)
+            .unwrap_or_default()
     }
 
-    /// Whether the builtin operator still runs (an operator that died fails every rule after).
+    /// The (first) operator process's log.
+    pub fn operator_log(&self) -> Option<PathBuf> {
+        self.operator_logs().into_iter().next().map(|(_, log)| log)
+    }
+
+    /// Keeps the operator's logs past the run (for a failed one); returns their directory.
+    pub fn keep_operator_logs(&mut self) -> Option<PathBuf> {
+        self.operator.as_mut().map(Running::keep_logs)
+    }
+
+    /// Whether the operator started here still runs (an operator that died fails every rule after).
     pub fn check_operator(&mut self) -> anyhow::Result<()> {
         match &mut self.operator {
             Some(o) => o.check(),

@@ -215,3 +215,17 @@ fn rules_that_select_nothing_are_an_error() {
     let out = cli(state.path(), &["run", "--rules", "NOPE-*"]);
     assert!(error_line(&out).contains("selects none of the rules"));
 }
+
+#[test]
+fn a_missing_upstream_build_names_the_build_script_before_any_cluster_starts() {
+    let state = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let dir = empty.path().to_str().unwrap();
+    let out = cli(
+        state.path(),
+        &["run", "--operator", "upstream", "--keda-bin-dir", dir],
+    );
+    let line = error_line(&out);
+    assert!(line.contains(dir), "{line}");
+    assert!(line.contains("build-keda.sh"), "{line}");
+}

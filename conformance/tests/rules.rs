@@ -71,6 +71,7 @@ fn main() -> ExitCode {
         hpa_sync_period: Duration::from_secs(15),
         downscale_stabilization: Duration::from_secs(300),
         slack: Duration::from_secs(3),
+        upstream_dir: None,
     };
     let suite = match runtime.block_on(Suite::start(options, &|m| eprintln!("==> {m}"))) {
         Ok(s) => Arc::new(s),

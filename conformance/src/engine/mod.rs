@@ -382,6 +382,7 @@ impl RuleRun<'_> {
                     actual.is_some_and(|a| same_value(a, &wanted))
                 }
                 Expect::Present(p) => actual.is_some() == *p,
+                Expect::Quantity(q) => actual.is_some_and(|a| same_quantity(a, q)),
                 Expect::Contains(text) => {
                     let text = model::substitute(text, &self.vars)?;
                     actual
@@ -562,6 +563,7 @@ impl RuleRun<'_> {
                 Expect::Contains(t) => actual
                     .and_then(|a| a.as_str())
                     .is_some_and(|a| a.contains(t.as_str())),
+                Expect::Quantity(q) => actual.is_some_and(|a| same_quantity(a, q)),
                 Expect::SameAs { .. } => {
                     return Err("`$sameAs` is not supported in a request".into());
                 }
@@ -576,6 +578,15 @@ impl RuleRun<'_> {
         }
         Ok(())
     }
+}
+
+/// A string (or number) that is the same quantity as `wanted`.
+fn same_quantity(actual: &serde_json::Value, wanted: &str) -> bool {
+    let actual = match actual {
+        serde_json::Value::String(s) => crate::scenario::path::parse_quantity(s),
+        other => other.as_f64(),
+    };
+    actual.is_some() && actual == crate::scenario::path::parse_quantity(wanted)
 }
 
 async fn sample_replicas(

@@ -125,6 +125,9 @@ pub enum Expect {
     Present(bool),
     /// A string containing this text.
     Contains(String),
+    /// A Kubernetes quantity equal in value to this one, however written (`2500m`, `2.500`,
+    /// `2.5`): operators may serialize the same quantity differently.
+    Quantity(String),
     /// The same as a field of another object (e.g. an ownerReference's uid).
     SameAs {
         object: super::model::ObjectRef,
@@ -150,6 +153,17 @@ impl Expect {
                     .as_str()
                     .map(|s| Expect::Contains(s.into()))
                     .ok_or_else(|| "`$contains` takes a string".into()),
+                "$quantity" => {
+                    let text = match inner {
+                        serde_yaml::Value::String(s) => s.clone(),
+                        serde_yaml::Value::Number(n) => n.to_string(),
+                        _ => return Err("`$quantity` takes a quantity such as 2500m".into()),
+                    };
+                    match parse_quantity(&text) {
+                        Some(_) => Ok(Expect::Quantity(text)),
+                        None => Err(format!("`$quantity`: {text:?} is not a quantity")),
+                    }
+                }
                 "$sameAs" => {
                     #[derive(serde::Deserialize)]
                     #[serde(deny_unknown_fields)]
@@ -165,7 +179,7 @@ impl Expect {
                     })
                 }
                 other => Err(format!(
-                    "unknown matcher `{other}` (known: $present, $contains, $sameAs)"
+                    "unknown matcher `{other}` (known: $present, $contains, $quantity, $sameAs)"
                 )),
             };
         }
@@ -173,6 +187,46 @@ impl Expect {
             .map(Expect::Equals)
             .map_err(|e| format!("the expected value is not plain data: {e}"))
     }
+}
+
+/// The value of a Kubernetes quantity (`123`, `-1.5`, `2500m`, `1Ki`, `1e3`): the digits
+/// are read as one decimal number, so equal quantities give the same `f64`.
+pub fn parse_quantity(text: &str) -> Option<f64> {
+    let text = text.trim();
+    let number_end = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
+        .unwrap_or(text.len());
+    let (number, suffix) = text.split_at(number_end);
+    let unsigned = number.trim_start_matches(['+', '-']);
+    if unsigned.is_empty()
+        || number.len() - unsigned.len() > 1
+        || !unsigned.chars().any(|c| c.is_ascii_digit())
+        || unsigned.contains(['+', '-'])
+    {
+        return None;
+    }
+    let (exponent, binary) = match suffix {
+        "" => (0, 0),
+        "n" => (-9, 0),
+        "u" => (-6, 0),
+        "m" => (-3, 0),
+        "k" => (3, 0),
+        "M" => (6, 0),
+        "G" => (9, 0),
+        "T" => (12, 0),
+        "P" => (15, 0),
+        "E" => (18, 0),
+        "Ki" => (0, 10),
+        "Mi" => (0, 20),
+        "Gi" => (0, 30),
+        "Ti" => (0, 40),
+        "Pi" => (0, 50),
+        "Ei" => (0, 60),
+        e if e.starts_with(['e', 'E']) => (e[1..].parse::<i32>().ok()?, 0),
+        _ => return None,
+    };
+    let value: f64 = format!("{number}e{exponent}").parse().ok()?;
+    Some(value * 2f64.powi(binary))
 }
 
 /// JSON equality, except that numbers compare by value.
@@ -195,6 +249,26 @@ pub fn same_value(a: &serde_json::Value, b: &serde_json::Value) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn quantities_compare_by_value_however_written() {
+        let q = |t: &str| parse_quantity(t);
+        assert_eq!(q("2500m"), q("2.500"));
+        assert_eq!(q("2.5"), q("2.500"));
+        assert_eq!(q("100500m"), q("100.500"));
+        assert_eq!(q("1Ki"), Some(1024.0));
+        assert_eq!(q("1e3"), q("1k"));
+        assert_eq!(q("-1.5"), Some(-1.5));
+        assert_eq!(q("0"), Some(0.0));
+        for bad in ["", "m", "1x", "1..2", "--1", "1-2", "abc"] {
+            assert_eq!(q(bad), None, "{bad}");
+        }
+        assert_eq!(
+            Expect::from_yaml(serde_yaml::from_str("{$quantity: 2500m}").unwrap()),
+            Ok(Expect::Quantity("2500m".into()))
+        );
+        assert!(Expect::from_yaml(serde_yaml::from_str("{$quantity: lots}").unwrap()).is_err());
+    }
 
     #[test]
     fn paths_reach_keys_indexes_quoted_keys_and_selected_elements() {

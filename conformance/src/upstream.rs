@@ -1,0 +1,363 @@
+//! `--operator upstream`: upstream KEDA's operator and metrics adapter, built from a released
+//! module by `conformance/upstream/build-keda.sh`, run as two processes on this machine against
+//! the cluster, exactly where our operator would run. Nothing of KEDA is kept in this
+//! repository: the binaries and the CRDs are read from the build directory at run time.
+//!
+//! Topology (as in a real install, with 127.0.0.1 for the Services):
+//! the apiserver → (ExternalName Service, APIService with our CA) → `keda-adapter`
+//! `--secure-port` → (gRPC, mutual TLS with the same certificate) → `keda` operator
+//! `--metrics-service-bind-address`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+
+use crate::operator::{OPERATOR_NAMESPACE, Prepared, Running};
+
+/// The release `build-keda.sh` builds when given no version.
+pub const DEFAULT_VERSION: &str = "v2.21.0";
+/// Overrides `$HOME/.cache/keda-conformance` (the build script reads it too).
+pub const CACHE_ENV: &str = "KEDA_CONFORMANCE_CACHE";
+const OPERATOR_BINARY: &str = "keda";
+const ADAPTER_BINARY: &str = "keda-adapter";
+
+/// Where `build-keda.sh <version>` puts its output.
+pub fn default_dir(version: &str) -> anyhow::Result<PathBuf> {
+    let cache = match std::env::var_os(CACHE_ENV) {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let home = std::env::var_os("HOME").context("HOME is not set")?;
+            Path::new(&home).join(".cache").join("keda-conformance")
+        }
+    };
+    Ok(cache.join(format!("upstream-keda-{version}")))
+}
+
+/// A finished build: the two binaries and the directory of the release's CRDs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Build {
+    pub operator: PathBuf,
+    pub adapter: PathBuf,
+    pub crd_dir: PathBuf,
+}
+
+impl Build {
+    /// Finds the binaries under `dir/bin` (or in `dir` itself) and the CRDs under `dir/crd`,
+    /// else in the module copy's `dir/src/config/crd/bases`.
+    pub fn locate(dir: &Path) -> anyhow::Result<Self> {
+        let hint = format!(
+            "build it first: conformance/upstream/build-keda.sh {DEFAULT_VERSION} (or give --keda-bin-dir)"
+        );
+        let find = |name: &str| {
+            [dir.join("bin").join(name), dir.join(name)]
+                .into_iter()
+                .find(|p| p.is_file())
+                .with_context(|| format!("no {name} binary in {} — {hint}", dir.display()))
+        };
+        let operator = find(OPERATOR_BINARY)?;
+        let adapter = find(ADAPTER_BINARY)?;
+        let crd_dir = [
+            dir.join("crd"),
+            dir.join("src").join("config").join("crd").join("bases"),
+        ]
+        .into_iter()
+        .find(|d| crd_files(d).is_ok_and(|f| !f.is_empty()))
+        .with_context(|| format!("no CRD files in {}/crd — {hint}", dir.display()))?;
+        Ok(Build {
+            operator,
+            adapter,
+            crd_dir,
+        })
+    }
+
+    /// The release's CustomResourceDefinitions, in file-name order.
+    pub fn crds(&self) -> anyhow::Result<Vec<serde_json::Value>> {
+        let mut crds = Vec::new();
+        for file in crd_files(&self.crd_dir)? {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let objects = crate::scenario::model::parse_objects(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            crds.extend(
+                objects
+                    .into_iter()
+                    .filter(|o| o["kind"] == "CustomResourceDefinition"),
+            );
+        }
+        if crds.is_empty() {
+            bail!(
+                "{} holds no CustomResourceDefinition",
+                self.crd_dir.display()
+            );
+        }
+        Ok(crds)
+    }
+}
+
+/// The `.yaml`/`.yml` files of a directory, sorted by name.
+pub fn crd_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The ports the two processes use; every one is free-picked, so that two runs (or a KEDA
+/// already on the default ports) never collide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    /// The operator's gRPC metrics service (KEDA's default 9666).
+    pub grpc: u16,
+    /// The operator's Prometheus metrics (default 8080) and probes (default 8081).
+    pub operator_metrics: u16,
+    pub operator_health: u16,
+    /// The adapter's external metrics API (`--secure-port`, default 6443) and its own
+    /// Prometheus metrics (`--port`, default 8080).
+    pub adapter_secure: u16,
+    pub adapter_metrics: u16,
+}
+
+impl Ports {
+    pub fn free() -> anyhow::Result<Self> {
+        Ok(Ports {
+            grpc: kind::ports::free_port()?,
+            operator_metrics: kind::ports::free_port()?,
+            operator_health: kind::ports::free_port()?,
+            adapter_secure: kind::ports::free_port()?,
+            adapter_metrics: kind::ports::free_port()?,
+        })
+    }
+}
+
+/// The environment both processes read: the kubeconfig (controller-runtime), every namespace
+/// watched, and `keda` as their own namespace and the cluster-object namespace (in a pod these
+/// come from the Deployment and the service-account mount).
+pub fn env(kubeconfig: &Path) -> Vec<(String, String)> {
+    [
+        ("KUBECONFIG", kubeconfig.display().to_string()),
+        ("WATCH_NAMESPACE", String::new()),
+        ("POD_NAMESPACE", OPERATOR_NAMESPACE.to_string()),
+        (
+            "KEDA_CLUSTER_OBJECT_NAMESPACE",
+            OPERATOR_NAMESPACE.to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// The operator's flags: our certificate directory instead of cert rotation (which would write
+/// a Secret and patch the APIService), no leader election (one replica), loopback ports.
+pub fn operator_args(cert_dir: &Path, ports: &Ports) -> Vec<String> {
+    vec![
+        format!("--cert-dir={}", cert_dir.display()),
+        "--enable-cert-rotation=false".into(),
+        "--leader-elect=false".into(),
+        format!("--metrics-service-bind-address=127.0.0.1:{}", ports.grpc),
+        format!(
+            "--metrics-bind-address=127.0.0.1:{}",
+            ports.operator_metrics
+        ),
+        format!(
+            "--health-probe-bind-address=127.0.0.1:{}",
+            ports.operator_health
+        ),
+        "--zap-encoder=console".into(),
+        // The rules poll every second, dozens at once: KEDA's default client limit (20 requests
+        // a second, bursts of 30), sized for 30-second polls, would delay every write by
+        // seconds. Ours has no such limit.
+        format!("--kube-api-qps={KUBE_API_QPS}"),
+        format!("--kube-api-burst={KUBE_API_BURST}"),
+    ]
+}
+
+/// The client rate limit given to both processes (see `operator_args`).
+const KUBE_API_QPS: u32 = 500;
+const KUBE_API_BURST: u32 = 1000;
+
+/// The adapter's flags: it serves `external.metrics.k8s.io` on `listen:secure`, with the same
+/// certificate the operator has (it is also its gRPC client certificate, read from
+/// `--cert-dir`), and asks the cluster (through the kubeconfig) who callers are and what they
+/// may do, as an aggregated apiserver does.
+pub fn adapter_args(
+    cert_dir: &Path,
+    kubeconfig: &Path,
+    listen: &str,
+    ports: &Ports,
+) -> Vec<String> {
+    let file = |name: &str| cert_dir.join(name).display().to_string();
+    let kubeconfig = kubeconfig.display();
+    vec![
+        format!("--secure-port={}", ports.adapter_secure),
+        format!("--bind-address={listen}"),
+        format!("--cert-dir={}", cert_dir.display()),
+        format!("--tls-cert-file={}", file("tls.crt")),
+        format!("--tls-private-key-file={}", file("tls.key")),
+        format!("--metrics-service-address=127.0.0.1:{}", ports.grpc),
+        format!("--port={}", ports.adapter_metrics),
+        format!("--authentication-kubeconfig={kubeconfig}"),
+        format!("--authorization-kubeconfig={kubeconfig}"),
+        format!("--lister-kubeconfig={kubeconfig}"),
+        "--zap-encoder=console".into(),
+        format!("--kube-api-qps={KUBE_API_QPS}"),
+        format!("--kube-api-burst={KUBE_API_BURST}"),
+    ]
+}
+
+/// Starts the operator, then the adapter, registers the adapter as the external metrics API and
+/// returns once that is Available.
+pub async fn start(cluster: &kind::Cluster, build: &Build) -> anyhow::Result<Running> {
+    let prepared = Prepared::new(cluster, true).await?;
+    let dir = prepared.dir().to_path_buf();
+    let ports = Ports::free()?;
+    let env = env(cluster.kubeconfig_path());
+    let spec = |name: &str, program: &Path, args: Vec<String>| kind::process::Spec {
+        name: name.into(),
+        program: program.to_path_buf(),
+        args,
+        env: env.clone(),
+        log: dir.join(format!("{name}.log")),
+        grace: Duration::from_secs(10),
+    };
+    let operator = kind::process::Component::start(spec(
+        "keda-operator",
+        &build.operator,
+        operator_args(&dir, &ports),
+    ))?;
+    let adapter = kind::process::Component::start(spec(
+        "keda-metrics-apiserver",
+        &build.adapter,
+        adapter_args(&dir, cluster.kubeconfig_path(), &prepared.listen, &ports),
+    ))?;
+    prepared
+        .register(cluster, ports.adapter_secure, vec![operator, adapter])
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ports() -> Ports {
+        Ports {
+            grpc: 1001,
+            operator_metrics: 1002,
+            operator_health: 1003,
+            adapter_secure: 1004,
+            adapter_metrics: 1005,
+        }
+    }
+
+    #[test]
+    fn the_operator_serves_grpc_on_loopback_with_our_certificates_and_no_rotation() {
+        let args = operator_args(Path::new("/c"), &ports());
+        for expected in [
+            "--cert-dir=/c",
+            "--enable-cert-rotation=false",
+            "--metrics-service-bind-address=127.0.0.1:1001",
+            "--metrics-bind-address=127.0.0.1:1002",
+            "--health-probe-bind-address=127.0.0.1:1003",
+        ] {
+            assert!(args.iter().any(|a| a == expected), "{expected} in {args:?}");
+        }
+    }
+
+    #[test]
+    fn the_adapter_serves_where_the_apiservice_points_and_dials_the_operator() {
+        let args = adapter_args(Path::new("/c"), Path::new("/k"), "127.0.0.1", &ports());
+        for expected in [
+            "--secure-port=1004",
+            "--bind-address=127.0.0.1",
+            "--cert-dir=/c",
+            "--tls-cert-file=/c/tls.crt",
+            "--tls-private-key-file=/c/tls.key",
+            "--metrics-service-address=127.0.0.1:1001",
+            "--port=1005",
+            "--authentication-kubeconfig=/k",
+            "--authorization-kubeconfig=/k",
+            "--lister-kubeconfig=/k",
+        ] {
+            assert!(args.iter().any(|a| a == expected), "{expected} in {args:?}");
+        }
+    }
+
+    #[test]
+    fn both_processes_watch_every_namespace_and_live_in_keda() {
+        let env = env(Path::new("/k"));
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("KUBECONFIG"), Some("/k"));
+        // Set and empty: KEDA refuses to start when WATCH_NAMESPACE is unset.
+        assert_eq!(get("WATCH_NAMESPACE"), Some(""));
+        assert_eq!(get("POD_NAMESPACE"), Some("keda"));
+        assert_eq!(get("KEDA_CLUSTER_OBJECT_NAMESPACE"), Some("keda"));
+    }
+
+    fn crd(name: &str) -> String {
+        format!(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: {name}\n"
+        )
+    }
+
+    #[test]
+    fn a_build_is_found_with_its_crds_in_name_order() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("bin")).unwrap();
+        std::fs::write(dir.path().join("bin/keda"), "").unwrap();
+        std::fs::write(dir.path().join("bin/keda-adapter"), "").unwrap();
+        std::fs::create_dir_all(dir.path().join("crd")).unwrap();
+        std::fs::write(dir.path().join("crd/b.yaml"), crd("b.keda.sh")).unwrap();
+        // Two documents in one file, one of them not a CRD.
+        let text = format!(
+            "{}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: x}}\n",
+            crd("a.keda.sh")
+        );
+        std::fs::write(dir.path().join("crd/a.yaml"), text).unwrap();
+        std::fs::write(dir.path().join("crd/README.md"), "not yaml").unwrap();
+
+        let build = Build::locate(dir.path()).unwrap();
+        assert_eq!(build.operator, dir.path().join("bin/keda"));
+        assert_eq!(build.adapter, dir.path().join("bin/keda-adapter"));
+        let names: Vec<_> = build
+            .crds()
+            .unwrap()
+            .iter()
+            .map(|c| c["metadata"]["name"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(names, ["a.keda.sh", "b.keda.sh"]);
+    }
+
+    #[test]
+    fn the_crds_are_also_found_in_the_module_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("keda"), "").unwrap();
+        std::fs::write(dir.path().join("keda-adapter"), "").unwrap();
+        let bases = dir.path().join("src/config/crd/bases");
+        std::fs::create_dir_all(&bases).unwrap();
+        std::fs::write(
+            bases.join("keda.sh_scaledobjects.yaml"),
+            crd("scaledobjects.keda.sh"),
+        )
+        .unwrap();
+        let build = Build::locate(dir.path()).unwrap();
+        assert_eq!(build.crd_dir, bases);
+        assert_eq!(build.crds().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_missing_build_says_how_to_make_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Build::locate(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("build-keda.sh"), "{e}");
+    }
+
+    #[test]
+    fn the_default_dir_names_the_version() {
+        let dir = default_dir("v9.9.9").unwrap();
+        assert!(dir.ends_with("upstream-keda-v9.9.9"), "{}", dir.display());
+    }
+}
