@@ -351,14 +351,25 @@ impl RuleRun<'_> {
                     .list(&self.client(), &self.namespace, objects)
                     .await?;
                 let mut matching = Vec::new();
+                let mut first_miss = None;
                 for object in &listed {
-                    if self.mismatches(object, &objects.fields).await?.is_empty() {
+                    let misses = self.mismatches(object, &objects.fields).await?;
+                    if misses.is_empty() {
                         matching.push(object["metadata"]["name"].as_str().unwrap_or("?"));
+                    } else if first_miss.is_none() {
+                        first_miss = Some(format!(
+                            "{}: {}",
+                            object["metadata"]["name"].as_str().unwrap_or("?"),
+                            misses.join("; ")
+                        ));
                     }
                 }
                 let n = matching.len() as u64;
                 let observed = if matching.is_empty() {
-                    format!("none of {} listed match", listed.len())
+                    match first_miss {
+                        Some(miss) => format!("none of {} listed match ({miss})", listed.len()),
+                        None => "none exist".to_string(),
+                    }
                 } else {
                     format!("{n} match: {}", matching.join(", "))
                 };
@@ -399,7 +410,10 @@ impl RuleRun<'_> {
                         .get(&self.client(), &self.namespace, &self.render_ref(object)?)
                         .await?;
                     let wanted = other.as_ref().and_then(|o| other_path.get(o));
-                    wanted.is_some() && actual == wanted
+                    match (actual, wanted) {
+                        (Some(a), Some(w)) => same_value(a, w) || same_text(a, w),
+                        _ => false,
+                    }
                 }
             };
             if !ok {
@@ -662,7 +676,32 @@ async fn collect_events(
     marks
 }
 
+/// A number and the string of its digits count as the same: annotations hold numbers as text
+/// (`scaledjob.keda.sh/generation: "2"` against `metadata.generation: 2`).
+fn same_text(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value::{Number, String};
+    match (a, b) {
+        (String(s), Number(n)) | (Number(n), String(s)) => *s == n.to_string(),
+        _ => false,
+    }
+}
+
 /// The object a scenario's step names, for messages elsewhere.
 pub fn describe_object(o: &ObjectRef) -> String {
     format!("{} {}", o.kind, o.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_text;
+    use serde_json::json;
+
+    #[test]
+    fn a_number_matches_its_text_and_nothing_else() {
+        assert!(same_text(&json!("2"), &json!(2)));
+        assert!(same_text(&json!(2), &json!("2")));
+        assert!(!same_text(&json!("2.0"), &json!(2)));
+        assert!(!same_text(&json!("3"), &json!(2)));
+        assert!(!same_text(&json!("2"), &json!("2")));
+    }
 }
