@@ -406,6 +406,10 @@ async fn build_scalers(sj: &ScaledJob, shared: &Shared) -> Result<(), String> {
             timeout: ctx.settings.scaler_timeout,
             ..Default::default()
         };
+        if trigger.scaler_type == crate::scale_loop::push::PUSH_TYPE {
+            // As in KEDA: the trigger is polled like `external`; its pushes are not watched.
+            tracing::info!(ns = %key.0, name = %key.1, index, "external-push activity is not watched for a ScaledJob; the trigger is polled");
+        }
         let scaler = keda_operator_scalers::build(config)
             .map_err(|e| format!("error getting scaler for trigger #{index}: {e}"))?;
         match tokio::time::timeout(ctx.settings.scaler_timeout, scaler.ready()).await {

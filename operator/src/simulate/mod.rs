@@ -502,6 +502,7 @@ impl<'a> Sim<'a> {
             ready_pods: Some(self.replicas),
             triggers: self.reads_at(trace, at),
             hpa_scaling_active: None,
+            pushed_active: false,
         };
         if let Some(modifiers) = self.modifiers.clone() {
             let names: Vec<Option<String>> = self.triggers.iter().map(|t| t.name.clone()).collect();

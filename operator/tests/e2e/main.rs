@@ -3,6 +3,7 @@
 
 mod auth;
 mod executor;
+mod external;
 mod fixture;
 mod helpers;
 mod scalers;
@@ -108,6 +109,10 @@ fn main() -> ExitCode {
         ClusterTest::with_fixture(
             "cron_windows_and_cpu_memory_triggers",
             scalers::cron_and_resource_triggers,
+        ),
+        ClusterTest::with_fixture(
+            "external_push_scales_from_zero_on_the_push_not_the_poll",
+            external::external_push_scales_from_zero_on_the_push_not_the_poll,
         ),
     ];
     run_cluster_tests_with(fixture::crds(), fixture::start, tests)

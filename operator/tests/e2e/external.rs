@@ -1,0 +1,300 @@
+//! The gRPC scalers end to end against a small externalscaler.proto server in the test:
+//! `external-push` woken by its StreamIsActive stream.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::Stream;
+use k8s_openapi::api::apps::v1::Deployment;
+use keda_operator_api::ScaledObject;
+use keda_operator_scalers::external::proto::external_scaler_server::{
+    ExternalScaler, ExternalScalerServer,
+};
+use keda_operator_scalers::external::proto::{
+    GetMetricSpecResponse, GetMetricsRequest, GetMetricsResponse, IsActiveResponse, MetricSpec,
+    MetricValue, ScaledObjectRef,
+};
+use kind::Cluster;
+use kind::harness::TestError;
+use kind::preflight::until;
+use kube::Api;
+use kube::api::DeleteParams;
+use tokio::sync::broadcast;
+use tonic::{Request, Response, Status};
+
+use crate::fixture::Operator;
+use crate::helpers::*;
+
+#[derive(Debug, Default)]
+struct State {
+    value: f64,
+    active: bool,
+    /// StreamIsActive streams open now, and ever opened.
+    streams_open: usize,
+    streams_opened: usize,
+    /// `GetMetrics` metric names asked for.
+    metric_names: Vec<String>,
+}
+
+#[derive(Clone)]
+struct Service {
+    state: Arc<Mutex<State>>,
+    pushes: broadcast::Sender<bool>,
+}
+
+/// Counts a stream closed when the server drops it (the client went away).
+struct OpenStream(Arc<Mutex<State>>);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.0.lock() {
+            state.streams_open -= 1;
+        }
+    }
+}
+
+fn locked(state: &Mutex<State>) -> Result<std::sync::MutexGuard<'_, State>, Status> {
+    state
+        .lock()
+        .map_err(|_| Status::internal("test state poisoned"))
+}
+
+#[tonic::async_trait]
+impl ExternalScaler for Service {
+    async fn is_active(
+        &self,
+        _request: Request<ScaledObjectRef>,
+    ) -> Result<Response<IsActiveResponse>, Status> {
+        let result = locked(&self.state)?.active;
+        Ok(Response::new(IsActiveResponse { result }))
+    }
+
+    type StreamIsActiveStream =
+        Pin<Box<dyn Stream<Item = Result<IsActiveResponse, Status>> + Send + 'static>>;
+
+    async fn stream_is_active(
+        &self,
+        _request: Request<ScaledObjectRef>,
+    ) -> Result<Response<Self::StreamIsActiveStream>, Status> {
+        {
+            let mut state = locked(&self.state)?;
+            state.streams_open += 1;
+            state.streams_opened += 1;
+        }
+        let guard = OpenStream(self.state.clone());
+        let pushes = self.pushes.subscribe();
+        let stream = futures::stream::unfold((pushes, guard), |(mut pushes, guard)| async move {
+            loop {
+                match pushes.recv().await {
+                    Ok(result) => return Some((Ok(IsActiveResponse { result }), (pushes, guard))),
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn get_metric_spec(
+        &self,
+        _request: Request<ScaledObjectRef>,
+    ) -> Result<Response<GetMetricSpecResponse>, Status> {
+        Ok(Response::new(GetMetricSpecResponse {
+            metric_specs: vec![MetricSpec {
+                metric_name: "orders".into(),
+                target_size: 0,
+                target_size_float: 1.0,
+            }],
+        }))
+    }
+
+    async fn get_metrics(
+        &self,
+        request: Request<GetMetricsRequest>,
+    ) -> Result<Response<GetMetricsResponse>, Status> {
+        let name = request.into_inner().metric_name;
+        let mut state = locked(&self.state)?;
+        state.metric_names.push(name.clone());
+        Ok(Response::new(GetMetricsResponse {
+            metric_values: vec![MetricValue {
+                metric_name: name,
+                metric_value: 0,
+                metric_value_float: state.value,
+            }],
+        }))
+    }
+}
+
+/// An externalscaler.proto server on 127.0.0.1, stopped when dropped.
+struct GrpcScaler {
+    addr: SocketAddr,
+    service: Service,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl GrpcScaler {
+    async fn start() -> Result<GrpcScaler, TestError> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let incoming = futures::stream::unfold(listener, |listener| async move {
+            let accepted = listener.accept().await.map(|(stream, _)| stream);
+            Some((accepted, listener))
+        });
+        let service = Service {
+            state: Default::default(),
+            pushes: broadcast::channel(16).0,
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = ExternalScalerServer::new(service.clone());
+        tokio::spawn(async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(server)
+                .serve_with_incoming_shutdown(incoming, async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Ok(GrpcScaler {
+            addr,
+            service,
+            _stop: stop,
+        })
+    }
+
+    fn set(&self, value: f64, active: bool) {
+        if let Ok(mut state) = self.service.state.lock() {
+            state.value = value;
+            state.active = active;
+        }
+    }
+
+    fn push(&self, active: bool) {
+        let _ = self.service.pushes.send(active);
+    }
+
+    fn with_state<T>(&self, f: impl FnOnce(&State) -> T) -> Option<T> {
+        self.service.state.lock().ok().map(|state| f(&state))
+    }
+
+    /// Waits until `streams_open` and `streams_opened` are as given.
+    async fn wait_for_streams(&self, open: usize, opened: usize) -> Result<(), TestError> {
+        until(
+            &format!("{open} StreamIsActive streams open, {opened} opened in all"),
+            Duration::from_secs(20),
+            || async move {
+                self.with_state(|s| (s.streams_open, s.streams_opened) == (open, opened))?
+                    .then_some(())
+            },
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+fn external_scaled_object(name: &str, scaler_type: &str, polling: u32, metadata: &str) -> String {
+    format!(
+        "apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata:
+  name: {name}
+spec:
+  scaleTargetRef:
+    name: {name}
+  pollingInterval: {polling}
+  cooldownPeriod: 2
+  maxReplicaCount: 5
+  triggers:
+  - type: {scaler_type}
+    metadata: {{{metadata}}}
+"
+    )
+}
+
+async fn replicas(client: &kube::Client, ns: &str, name: &str) -> Result<i32, TestError> {
+    let deployment = Api::<Deployment>::namespaced(client.clone(), ns)
+        .get(name)
+        .await?;
+    Ok(deployment.spec.and_then(|s| s.replicas).unwrap_or(1))
+}
+
+/// `external-push` with a 300 s pollingInterval: a source that turns active is not seen by a
+/// poll for five minutes, so a 0→1 within seconds of the push can only come from the stream.
+/// A new generation reopens the stream (the old one closed), deletion closes it.
+pub async fn external_push_scales_from_zero_on_the_push_not_the_poll(
+    cluster: Arc<Cluster>,
+    _op: Arc<Operator>,
+) -> Result<(), TestError> {
+    const POLLING_INTERVAL_SECS: u32 = 300;
+    let ns = cluster.namespace("external-push").await?;
+    let client = cluster.client();
+    let scaler = GrpcScaler::start().await?;
+    deployment(&client, ns.name(), "pushed", 0).await?;
+    let address = format!("scalerAddress: '{}'", scaler.addr);
+    apply_scaled_object(
+        &client,
+        ns.name(),
+        &external_scaled_object(
+            "pushed",
+            "external-push",
+            POLLING_INTERVAL_SECS,
+            &format!("{address}, queue: orders"),
+        ),
+    )
+    .await?;
+    wait_for_ready(&client, ns.name(), "pushed", "True").await?;
+    scaler.wait_for_streams(1, 1).await?;
+    // The first poll (at once, inactive) has been made; the next is five minutes away.
+    until("the first poll", Duration::from_secs(20), || async {
+        scaler
+            .with_state(|s| !s.metric_names.is_empty())?
+            .then_some(())
+    })
+    .await?;
+
+    scaler.set(1.0, true);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        replicas(&client, ns.name(), "pushed").await?,
+        0,
+        "an active source alone must wait for the next poll"
+    );
+    // A push of `false` is ignored; a push of `true` scales from zero at once.
+    scaler.push(false);
+    let pushed = Instant::now();
+    scaler.push(true);
+    // A push is handled outside the cadence: one poll's worth of work, far below the interval.
+    let deadline = Duration::from_secs(5);
+    wait_for_replicas(&client, ns.name(), "pushed", 1, deadline).await?;
+    println!(
+        "external-push: 0→1 {:?} after the push (pollingInterval {POLLING_INTERVAL_SECS} s)",
+        pushed.elapsed()
+    );
+    let polls = scaler.with_state(|s| s.metric_names.clone());
+    assert!(
+        polls
+            .as_ref()
+            .is_some_and(|names| names.iter().all(|n| n == "orders")),
+        "GetMetrics asks for the metric without its s0- prefix: {polls:?}"
+    );
+
+    // A spec change builds new scalers: the old stream is closed, a new one opened.
+    apply_scaled_object(
+        &client,
+        ns.name(),
+        &external_scaled_object(
+            "pushed",
+            "external-push",
+            POLLING_INTERVAL_SECS,
+            &format!("{address}, queue: invoices"),
+        ),
+    )
+    .await?;
+    scaler.wait_for_streams(1, 2).await?;
+    Api::<ScaledObject>::namespaced(client.clone(), ns.name())
+        .delete("pushed", &DeleteParams::default())
+        .await?;
+    scaler.wait_for_streams(0, 2).await?;
+    Ok(())
+}
