@@ -1,13 +1,16 @@
 //! The gRPC scalers end to end against a small externalscaler.proto server in the test:
-//! `external-push` woken by its StreamIsActive stream.
+//! `external` polled, `external-push` woken by its StreamIsActive stream, and the `datadog`
+//! scaler against the fake Datadog API.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use fake_sources::{Auth, FakeDatadog, FakeOptions};
 use futures::Stream;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
 use keda_operator_api::ScaledObject;
 use keda_operator_scalers::external::proto::external_scaler_server::{
     ExternalScaler, ExternalScalerServer,
@@ -20,7 +23,7 @@ use kind::Cluster;
 use kind::harness::TestError;
 use kind::preflight::until;
 use kube::Api;
-use kube::api::DeleteParams;
+use kube::api::{DeleteParams, PostParams};
 use tokio::sync::broadcast;
 use tonic::{Request, Response, Status};
 
@@ -296,5 +299,110 @@ pub async fn external_push_scales_from_zero_on_the_push_not_the_poll(
         .delete("pushed", &DeleteParams::default())
         .await?;
     scaler.wait_for_streams(0, 2).await?;
+    Ok(())
+}
+
+/// `external` (pull): GetMetrics and IsActive each poll; 0→1 when the server says active,
+/// back to 0 after the cooldown when it says inactive.
+pub async fn external_scales_up_and_down(
+    cluster: Arc<Cluster>,
+    _op: Arc<Operator>,
+) -> Result<(), TestError> {
+    let ns = cluster.namespace("external").await?;
+    let client = cluster.client();
+    let scaler = GrpcScaler::start().await?;
+    deployment(&client, ns.name(), "pulled", 0).await?;
+    apply_scaled_object(
+        &client,
+        ns.name(),
+        &external_scaled_object(
+            "pulled",
+            "external",
+            1,
+            &format!("scalerAddress: '{}'", scaler.addr),
+        ),
+    )
+    .await?;
+    wait_for_ready(&client, ns.name(), "pulled", "True").await?;
+    scaler.set(1.0, true);
+    wait_for_replicas(&client, ns.name(), "pulled", 1, Duration::from_secs(30)).await?;
+    scaler.set(0.0, false);
+    wait_for_replicas(&client, ns.name(), "pulled", 0, Duration::from_secs(20)).await?;
+    assert_eq!(
+        scaler.with_state(|s| s.streams_opened),
+        Some(0),
+        "a pull trigger opens no stream"
+    );
+    Ok(())
+}
+
+const DATADOG_QUERY: &str = "avg:queue.depth{service:orders}";
+
+/// `datadog` (REST API mode) against the fake, keys from a Secret through a
+/// TriggerAuthentication, the URL through this operator's `apiBaseUrl` extension.
+pub async fn datadog_scales_up_and_down(
+    cluster: Arc<Cluster>,
+    _op: Arc<Operator>,
+) -> Result<(), TestError> {
+    let ns = cluster.namespace("datadog").await?;
+    let client = cluster.client();
+    let datadog = FakeDatadog::start(FakeOptions::default()).await?;
+    datadog.require_auth(Auth::api_keys("api-key", "app-key"));
+    datadog.set_points(DATADOG_QUERY, [Some(0.0)]);
+    Api::<Secret>::namespaced(client.clone(), ns.name())
+        .create(
+            &PostParams::default(),
+            &object(serde_json::json!({
+                "metadata": {"name": "datadog"},
+                "stringData": {"apiKey": "api-key", "appKey": "app-key"},
+            }))?,
+        )
+        .await?;
+    Api::<keda_operator_api::TriggerAuthentication>::namespaced(client.clone(), ns.name())
+        .create(
+            &PostParams::default(),
+            &object(serde_json::json!({
+                "apiVersion": "keda.sh/v1alpha1", "kind": "TriggerAuthentication",
+                "metadata": {"name": "datadog"},
+                "spec": {"secretTargetRef": [
+                    {"parameter": "apiKey", "name": "datadog", "key": "apiKey"},
+                    {"parameter": "appKey", "name": "datadog", "key": "appKey"},
+                ]},
+            }))?,
+        )
+        .await?;
+    deployment(&client, ns.name(), "dashboards", 0).await?;
+    let yaml = format!(
+        "apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata:
+  name: dashboards
+spec:
+  scaleTargetRef:
+    name: dashboards
+  pollingInterval: 1
+  cooldownPeriod: 2
+  maxReplicaCount: 5
+  triggers:
+  - type: datadog
+    metadata: {{query: '{DATADOG_QUERY}', queryValue: '1', apiBaseUrl: '{}'}}
+    authenticationRef: {{name: datadog}}
+",
+        datadog.url()
+    );
+    apply_scaled_object(&client, ns.name(), &yaml).await?;
+    wait_for_ready(&client, ns.name(), "dashboards", "True").await?;
+    datadog.set_points(DATADOG_QUERY, [Some(1.0)]);
+    wait_for_replicas(&client, ns.name(), "dashboards", 1, Duration::from_secs(30)).await?;
+    datadog.set_points(DATADOG_QUERY, [Some(0.0)]);
+    wait_for_replicas(&client, ns.name(), "dashboards", 0, Duration::from_secs(20)).await?;
+    let requests = datadog.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.param("query") == Some(DATADOG_QUERY)
+                && r.header("dd-application-key") == Some("app-key")),
+        "no authenticated query: {requests:?}"
+    );
     Ok(())
 }

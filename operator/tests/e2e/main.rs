@@ -114,6 +114,14 @@ fn main() -> ExitCode {
             "external_push_scales_from_zero_on_the_push_not_the_poll",
             external::external_push_scales_from_zero_on_the_push_not_the_poll,
         ),
+        ClusterTest::with_fixture(
+            "an_external_trigger_scales_up_and_down_over_grpc",
+            external::external_scales_up_and_down,
+        ),
+        ClusterTest::with_fixture(
+            "a_datadog_trigger_scales_up_and_down_from_the_fake_api",
+            external::datadog_scales_up_and_down,
+        ),
     ];
     run_cluster_tests_with(fixture::crds(), fixture::start, tests)
 }
