@@ -6,6 +6,7 @@ mod executor;
 mod external;
 mod fixture;
 mod helpers;
+mod rotation;
 mod scalers;
 
 use std::process::ExitCode;
@@ -121,6 +122,10 @@ fn main() -> ExitCode {
         ClusterTest::with_fixture(
             "a_datadog_trigger_scales_up_and_down_from_the_fake_api",
             external::datadog_scales_up_and_down,
+        ),
+        ClusterTest::with_fixture(
+            "a_rotated_password_is_picked_up_after_the_failed_read",
+            rotation::a_rotated_password_is_picked_up_after_the_failed_read,
         ),
     ];
     run_cluster_tests_with(fixture::crds(), fixture::start, tests)
