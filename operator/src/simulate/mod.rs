@@ -164,7 +164,9 @@ fn hpa_target(target: Target) -> hpa_model::MetricTarget {
     match target {
         Target::Value(v) => hpa_model::MetricTarget::Value(v),
         Target::AverageValue(v) => hpa_model::MetricTarget::AverageValue(v),
-        Target::Utilization(p) => hpa_model::MetricTarget::AverageValue(f64::from(p)),
+        Target::Utilization(_) | Target::AverageQuantity(_) => {
+            hpa_model::MetricTarget::AverageValue(target.as_f64())
+        }
     }
 }
 
@@ -261,12 +263,7 @@ impl<'a> Sim<'a> {
             .collect();
         let trigger_targets = triggers
             .iter()
-            .map(|t| {
-                t.metrics.first().map(|(_, target)| match target {
-                    Target::Value(v) | Target::AverageValue(v) => *v,
-                    Target::Utilization(p) => f64::from(*p),
-                })
-            })
+            .map(|t| t.metrics.first().map(|(_, target)| target.as_f64()))
             .collect();
         let ns = so
             .metadata
