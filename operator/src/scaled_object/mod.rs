@@ -612,6 +612,7 @@ async fn scalers_for(
             namespace: ns.clone(),
             owner_name: name.clone(),
             timeout: ctx.settings.scaler_timeout,
+            as_metric_source: so.spec.scaling_modifiers().is_some(),
         };
         if trigger.scaler_type == crate::scale_loop::push::PUSH_TYPE {
             push_configs.push(config.clone());

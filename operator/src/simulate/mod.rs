@@ -129,6 +129,7 @@ fn triggers_of(so: &ScaledObject) -> Result<Vec<SimTrigger>, SimulateError> {
                 .is_some_and(|t| !t.is_empty()),
             namespace: ns.clone(),
             owner_name: name.clone(),
+            as_metric_source: so.spec.scaling_modifiers().is_some(),
             ..Default::default()
         };
         let scaler = keda_operator_scalers::build(config)

@@ -404,5 +404,45 @@ spec:
                 && r.header("dd-application-key") == Some("app-key")),
         "no authenticated query: {requests:?}"
     );
+
+    // KEDA quirk (§7.4, §12): without queryValue the trigger is refused, unless the
+    // ScaledObject uses scalingModifiers (its triggers are formula sources, target 0).
+    let without_target = |name: &str, advanced: &str| {
+        format!(
+            "apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata:
+  name: {name}
+spec:
+  scaleTargetRef:
+    name: {name}
+{advanced}
+  triggers:
+  - type: datadog
+    name: dd
+    metadata: {{query: '{DATADOG_QUERY}', apiBaseUrl: '{}'}}
+    authenticationRef: {{name: datadog}}
+",
+            datadog.url()
+        )
+    };
+    deployment(&client, ns.name(), "plain", 0).await?;
+    deployment(&client, ns.name(), "formula", 0).await?;
+    apply_scaled_object(&client, ns.name(), &without_target("plain", "")).await?;
+    let message = wait_for_ready(&client, ns.name(), "plain", "False").await?;
+    assert!(
+        message.contains("no targetValue or queryValue given"),
+        "{message}"
+    );
+    apply_scaled_object(
+        &client,
+        ns.name(),
+        &without_target(
+            "formula",
+            "  advanced:\n    scalingModifiers: {formula: 'dd * 2', target: '4'}",
+        ),
+    )
+    .await?;
+    wait_for_ready(&client, ns.name(), "formula", "True").await?;
     Ok(())
 }
