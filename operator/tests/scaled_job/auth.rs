@@ -163,6 +163,24 @@ pub async fn scaled_job_triggers_resolve_authentication(
         },
     )
     .await?;
+
+    // Written only on change: a new generation rebuilds the scalers with the same references,
+    // and three polls later the authentication has not been written.
+    let before = tas.get("from-secret").await?.metadata.resource_version;
+    let changed = mysql_job("secret", port, cases[0].1, "")
+        .replace("maxReplicaCount: 10", "maxReplicaCount: 9");
+    let generation = apply(&client, ns.name(), &changed)
+        .await?
+        .metadata
+        .generation;
+    assert_eq!(generation, Some(2), "the spec change is a new generation");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        tas.get("from-secret").await?.metadata.resource_version,
+        before,
+        "the TriggerAuthentication was written although its users did not change"
+    );
+
     Api::<ScaledJob>::namespaced(client.clone(), ns.name())
         .delete("secret", &DeleteParams::default())
         .await?;
