@@ -23,7 +23,7 @@ use kind::Cluster;
 use kind::harness::TestError;
 use kind::preflight::until;
 use kube::Api;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use tokio::sync::broadcast;
 use tonic::{Request, Response, Status};
 
@@ -224,7 +224,8 @@ async fn replicas(client: &kube::Client, ns: &str, name: &str) -> Result<i32, Te
 
 /// `external-push` with a 300 s pollingInterval: a source that turns active is not seen by a
 /// poll for five minutes, so a 0→1 within seconds of the push can only come from the stream.
-/// A new generation reopens the stream (the old one closed), deletion closes it.
+/// A new generation reopens the stream (the old one closed), a full pause closes it until
+/// unpaused, deletion closes it.
 pub async fn external_push_scales_from_zero_on_the_push_not_the_poll(
     cluster: Arc<Cluster>,
     _op: Arc<Operator>,
@@ -295,10 +296,25 @@ pub async fn external_push_scales_from_zero_on_the_push_not_the_poll(
     )
     .await?;
     scaler.wait_for_streams(1, 2).await?;
-    Api::<ScaledObject>::namespaced(client.clone(), ns.name())
-        .delete("pushed", &DeleteParams::default())
-        .await?;
+    // A full pause closes the stream; unpausing opens a new one.
+    let sos = Api::<ScaledObject>::namespaced(client.clone(), ns.name());
+    let pause = |value: Option<&str>| serde_json::json!({"metadata": {"annotations": {"autoscaling.keda.sh/paused": value}}});
+    sos.patch(
+        "pushed",
+        &PatchParams::default(),
+        &Patch::Merge(pause(Some("true"))),
+    )
+    .await?;
     scaler.wait_for_streams(0, 2).await?;
+    sos.patch(
+        "pushed",
+        &PatchParams::default(),
+        &Patch::Merge(pause(None)),
+    )
+    .await?;
+    scaler.wait_for_streams(1, 3).await?;
+    sos.delete("pushed", &DeleteParams::default()).await?;
+    scaler.wait_for_streams(0, 3).await?;
     Ok(())
 }
 
