@@ -57,6 +57,7 @@ fn poll_input(value: f64, replicas: i32) -> PollInput {
             }),
         }]))],
         hpa_scaling_active: None,
+        pushed_active: false,
     }
 }
 

@@ -1,7 +1,8 @@
-//! Trigger authentication for a ScaledObject's triggers (§5 of the behaviour reference): fetch
-//! what the TriggerAuthentications, ClusterTriggerAuthentications and the target's container env
-//! refer to, resolve it with operator/core, and keep each authentication's status listing the
-//! objects that use it. Values are wrapped in [`Secret`] as soon as they are read, so they never
+//! Trigger authentication for the triggers of a ScaledObject or a ScaledJob (§5 of the behaviour
+//! reference): fetch what the TriggerAuthentications, ClusterTriggerAuthentications and the
+//! pod template's container env refer to (the scale target's, or the ScaledJob's job template),
+//! resolve it with operator/core, and keep each authentication's status listing the objects
+//! that use it (`scaledobjects` / `scaledjobs`). Values are wrapped in [`Secret`] as soon as they are read, so they never
 //! reach a log line, an event or a status.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -9,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Secret as K8sSecret};
 use keda_operator_api::scaled_object::GroupVersionKindResource;
 use keda_operator_api::{
-    AuthenticationRefKind, ClusterTriggerAuthentication, ScaledObject, TriggerAuthentication,
-    TriggerAuthenticationSpec,
+    AuthenticationRefKind, ClusterTriggerAuthentication, ScaleTrigger, ScaledJob, ScaledObject,
+    TriggerAuthentication, TriggerAuthenticationSpec,
 };
 use keda_operator_core::auth::{
     AuthEntry, EnvSources, Objects, env_references, pick_container, resolve_auth_params,
@@ -40,11 +41,55 @@ fn kind_name(kind: AuthenticationRefKind) -> &'static str {
     }
 }
 
-/// The authentication objects the triggers reference, each once.
+/// Which list of an authentication's status an object belongs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerKind {
+    ScaledObject,
+    ScaledJob,
+}
+
+impl OwnerKind {
+    /// The status field listing the objects of this kind.
+    fn status_field(self) -> &'static str {
+        match self {
+            OwnerKind::ScaledObject => "scaledobjects",
+            OwnerKind::ScaledJob => "scaledjobs",
+        }
+    }
+}
+
+/// Where the container env of an object's triggers comes from.
+enum PodTemplate<'a> {
+    /// The scale target's `spec.template`, read when needed.
+    ScaleTarget {
+        name: &'a str,
+        gvkr: &'a GroupVersionKindResource,
+    },
+    /// A ScaledJob's `jobTargetRef.template`.
+    Given(&'a [Container]),
+}
+
+/// The object whose triggers are resolved.
+struct Owner<'a> {
+    namespace: String,
+    name: String,
+    triggers: &'a [ScaleTrigger],
+    env_source_container_name: Option<String>,
+    template: PodTemplate<'a>,
+}
+
+/// The authentication objects a ScaledObject's triggers reference, each once.
 pub fn references(so: &ScaledObject) -> Vec<AuthRef> {
-    let refs: BTreeSet<(u8, String)> = so
-        .spec
-        .triggers
+    trigger_references(&so.spec.triggers)
+}
+
+/// The authentication objects a ScaledJob's triggers reference, each once.
+pub fn job_references(sj: &ScaledJob) -> Vec<AuthRef> {
+    trigger_references(&sj.spec.triggers)
+}
+
+fn trigger_references(triggers: &[ScaleTrigger]) -> Vec<AuthRef> {
+    let refs: BTreeSet<(u8, String)> = triggers
         .iter()
         .filter_map(|t| t.authentication_ref.as_ref())
         .map(|r| (r.kind() as u8, r.name.clone()))
@@ -153,11 +198,11 @@ async fn secrets(client: &kube::Client, ns: &str, names: &[String]) -> Objects {
 async fn target_containers(
     ctx: &Context,
     ns: &str,
-    so: &ScaledObject,
+    target: &str,
     gvkr: &GroupVersionKindResource,
 ) -> Result<Vec<Container>, String> {
     let target = scale_api(&ctx.client, ns, gvkr)
-        .get(&so.spec.scale_target_ref.name)
+        .get(target)
         .await
         .map_err(|e| format!("reading the scale target for its container env: {e}"))?;
     let containers = target
@@ -181,11 +226,52 @@ pub async fn resolve(
     so: &ScaledObject,
     gvkr: &GroupVersionKindResource,
 ) -> Result<Vec<TriggerAuth>, String> {
-    let ns = so.namespace().unwrap_or_default();
+    resolve_for(
+        ctx,
+        &Owner {
+            namespace: so.namespace().unwrap_or_default(),
+            name: so.name_any(),
+            triggers: &so.spec.triggers,
+            env_source_container_name: so.spec.scale_target_ref.env_source_container_name.clone(),
+            template: PodTemplate::ScaleTarget {
+                name: &so.spec.scale_target_ref.name,
+                gvkr,
+            },
+        },
+    )
+    .await
+}
+
+/// [`resolve`] for a ScaledJob: the env comes from `jobTargetRef.template`'s containers
+/// (`envSourceContainerName`, else the first).
+pub async fn resolve_job(ctx: &Context, sj: &ScaledJob) -> Result<Vec<TriggerAuth>, String> {
+    let containers: &[Container] = sj
+        .spec
+        .job_target_ref
+        .template
+        .spec
+        .as_ref()
+        .map(|spec| spec.containers.as_slice())
+        .unwrap_or(&[]);
+    resolve_for(
+        ctx,
+        &Owner {
+            namespace: sj.namespace().unwrap_or_default(),
+            name: sj.name_any(),
+            triggers: &sj.spec.triggers,
+            env_source_container_name: sj.spec.env_source_container_name.clone(),
+            template: PodTemplate::Given(containers),
+        },
+    )
+    .await
+}
+
+async fn resolve_for(ctx: &Context, owner: &Owner<'_>) -> Result<Vec<TriggerAuth>, String> {
+    let ns = owner.namespace.clone();
     let client = &ctx.client;
     // The authentication objects, each read once.
     let mut specs: BTreeMap<(u8, String), (TriggerAuthenticationSpec, String)> = BTreeMap::new();
-    for (kind, name) in references(so) {
+    for (kind, name) in trigger_references(owner.triggers) {
         let found = match kind {
             AuthenticationRefKind::TriggerAuthentication => {
                 Api::<TriggerAuthentication>::namespaced(client.clone(), &ns)
@@ -213,7 +299,7 @@ pub async fn resolve(
                 specs.insert((kind as u8, name), (spec, read_from));
             }
             Ok(None) => {
-                tracing::warn!(%ns, so = %so.name_any(), kind = kind_name(kind), %name, "authentication object not found")
+                tracing::warn!(%ns, owner = %owner.name, kind = kind_name(kind), %name, "authentication object not found")
             }
             Err(e) => {
                 return Err(format!("reading {} {name:?}: {e}", kind_name(kind)));
@@ -222,8 +308,7 @@ pub async fn resolve(
     }
 
     // The container env, where a trigger or an authentication reads it.
-    let wants_env = so
-        .spec
+    let wants_env = owner
         .triggers
         .iter()
         .any(|t| t.metadata.keys().any(|k| k.ends_with("FromEnv")))
@@ -232,11 +317,17 @@ pub async fn resolve(
             .any(|(spec, _)| spec.env.as_ref().is_some_and(|e| !e.is_empty()));
     let mut envs: BTreeMap<Option<String>, BTreeMap<String, String>> = BTreeMap::new();
     if wants_env {
-        let containers = target_containers(ctx, &ns, so, gvkr).await?;
+        let fetched;
+        let containers: &[Container] = match &owner.template {
+            PodTemplate::ScaleTarget { name, gvkr } => {
+                fetched = target_containers(ctx, &ns, name, gvkr).await?;
+                &fetched
+            }
+            PodTemplate::Given(containers) => containers,
+        };
         let mut wanted: BTreeSet<Option<String>> = BTreeSet::new();
         wanted.insert(
-            so.spec
-                .scale_target_ref
+            owner
                 .env_source_container_name
                 .clone()
                 .filter(|n| !n.is_empty()),
@@ -247,7 +338,7 @@ pub async fn resolve(
             }
         }
         for name in wanted {
-            let container = pick_container(&containers, name.as_deref())
+            let container = pick_container(containers, name.as_deref())
                 .map_err(|e| format!("resolving container env: {e}"))?;
             let (cm_names, secret_names) = env_references(container);
             let sources = EnvSources {
@@ -259,16 +350,14 @@ pub async fn resolve(
             envs.insert(name, env);
         }
     }
-    let source_container = so
-        .spec
-        .scale_target_ref
+    let source_container = owner
         .env_source_container_name
         .clone()
         .filter(|n| !n.is_empty());
     let container_env = |name: Option<&str>| envs.get(&name.map(str::to_string)).cloned();
 
-    let mut out = Vec::with_capacity(so.spec.triggers.len());
-    for trigger in &so.spec.triggers {
+    let mut out = Vec::with_capacity(owner.triggers.len());
+    for trigger in owner.triggers {
         let mut auth = TriggerAuth {
             resolved_env: wrap(envs.get(&source_container).cloned().unwrap_or_default()),
             ..Default::default()
@@ -309,16 +398,32 @@ pub async fn resolve(
 /// Adds (or removes) `so` in the `status.scaledobjects` list of each authentication object.
 pub async fn record_references(ctx: &Context, so: &ScaledObject, refs: &[AuthRef], add: bool) {
     let ns = so.namespace().unwrap_or_default();
-    let so_name = so.name_any();
+    record_owner(ctx, OwnerKind::ScaledObject, &ns, &so.name_any(), refs, add).await;
+}
+
+/// Adds (or removes) `sj` in the `status.scaledjobs` list of each authentication object.
+pub async fn record_job_references(ctx: &Context, sj: &ScaledJob, refs: &[AuthRef], add: bool) {
+    let ns = sj.namespace().unwrap_or_default();
+    record_owner(ctx, OwnerKind::ScaledJob, &ns, &sj.name_any(), refs, add).await;
+}
+
+async fn record_owner(
+    ctx: &Context,
+    owner: OwnerKind,
+    ns: &str,
+    owner_name: &str,
+    refs: &[AuthRef],
+    add: bool,
+) {
     for (kind, name) in refs {
         let result = match kind {
             AuthenticationRefKind::TriggerAuthentication => {
-                let api = Api::<TriggerAuthentication>::namespaced(ctx.client.clone(), &ns);
-                update_list(&api, name, &so_name, add).await
+                let api = Api::<TriggerAuthentication>::namespaced(ctx.client.clone(), ns);
+                update_list(&api, name, owner, owner_name, add).await
             }
             AuthenticationRefKind::ClusterTriggerAuthentication => {
                 let api = Api::<ClusterTriggerAuthentication>::all(ctx.client.clone());
-                update_list(&api, name, &so_name, add).await
+                update_list(&api, name, owner, owner_name, add).await
             }
         };
         if let Err(e) = result {
@@ -328,38 +433,55 @@ pub async fn record_references(ctx: &Context, so: &ScaledObject, refs: &[AuthRef
 }
 
 trait HasAuthStatus {
-    fn scaled_objects(&self) -> Option<String>;
+    fn listed(&self, owner: OwnerKind) -> Option<String>;
 }
 
 impl HasAuthStatus for TriggerAuthentication {
-    fn scaled_objects(&self) -> Option<String> {
-        self.status.as_ref().and_then(|s| s.scaled_objects.clone())
+    fn listed(&self, owner: OwnerKind) -> Option<String> {
+        let status = self.status.as_ref()?;
+        match owner {
+            OwnerKind::ScaledObject => status.scaled_objects.clone(),
+            OwnerKind::ScaledJob => status.scaled_jobs.clone(),
+        }
     }
 }
 
 impl HasAuthStatus for ClusterTriggerAuthentication {
-    fn scaled_objects(&self) -> Option<String> {
-        self.status.as_ref().and_then(|s| s.scaled_objects.clone())
+    fn listed(&self, owner: OwnerKind) -> Option<String> {
+        let status = self.status.as_ref()?;
+        match owner {
+            OwnerKind::ScaledObject => status.scaled_objects.clone(),
+            OwnerKind::ScaledJob => status.scaled_jobs.clone(),
+        }
     }
 }
 
-async fn update_list<K>(api: &Api<K>, name: &str, so_name: &str, add: bool) -> kube::Result<()>
+/// Written only when the list changes (the owner was missing, or is to be removed).
+async fn update_list<K>(
+    api: &Api<K>,
+    name: &str,
+    owner: OwnerKind,
+    owner_name: &str,
+    add: bool,
+) -> kube::Result<()>
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + HasAuthStatus,
 {
     let Some(object) = api.get_opt(name).await? else {
         return Ok(());
     };
-    let current = object.scaled_objects().unwrap_or_default();
+    let current = object.listed(owner).unwrap_or_default();
     let mut names: Vec<&str> = current.split(',').filter(|n| !n.is_empty()).collect();
-    let present = names.contains(&so_name);
+    let present = names.contains(&owner_name);
     match (add, present) {
-        (true, false) => names.push(so_name),
-        (false, true) => names.retain(|n| *n != so_name),
+        (true, false) => names.push(owner_name),
+        (false, true) => names.retain(|n| *n != owner_name),
         _ => return Ok(()),
     }
     let value = (!names.is_empty()).then(|| names.join(","));
-    let patch = serde_json::json!({"status": {"scaledobjects": value}});
+    let mut status = serde_json::Map::new();
+    status.insert(owner.status_field().to_string(), serde_json::json!(value));
+    let patch = serde_json::json!({ "status": status });
     api.patch_status(
         name,
         &PatchParams::apply(FIELD_MANAGER),

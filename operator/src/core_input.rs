@@ -51,9 +51,9 @@ pub fn metric_target(target: Target) -> MetricTarget {
             metric_type: MetricTargetType::AverageValue,
             value,
         },
-        Target::Utilization(percent) => MetricTarget {
+        Target::Utilization(_) | Target::AverageQuantity(_) => MetricTarget {
             metric_type: MetricTargetType::AverageValue,
-            value: f64::from(percent),
+            value: target.as_f64(),
         },
     }
 }

@@ -2,8 +2,8 @@
 //! metrics API reads through it: a request finds its ScaledObject's scalers here and reads the
 //! metric within a deadline, without touching the apiserver.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use keda_operator_core::formula::ValidatedModifiers;
@@ -34,6 +34,41 @@ pub struct ObjectScalers {
     /// A read failed: rebuild the scalers (re-resolving authentication) before the next poll,
     /// as KEDA discards its scalers cache after any error.
     pub stale: std::sync::atomic::AtomicBool,
+    /// The `StreamIsActive` watchers of this generation's `external-push` triggers.
+    pub push_watchers: PushWatchers,
+}
+
+/// Tasks that watch push scalers for one generation of an object's scalers. They are aborted
+/// when those scalers are replaced (a new generation, a rebuild after a failed read) or
+/// removed (deletion, pause), and at the latest when the last reference goes.
+#[derive(Debug, Default)]
+pub struct PushWatchers(Mutex<Vec<tokio::task::AbortHandle>>);
+
+impl PushWatchers {
+    pub fn new(tasks: Vec<tokio::task::AbortHandle>) -> Self {
+        PushWatchers(Mutex::new(tasks))
+    }
+
+    pub fn abort(&self) {
+        let tasks = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
+        for task in tasks {
+            task.abort();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.lock().map(|t| t.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for PushWatchers {
+    fn drop(&mut self) {
+        self.abort();
+    }
 }
 
 /// One read of one external metric, before fallback.
@@ -94,6 +129,8 @@ pub struct ScalersStore {
     reads: Arc<RwLock<HashMap<ReadKey, (CachedRead, SystemTime)>>>,
     /// The generation each object's polling was last (re)started for.
     scheduled: Arc<RwLock<HashMap<Key, i64>>>,
+    /// Objects a push scaler reported active since their last poll.
+    pushed: Arc<Mutex<HashSet<Key>>>,
     read_timeout: Duration,
 }
 
@@ -103,6 +140,7 @@ impl ScalersStore {
             objects: Default::default(),
             reads: Default::default(),
             scheduled: Default::default(),
+            pushed: Default::default(),
             read_timeout,
         }
     }
@@ -122,15 +160,29 @@ impl ScalersStore {
         scalers: ObjectScalers,
     ) -> Arc<ObjectScalers> {
         let scalers = Arc::new(scalers);
-        if let Ok(mut objects) = self.objects.write() {
-            objects.insert((namespace.to_string(), name.to_string()), scalers.clone());
+        let replaced = self.objects.write().ok().and_then(|mut objects| {
+            objects.insert((namespace.to_string(), name.to_string()), scalers.clone())
+        });
+        if let Some(old) = replaced
+            && !Arc::ptr_eq(&old, &scalers)
+        {
+            old.push_watchers.abort();
         }
         scalers
     }
 
+    /// Forgets an object's scalers and stops its push watchers (deletion, full pause).
     pub fn remove(&self, namespace: &str, name: &str) {
-        if let Ok(mut objects) = self.objects.write() {
-            objects.remove(&(namespace.to_string(), name.to_string()));
+        let removed = self
+            .objects
+            .write()
+            .ok()
+            .and_then(|mut objects| objects.remove(&(namespace.to_string(), name.to_string())));
+        if let Some(old) = removed {
+            old.push_watchers.abort();
+        }
+        if let Ok(mut pushed) = self.pushed.lock() {
+            pushed.remove(&(namespace.to_string(), name.to_string()));
         }
         if let Ok(mut reads) = self.reads.write() {
             reads.retain(|(ns, n, _), _| !(ns == namespace && n == name));
@@ -147,6 +199,21 @@ impl ScalersStore {
             return true;
         };
         scheduled.insert((namespace.to_string(), name.to_string()), generation) != Some(generation)
+    }
+
+    /// Notes that a push scaler of the object reported it active.
+    pub fn note_push(&self, namespace: &str, name: &str) {
+        if let Ok(mut pushed) = self.pushed.lock() {
+            pushed.insert((namespace.to_string(), name.to_string()));
+        }
+    }
+
+    /// Whether a push scaler reported the object active since this was last asked.
+    pub fn take_push(&self, namespace: &str, name: &str) -> bool {
+        self.pushed
+            .lock()
+            .map(|mut pushed| pushed.remove(&(namespace.to_string(), name.to_string())))
+            .unwrap_or(false)
     }
 
     /// Records the scale loop's read of a metric.
@@ -438,6 +505,43 @@ mod tests {
         );
         s.remove("ns", "so");
         assert!(s.recorded("ns", "so", "s0-cached").is_none());
+    }
+
+    #[tokio::test]
+    async fn replacing_or_removing_scalers_stops_the_push_watchers_of_the_old_ones() {
+        let s = ScalersStore::new(Duration::from_millis(100));
+        let watcher = |s: &ScalersStore| {
+            let task = tokio::spawn(std::future::pending::<()>());
+            s.insert(
+                "ns",
+                "so",
+                ObjectScalers {
+                    push_watchers: PushWatchers::new(vec![task.abort_handle()]),
+                    ..Default::default()
+                },
+            );
+            task
+        };
+        let first = watcher(&s);
+        let second = watcher(&s);
+        assert!(first.await.unwrap_err().is_cancelled(), "replaced");
+        s.note_push("ns", "so");
+        s.remove("ns", "so");
+        assert!(second.await.unwrap_err().is_cancelled(), "removed");
+        assert!(
+            !s.take_push("ns", "so"),
+            "a removed object forgets its push"
+        );
+    }
+
+    #[test]
+    fn a_push_is_taken_once() {
+        let s = ScalersStore::new(Duration::from_millis(100));
+        assert!(!s.take_push("ns", "so"));
+        s.note_push("ns", "so");
+        s.note_push("ns", "so");
+        assert!(s.take_push("ns", "so"));
+        assert!(!s.take_push("ns", "so"));
     }
 
     #[tokio::test]

@@ -67,15 +67,15 @@ impl std::fmt::Debug for FakeMySql {
 }
 
 impl FakeMySql {
-    /// Binds 127.0.0.1 (`options.port`, 0 for a free one) and starts serving. The fake speaks
-    /// plain TCP only: TLS options are refused.
+    /// Binds 127.0.0.1 (`options.port`, 0 for a free one) and starts serving. With
+    /// `options.tls` the greeting offers TLS (as a server with certificates does): a client
+    /// that asks for it gets it (with a client CA, only with a certificate from it); a client
+    /// that does not stays in plaintext.
     pub async fn start(options: FakeOptions) -> Result<Self> {
-        if options.tls.is_some() {
-            return Err(Error::Unsupported {
-                fake: "mysql",
-                what: "TLS",
-            });
-        }
+        let tls = match &options.tls {
+            Some(tls) => Some(tokio_rustls::TlsAcceptor::from(tls.server_config()?)),
+            None => None,
+        };
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, options.port));
         let listener = TcpListener::bind(addr)
             .await
@@ -87,7 +87,7 @@ impl FakeMySql {
             port: addr.port(),
             next_connection: AtomicU32::new(1),
         });
-        let accept_task = tokio::spawn(server::accept_loop(listener, shared.clone()));
+        let accept_task = tokio::spawn(server::accept_loop(listener, shared.clone(), tls));
         tracing::debug!(fake = "mysql", %addr, "fake started");
         Ok(FakeMySql {
             shared,

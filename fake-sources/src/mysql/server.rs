@@ -7,8 +7,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use rand::Rng as _;
+use tokio::io::AsyncReadExt as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 use super::Shared;
 use super::answers::{self, Answer, SERVER_VERSION, Session};
@@ -17,15 +19,21 @@ use crate::auth::{Auth, AuthOutcome};
 use crate::control::{Arrival, Controls, Fault, FaultId, Malformed, Response, Transport};
 
 /// Dropping the accept loop drops its `JoinSet`, which aborts every connection task.
-pub(super) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+/// With `tls`, the greeting offers TLS and a client's SSL request upgrades the connection.
+pub(super) async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<TlsAcceptor>,
+) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
                     let shared = shared.clone();
+                    let tls = tls.clone();
                     connections.spawn(async move {
-                        if let Err(error) = serve(stream, shared).await {
+                        if let Err(error) = serve(stream, shared, tls).await {
                             tracing::debug!(%error, "mysql connection ended");
                         }
                     });
@@ -61,12 +69,21 @@ struct Connection {
     wire: Wire,
     shared: Arc<Shared>,
     session: Session,
+    tls: Option<TlsAcceptor>,
+    transport: Transport,
 }
 
-async fn serve(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> {
+async fn serve(
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    tls: Option<TlsAcceptor>,
+) -> std::io::Result<()> {
     let connection_id = shared.next_connection.fetch_add(1, Ordering::Relaxed);
+    let _ = stream.set_nodelay(true);
     let mut conn = Connection {
-        wire: Wire::new(stream),
+        wire: Wire::new(Box::new(stream)),
+        tls,
+        transport: Transport::Plain,
         session: Session {
             connection_id,
             database: None,
@@ -96,7 +113,7 @@ impl Connection {
             body,
             key,
             auth,
-            transport: Transport::Plain,
+            transport: self.transport,
         })
     }
 
@@ -144,11 +161,13 @@ impl Connection {
 
     /// Holds a black-holed request until its fault is cleared (true) or the client gives up
     /// by closing or sending anything else, such as the `COM_QUIT` of a dropped client (false).
-    async fn hold(&self, id: FaultId) -> bool {
+    async fn hold(&mut self, id: FaultId) -> bool {
         let mut probe = [0u8; 1];
+        let controls = self.shared.clone();
         tokio::select! {
-            () = self.shared.controls.wait_cleared(id) => true,
-            _ = self.wire.stream.peek(&mut probe) => false,
+            () = controls.controls.wait_cleared(id) => true,
+            // Data or the end of the stream: either way the client moved on.
+            _ = self.wire.stream.read(&mut probe) => false,
         }
     }
 
@@ -184,9 +203,27 @@ impl Connection {
     /// the client is in.
     async fn handshake(&mut self) -> std::io::Result<bool> {
         let salt = salt();
-        let greeting = wire::greeting(self.session.connection_id, SERVER_VERSION, &salt);
+        let greeting = wire::greeting(
+            self.session.connection_id,
+            SERVER_VERSION,
+            &salt,
+            self.tls.is_some(),
+        );
         self.wire.send(&[greeting]).await?;
-        let packet = self.wire.read_packet().await?;
+        let mut packet = self.wire.read_packet().await?;
+        if let Some(acceptor) = self.tls.clone()
+            && wire::is_ssl_request(&packet)
+        {
+            // TLS from here on; the handshake answer follows over it, in the same sequence.
+            let placeholder: Box<dyn wire::Io> =
+                Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink()));
+            let plain = std::mem::replace(&mut self.wire.stream, placeholder);
+            let stream = acceptor.accept(plain).await?;
+            let client_certificate = stream.get_ref().1.peer_certificates().is_some();
+            self.wire.stream = Box::new(stream);
+            self.transport = Transport::Tls { client_certificate };
+            packet = self.wire.read_packet().await?;
+        }
         let Some(mut response) = HandshakeResponse::parse(&packet) else {
             let error = wire::error(1043, "08S01", "Bad handshake");
             self.wire.send(&[error]).await?;

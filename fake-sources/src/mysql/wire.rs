@@ -5,8 +5,7 @@
 //! classic EOF packets, as every client still accepts.
 
 use sha1::{Digest, Sha1};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The largest payload of one packet; longer ones continue in the next.
 const MAX_PAYLOAD: usize = 0xFF_FFFF;
@@ -26,6 +25,8 @@ pub mod capability {
     pub const LONG_FLAG: u32 = 0x0000_0004;
     pub const CONNECT_WITH_DB: u32 = 0x0000_0008;
     pub const PROTOCOL_41: u32 = 0x0000_0200;
+    /// Offered only by a fake started with TLS options.
+    pub const SSL: u32 = 0x0000_0800;
     pub const TRANSACTIONS: u32 = 0x0000_2000;
     pub const SECURE_CONNECTION: u32 = 0x0000_8000;
     pub const MULTI_RESULTS: u32 = 0x0002_0000;
@@ -76,14 +77,19 @@ impl ColumnType {
     }
 }
 
+/// The client connection: plain TCP, or TLS after an SSL request.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
 /// A framed connection: packets with sequence numbers.
 pub struct Wire {
-    pub stream: TcpStream,
+    pub stream: Box<dyn Io>,
     seq: u8,
 }
 
 impl Wire {
-    pub fn new(stream: TcpStream) -> Self {
+    pub fn new(stream: Box<dyn Io>) -> Self {
         Wire { stream, seq: 0 }
     }
 
@@ -161,8 +167,12 @@ pub fn lenenc_str(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// The server's first packet (Handshake v10). `salt` is 20 bytes without NULs.
-pub fn greeting(connection_id: u32, version: &str, salt: &[u8; 20]) -> Vec<u8> {
-    let caps = capability::SERVER;
+pub fn greeting(connection_id: u32, version: &str, salt: &[u8; 20], tls: bool) -> Vec<u8> {
+    let caps = if tls {
+        capability::SERVER | capability::SSL
+    } else {
+        capability::SERVER
+    };
     let mut out = vec![10];
     out.extend_from_slice(version.as_bytes());
     out.push(0);
@@ -320,6 +330,15 @@ impl<'a> Reader<'a> {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Whether a client's first answer is an `SSLRequest` (the short packet before TLS).
+pub fn is_ssl_request(payload: &[u8]) -> bool {
+    payload.len() == 32
+        && payload[..4]
+            .try_into()
+            .map(u32::from_le_bytes)
+            .is_ok_and(|caps| caps & capability::SSL != 0)
 }
 
 impl HandshakeResponse {

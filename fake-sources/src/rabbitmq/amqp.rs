@@ -7,9 +7,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt as _;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 use super::management::Management;
 use super::queue::{QueueState, queue_key};
@@ -20,17 +21,40 @@ use crate::http::Shared;
 
 type State = Arc<Shared<Management>>;
 
-/// Dropping the accept loop drops its `JoinSet`, which aborts every connection task.
-pub(super) async fn accept_loop(listener: TcpListener, state: State) {
+/// A client connection: plain TCP, or TLS over it (AMQPS).
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Dropping the accept loop drops its `JoinSet`, which aborts every connection task. With
+/// `tls`, every connection starts with a TLS handshake (AMQPS).
+pub(super) async fn accept_loop(listener: TcpListener, state: State, tls: Option<TlsAcceptor>) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
                     let state = state.clone();
+                    let tls = tls.clone();
                     connections.spawn(async move {
+                        let _ = stream.set_nodelay(true);
+                        let (stream, transport): (Box<dyn Io>, Transport) = match tls {
+                            None => (Box::new(stream), Transport::Plain),
+                            Some(acceptor) => match acceptor.accept(stream).await {
+                                Ok(stream) => {
+                                    let client_certificate =
+                                        stream.get_ref().1.peer_certificates().is_some();
+                                    (Box::new(stream), Transport::Tls { client_certificate })
+                                }
+                                Err(error) => {
+                                    tracing::debug!(%error, "amqps handshake failed");
+                                    return;
+                                }
+                            },
+                        };
                         let mut conn = Connection {
                             stream,
+                            transport,
                             state,
                             user: String::new(),
                             vhost: String::new(),
@@ -62,7 +86,8 @@ enum Verdict {
 }
 
 struct Connection {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
+    transport: Transport,
     state: State,
     user: String,
     vhost: String,
@@ -145,7 +170,7 @@ impl Connection {
             body,
             key,
             auth,
-            transport: Transport::Plain,
+            transport: self.transport,
         })
     }
 
@@ -213,7 +238,8 @@ impl Connection {
                 let controls = self.state.controls();
                 tokio::select! {
                     () = controls.wait_cleared(id) => Verdict::Proceed,
-                    _ = self.stream.peek(&mut probe) => Verdict::Close,
+                    // Data or the end of the stream: either way the client moved on.
+                    _ = self.stream.read(&mut probe) => Verdict::Close,
                 }
             }
             Some((_, Fault::Error { status, body, .. })) => {

@@ -38,12 +38,14 @@ use crate::control::{
 use crate::control_api::ControlTarget;
 use crate::error::{Error, Result};
 use crate::http::{FakeOptions, HttpFake};
+use crate::tls::TlsOptions;
 
 /// A running fake RabbitMQ on 127.0.0.1: AMQP on [`FakeRabbitMq::amqp_port`], the management
 /// API on [`FakeRabbitMq::management_url`]. It stops when dropped.
 pub struct FakeRabbitMq {
     management: HttpFake<Management>,
     amqp_addr: SocketAddr,
+    amqp_scheme: &'static str,
     amqp_task: Option<JoinHandle<()>>,
 }
 
@@ -57,11 +59,12 @@ impl std::fmt::Debug for FakeRabbitMq {
 }
 
 /// Where the fake RabbitMQ listens: `management` as every HTTP fake (port, TLS), `amqp_port`
-/// for the broker (0 for a free one; plain TCP).
+/// for the broker (0 for a free one), plain TCP or, with `amqp_tls`, AMQPS.
 #[derive(Clone, Debug, Default)]
 pub struct RabbitOptions {
     pub management: FakeOptions,
     pub amqp_port: u16,
+    pub amqp_tls: Option<TlsOptions>,
 }
 
 impl FakeRabbitMq {
@@ -70,29 +73,36 @@ impl FakeRabbitMq {
         Self::start_with(RabbitOptions {
             management: options,
             amqp_port: 0,
+            amqp_tls: None,
         })
         .await
     }
 
     pub async fn start_with(options: RabbitOptions) -> Result<Self> {
+        let tls = match &options.amqp_tls {
+            Some(tls) => Some(tokio_rustls::TlsAcceptor::from(tls.server_config()?)),
+            None => None,
+        };
+        let amqp_scheme = if tls.is_some() { "amqps" } else { "amqp" };
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, options.amqp_port));
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| Error::Bind { addr, source })?;
         let amqp_addr = listener.local_addr().map_err(Error::LocalAddr)?;
         let management = HttpFake::start_with(Management::new(), options.management).await?;
-        let amqp_task = tokio::spawn(amqp::accept_loop(listener, management.shared()));
+        let amqp_task = tokio::spawn(amqp::accept_loop(listener, management.shared(), tls));
         tracing::debug!(fake = "rabbitmq", %amqp_addr, management = %management.url(), "fake started");
         Ok(FakeRabbitMq {
             management,
             amqp_addr,
+            amqp_scheme,
             amqp_task: Some(amqp_task),
         })
     }
 
-    /// `amqp://127.0.0.1:<port>`.
+    /// `amqp://127.0.0.1:<port>`, or `amqps://` when the broker speaks TLS.
     pub fn amqp_url(&self) -> String {
-        format!("amqp://{}", self.amqp_addr)
+        format!("{}://{}", self.amqp_scheme, self.amqp_addr)
     }
 
     pub fn amqp_port(&self) -> u16 {

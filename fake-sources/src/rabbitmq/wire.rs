@@ -1,8 +1,7 @@
 //! AMQP 0-9-1 framing, written from the specification: frames, method payloads and the
 //! field types the methods the fake speaks carry.
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
 pub const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
 pub const FRAME_METHOD: u8 = 1;
@@ -41,7 +40,7 @@ fn invalid(message: impl Into<String>) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, message.into())
 }
 
-pub async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Frame> {
+pub async fn read_frame(stream: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Frame> {
     let mut header = [0u8; 7];
     stream.read_exact(&mut header).await?;
     let kind = header[0];
@@ -79,7 +78,7 @@ pub fn method_frame(channel: u16, (class, method): (u16, u16), args: &[u8]) -> V
     frame
 }
 
-pub async fn send(stream: &mut TcpStream, frame: &[u8]) -> std::io::Result<()> {
+pub async fn send(stream: &mut (impl AsyncWrite + Unpin), frame: &[u8]) -> std::io::Result<()> {
     stream.write_all(frame).await?;
     stream.flush().await
 }

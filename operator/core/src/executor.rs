@@ -135,6 +135,10 @@ pub struct PollInput {
     pub ready_pods: Option<i32>,
     pub triggers: Vec<TriggerPoll>,
     pub hpa_scaling_active: Option<HpaScalingActive>,
+    /// An `external-push` trigger sent `true` since the last poll (§3.9): KEDA then requests
+    /// an active, error-free scale outside the poll cadence, whatever the reads say and
+    /// bypassing scalingModifiers' activation target.
+    pub pushed_active: bool,
 }
 
 /// One metric read after fallback, for the metrics cache (`useCachedMetrics`).
@@ -308,7 +312,7 @@ pub fn decide(input: &PollInput) -> Decision {
         return decision;
     }
 
-    if decision.assessment.is_active || flags.force_activation {
+    if decision.assessment.is_active || flags.force_activation || input.pushed_active {
         decide_active(input, current, flags, &mut decision);
     } else {
         decide_inactive(input, current, flags, &mut decision);

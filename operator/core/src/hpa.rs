@@ -22,6 +22,20 @@ pub enum Target {
     Value(f64),
     /// Percent of the pods' requests (cpu/memory only).
     Utilization(i32),
+    /// An AverageValue given as a Kubernetes quantity (cpu/memory only); the HPA gets its
+    /// canonical form, as KEDA's `resource.MustParse` writes it (`512Mi` stays `512Mi`).
+    AverageQuantity(crate::quantity::Quantity),
+}
+
+impl Target {
+    /// The target as a number (a percentage for Utilization).
+    pub fn as_f64(&self) -> f64 {
+        match self {
+            Target::AverageValue(v) | Target::Value(v) => *v,
+            Target::Utilization(p) => f64::from(*p),
+            Target::AverageQuantity(q) => q.as_f64(),
+        }
+    }
 }
 
 /// One metric a scaler asks the HPA to track.
@@ -229,6 +243,11 @@ fn metric_target(target: Target) -> MetricTarget {
         Target::Value(v) => MetricTarget {
             type_: "Value".into(),
             value: Some(Quantity(milli_quantity(v))),
+            ..Default::default()
+        },
+        Target::AverageQuantity(q) => MetricTarget {
+            type_: "AverageValue".into(),
+            average_value: Some(Quantity(q.to_string())),
             ..Default::default()
         },
         Target::Utilization(p) => MetricTarget {

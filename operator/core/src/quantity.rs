@@ -2,6 +2,10 @@
 //! read back as a Kubernetes quantity in canonical DecimalSI form (`100.5` → `100500m`,
 //! `5` → `5`, `2000` → `2k`). NaN, infinities and negative values become `0`.
 
+mod canonical;
+
+pub use canonical::{Quantity, QuantityError, QuantityFormat};
+
 /// The canonical quantity string for a metric value or target.
 pub fn milli_quantity(value: f64) -> String {
     if !value.is_finite() || value <= 0.0 {

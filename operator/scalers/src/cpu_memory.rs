@@ -3,6 +3,8 @@
 //! Kubernetes metrics server feeds. `metricType` is required: `Utilization` (a whole percentage)
 //! or `AverageValue` (a quantity such as `500m` or `512Mi`).
 
+use keda_operator_core::quantity::Quantity;
+
 use crate::params::{META, Params};
 use crate::{Metric, MetricType, ReadFuture, Scaler, ScalerError, Target, TriggerConfig};
 
@@ -42,17 +44,18 @@ impl ResourceScaler {
                 Target::Utilization(percent)
             }
             MetricType::AverageValue => {
-                let quantity = parse_quantity(&value).ok_or_else(|| {
+                let quantity = Quantity::parse(value.trim()).map_err(|_| {
                     ScalerError::Config(format!(
                         "unable to set param \"value\" value {value:?}: not a Kubernetes quantity"
                     ))
                 })?;
-                if quantity <= 0.0 {
+                if !quantity.is_positive() {
                     return Err(ScalerError::Config(
                         "param \"value\" must be a positive quantity".to_string(),
                     ));
                 }
-                Target::AverageValue(quantity)
+                // Kept as written (canonical form), not as a number: see Target::AverageQuantity.
+                Target::AverageQuantity(quantity)
             }
             MetricType::Value => {
                 return Err(ScalerError::Config(format!(
@@ -88,39 +91,6 @@ impl Scaler for ResourceScaler {
             ))
         })
     }
-}
-
-/// A Kubernetes quantity (`1.5`, `500m`, `2k`, `512Mi`, `1e3`) as a number.
-pub fn parse_quantity(text: &str) -> Option<f64> {
-    let text = text.trim();
-    const SUFFIXES: [(&str, f64); 14] = [
-        ("Ki", 1024.0),
-        ("Mi", 1_048_576.0),
-        ("Gi", 1_073_741_824.0),
-        ("Ti", 1_099_511_627_776.0),
-        ("Pi", 1_125_899_906_842_624.0),
-        ("Ei", 1_152_921_504_606_846_976.0),
-        ("n", 1e-9),
-        ("u", 1e-6),
-        ("m", 1e-3),
-        ("k", 1e3),
-        ("M", 1e6),
-        ("G", 1e9),
-        ("T", 1e12),
-        ("P", 1e15),
-    ];
-    let (number, factor) = SUFFIXES
-        .iter()
-        .find_map(|(suffix, factor)| text.strip_suffix(suffix).map(|n| (n, *factor)))
-        .or_else(|| text.strip_suffix('E').map(|n| (n, 1e18)))
-        .unwrap_or((text, 1.0));
-    if number.is_empty()
-        || !number.starts_with(|c: char| c.is_ascii_digit() || c == '.' || c == '+' || c == '-')
-    {
-        return None;
-    }
-    let value: f64 = number.parse().ok()?;
-    value.is_finite().then_some(value * factor)
 }
 
 #[cfg(test)]
@@ -166,7 +136,7 @@ mod tests {
             [Metric::ContainerResource {
                 resource: "memory".into(),
                 container: "app".into(),
-                target: Target::AverageValue(536_870_912.0),
+                target: Target::AverageQuantity(Quantity::parse("512Mi").unwrap()),
             }]
         );
     }
@@ -206,17 +176,6 @@ mod tests {
             let err = build("cpu", metric_type, meta).unwrap_err().to_string();
             assert!(err.contains(want), "{meta:?}: {err}");
         }
-    }
-
-    #[test]
-    fn quantities_parse_with_their_suffixes() {
-        assert_eq!(parse_quantity("500m"), Some(0.5));
-        assert_eq!(parse_quantity("2k"), Some(2000.0));
-        assert_eq!(parse_quantity("1Gi"), Some(1_073_741_824.0));
-        assert_eq!(parse_quantity("1e3"), Some(1000.0));
-        assert_eq!(parse_quantity("1.5"), Some(1.5));
-        assert_eq!(parse_quantity("Mi"), None);
-        assert_eq!(parse_quantity("x5"), None);
     }
 
     #[tokio::test]

@@ -19,6 +19,9 @@ use crate::{Metric, ReadFuture, Reading, Scaler, ScalerError, Target, TriggerCon
 pub use answer::{ApiAnswer, parse_quantity};
 
 /// Sites the Datadog client accepts for `datadogSite`.
+/// `queryValue`/`targetValue` as KEDA reads them when absent.
+const NOT_GIVEN: f64 = -1.0;
+
 const SITES: &[&str] = &[
     "datadoghq.com",
     "us3.datadoghq.com",
@@ -109,14 +112,24 @@ impl DatadogScaler {
                 )));
             }
         }
-        let target_value = if p.optional("queryValue", META).is_some() {
-            p.float("queryValue", META, None)?
+        let given = if p.optional("queryValue", META).is_some() {
+            Some(p.float("queryValue", META, None)?)
         } else if p.optional("targetValue", META).is_some() {
-            p.float("targetValue", META, None)?
+            Some(p.float("targetValue", META, None)?)
         } else {
-            return Err(ScalerError::Config(
-                "no targetValue or queryValue given".into(),
-            ));
+            None
+        };
+        // KEDA's default is -1, meaning "not given", so an explicit -1 is not given either.
+        // A trigger feeding a scalingModifiers formula then gets 0 (the formula's target is
+        // what the HPA sees); any other trigger must have a target (§7.4, §12).
+        let target_value = match given.filter(|v| *v != NOT_GIVEN) {
+            Some(value) => value,
+            None if config.as_metric_source => 0.0,
+            None => {
+                return Err(ScalerError::Config(
+                    "no targetValue or queryValue given".into(),
+                ));
+            }
         };
         let fill_value = match p.optional("metricUnavailableValue", META) {
             Some(_) => Some(p.float("metricUnavailableValue", META, None)?),

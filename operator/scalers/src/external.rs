@@ -2,6 +2,10 @@
 //! service. [`Scaler::ready`] asks `GetMetricSpec` (KEDA needs the specs to build the HPA);
 //! each read asks `GetMetrics` for the metric (its `s<i>-` prefix removed), then `IsActive`,
 //! whose answer is the trigger's activity. Every call keeps to the trigger's timeout.
+//!
+//! TLS (§8): used when `enableTLS` is true or authParams carry `caCert` or `tlsClientCert`
+//! (PEM content, not file paths; §12). The server is verified against the system roots plus
+//! `caCert`; `tlsClientCert` with `tlsClientKey` is the client's identity.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -9,7 +13,7 @@ use std::time::Duration;
 
 use keda_operator_core::names::external_metric_name_verbatim;
 use tokio::sync::OnceCell;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::params::{AUTH, META, Params};
 use crate::{
@@ -55,21 +59,52 @@ impl ExternalScaler {
         let p = Params::new(config);
         let address = p.required("scalerAddress", META)?;
         let enable_tls = p.boolean("enableTLS", META, false)?;
-        p.boolean("unsafeSsl", META, false)?;
-        let tls_param = ["caCert", "tlsClientCert", "tlsClientKey"]
-            .into_iter()
-            .find(|name| p.optional(name, AUTH).is_some());
-        if enable_tls || tls_param.is_some() {
-            return Err(ScalerError::Config(format!(
-                "{}: TLS to external scalers is not implemented by this operator yet",
-                tls_param.unwrap_or("enableTLS")
-            )));
-        }
-        let endpoint = Endpoint::from_shared(format!("http://{address}")).map_err(|_| {
+        let unsafe_ssl = p.boolean("unsafeSsl", META, false)?;
+        let ca_cert = p.optional("caCert", AUTH);
+        let client_cert = p.optional("tlsClientCert", AUTH);
+        let client_key = p.optional("tlsClientKey", AUTH);
+        let identity = match (&client_cert, &client_key) {
+            (Some(cert), Some(key)) => Some(Identity::from_pem(cert, key)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ScalerError::Config(
+                    "tlsClientKey is required in authParams with tlsClientCert".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ScalerError::Config(
+                    "tlsClientCert is required in authParams with tlsClientKey".into(),
+                ));
+            }
+        };
+        let tls = enable_tls || ca_cert.is_some() || identity.is_some();
+        let scheme = if tls { "https" } else { "http" };
+        let endpoint = Endpoint::from_shared(format!("{scheme}://{address}")).map_err(|_| {
             ScalerError::Config(format!(
                 "unable to set param \"scalerAddress\" value {address:?}: not host:port"
             ))
         })?;
+        let endpoint = if tls {
+            if unsafe_ssl {
+                return Err(ScalerError::Config(
+                    "unsafeSsl: skipping the verification of an external scaler's certificate \
+                     is not implemented by this operator; give its CA as caCert instead"
+                        .into(),
+                ));
+            }
+            let mut config = ClientTlsConfig::new().with_native_roots();
+            if let Some(ca) = &ca_cert {
+                config = config.ca_certificate(Certificate::from_pem(ca));
+            }
+            if let Some(identity) = identity {
+                config = config.identity(identity);
+            }
+            endpoint
+                .tls_config(config)
+                .map_err(|e| ScalerError::Config(format!("enableTLS: {e}")))?
+        } else {
+            endpoint
+        };
         let timeout = if config.timeout.is_zero() {
             Duration::from_secs(3)
         } else {

@@ -78,6 +78,9 @@ pub struct TriggerConfig {
     pub owner_name: String,
     /// How long one read may take (`KEDA_HTTP_DEFAULT_TIMEOUT`, 3 s by default).
     pub timeout: Duration,
+    /// The trigger feeds a scalingModifiers formula (KEDA's `AsMetricSource`: the ScaledObject
+    /// uses scaling modifiers). Some scalers then default a missing target to 0.
+    pub as_metric_source: bool,
 }
 
 /// One read of one metric.

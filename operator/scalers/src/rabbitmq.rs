@@ -8,6 +8,7 @@
 
 pub mod amqp;
 pub mod meta;
+mod tls;
 
 use std::time::Duration;
 
@@ -56,24 +57,15 @@ fn connection_error(message: impl std::fmt::Display) -> ScalerError {
 /// amqp091's `ParseURI`, with KEDA's vhost and credential overrides.
 fn amqp_target(meta: &RabbitMetadata) -> Result<amqp::Target, ScalerError> {
     let url = Url::parse(meta.host.expose()).map_err(|e| connection_error(format!("{e}")))?;
-    let port = match url.scheme() {
-        "amqp" => 5672,
-        "amqps" => {
-            return Err(connection_error(
-                "amqps (TLS) is not supported by this operator's AMQP client",
-            ));
-        }
+    let (port, tls) = match url.scheme() {
+        "amqp" => (5672, None),
+        "amqps" => (5671, Some(tls::client_config(meta)?)),
         _ => {
             return Err(connection_error(
                 "AMQP scheme must be either 'amqp://' or 'amqps://'",
             ));
         }
     };
-    if meta.tls {
-        return Err(connection_error(
-            "tls=enable is not supported by this operator's AMQP client",
-        ));
-    }
     let decode = |text: &str| path_unescape(text).unwrap_or_else(|| text.to_string());
     let mut username = if url.username().is_empty() {
         "guest".to_string()
@@ -104,6 +96,7 @@ fn amqp_target(meta: &RabbitMetadata) -> Result<amqp::Target, ScalerError> {
         password: Secret::from(password.as_str()),
         vhost,
         connection_name: meta.connection_name.clone(),
+        tls,
     })
 }
 

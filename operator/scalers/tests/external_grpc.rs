@@ -14,7 +14,9 @@ use keda_operator_scalers::external::proto::{
     MetricValue, ScaledObjectRef,
 };
 use keda_operator_scalers::external::{Backoff, ExternalScaler};
-use keda_operator_scalers::{Metric, Target, TriggerConfig, build, build_ready, read_within};
+use keda_operator_scalers::{
+    Metric, Secret, Target, TriggerConfig, build, build_ready, read_within,
+};
 use tonic::{Request, Response, Status};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -136,6 +138,11 @@ struct Server {
 
 impl Server {
     async fn start() -> Server {
+        Server::start_with(None).await
+    }
+
+    /// With `tls`, the server speaks only TLS (and demands what the config demands).
+    async fn start_with(tls: Option<tonic::transport::ServerTlsConfig>) -> Server {
         let state = Arc::new(Mutex::new(State {
             value: 0.0,
             active: false,
@@ -158,8 +165,12 @@ impl Server {
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let service = ExternalScalerServer::new(Service(state.clone()));
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls).unwrap();
+        }
         let task = tokio::spawn(async move {
-            let _ = tonic::transport::Server::builder()
+            let _ = builder
                 .add_service(service)
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = stopped.await;
@@ -290,8 +301,115 @@ async fn bad_metadata_names_the_parameter() {
     );
     let c = trigger("127.0.0.1:1".parse().unwrap(), &[("unsafeSsl", "perhaps")]);
     assert!(build(c).unwrap_err().to_string().contains("\"unsafeSsl\""));
-    let c = trigger("127.0.0.1:1".parse().unwrap(), &[("enableTLS", "true")]);
-    assert!(build(c).unwrap_err().to_string().contains("enableTLS"));
+    let c = trigger(
+        "127.0.0.1:1".parse().unwrap(),
+        &[("enableTLS", "true"), ("unsafeSsl", "true")],
+    );
+    assert!(
+        build(c)
+            .unwrap_err()
+            .to_string()
+            .contains("unsafeSsl: skipping")
+    );
+    let mut c = trigger("127.0.0.1:1".parse().unwrap(), &[]);
+    c.auth_params
+        .insert("tlsClientCert".into(), Secret::from("-----BEGIN"));
+    assert!(build(c).unwrap_err().to_string().contains("tlsClientKey"));
+    let mut c = trigger("127.0.0.1:1".parse().unwrap(), &[]);
+    c.auth_params
+        .insert("tlsClientKey".into(), Secret::from("-----BEGIN"));
+    assert!(build(c).unwrap_err().to_string().contains("tlsClientCert"));
+}
+
+/// A CA, a server certificate for localhost (and 127.0.0.1) and a client certificate, PEM.
+struct Pki {
+    ca: String,
+    server: (String, String),
+    client: (String, String),
+}
+
+fn pki() -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca, ca_key);
+    let leaf = |names: Vec<String>| {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(names).unwrap();
+        params.subject_alt_names.push(rcgen::SanType::IpAddress(
+            std::net::Ipv4Addr::LOCALHOST.into(),
+        ));
+        let cert = params.signed_by(&key, &issuer).unwrap().pem();
+        (cert, key.serialize_pem())
+    };
+    Pki {
+        ca: ca_pem,
+        server: leaf(vec!["localhost".into()]),
+        client: leaf(vec!["keda-operator".into()]),
+    }
+}
+
+fn tls_trigger(server: &Server, pki: &Pki, auth: &[(&str, &str)]) -> TriggerConfig {
+    let address = format!("localhost:{}", server.addr.port());
+    let mut c = trigger(server.addr, &[]);
+    c.metadata.insert("scalerAddress".into(), address);
+    c.auth_params = auth
+        .iter()
+        .map(|(k, v)| {
+            let value = match *v {
+                "ca" => pki.ca.as_str(),
+                "client-cert" => pki.client.0.as_str(),
+                "client-key" => pki.client.1.as_str(),
+                other => other,
+            };
+            (k.to_string(), Secret::from(value))
+        })
+        .collect();
+    c
+}
+
+#[tokio::test]
+async fn tls_with_the_ca_and_a_client_certificate_from_auth_params_reaches_an_mtls_server() {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    let pki = pki();
+    let server = Server::start_with(Some(
+        ServerTlsConfig::new()
+            .identity(Identity::from_pem(&pki.server.0, &pki.server.1))
+            .client_ca_root(Certificate::from_pem(&pki.ca)),
+    ))
+    .await;
+    server.set(|s| s.value = 4.0);
+
+    // caCert alone turns TLS on (no enableTLS), as in KEDA; the client identity is PEM content.
+    let full = [
+        ("caCert", "ca"),
+        ("tlsClientCert", "client-cert"),
+        ("tlsClientKey", "client-key"),
+    ];
+    let scaler = build_ready(tls_trigger(&server, &pki, &full))
+        .await
+        .unwrap();
+    let reading = read_within(scaler.as_ref(), "s2-queue.depth", Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(reading.value, 4.0);
+
+    // Without the client certificate the server refuses the handshake.
+    let err = build_ready(tls_trigger(&server, &pki, &[("caCert", "ca")]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, keda_operator_scalers::ScalerError::Source(_)),
+        "{err}"
+    );
+    // Without the CA the server's certificate is not trusted (system roots only).
+    let mut untrusted = tls_trigger(&server, &pki, &full[1..]);
+    untrusted.metadata.insert("enableTLS".into(), "true".into());
+    assert!(build_ready(untrusted).await.is_err());
+    // Plaintext to a TLS server fails too.
+    assert!(build_ready(trigger(server.addr, &[])).await.is_err());
 }
 
 fn fast_backoff() -> Backoff {

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use fake_sources::{
-    FakeMySql, FakeOptions, Fault, FaultSpec, Malformed, MySqlValue, Response, SqlError,
-    UnknownKeys,
+    AuthOutcome, FakeMySql, FakeOptions, Fault, FaultSpec, Malformed, MySqlValue, Response,
+    SqlError, TestCa, Transport, UnknownKeys,
 };
 use keda_operator_scalers::{
     Metric, Scaler, ScalerError, Secret, Target, TriggerConfig, build, build_ready, read_within,
@@ -300,4 +300,61 @@ async fn read_timeout_in_the_connection_string_bounds_each_query() {
         "error inspecting MySQL: i/o timeout"
     );
     assert!(started.elapsed() < Duration::from_millis(1000));
+}
+
+/// TLS (§7.2): `tls=skip-verify` in the DSN encrypts without verifying the certificate;
+/// `tls=true` verifies it against the system roots, which do not know the fake's test CA; a
+/// client that does not ask stays in plaintext (the fake offers TLS as a server with
+/// certificates does).
+#[tokio::test]
+async fn tls_from_the_dsn_is_negotiated_with_a_server_offering_it() {
+    let ca = TestCa::new("mysql-ca").unwrap();
+    let fake = FakeMySql::start(FakeOptions {
+        tls: Some(ca.server_tls(false).unwrap()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    fake.require_password("keda", "pw");
+    fake.set(JOBS, 7.0);
+    let dsn = |tls: &str| format!("keda:pw@tcp(127.0.0.1:{})/queue?tls={tls}", fake.port());
+    let last_connect = |fake: &FakeMySql| {
+        fake.requests()
+            .into_iter()
+            .rev()
+            .find(|r| r.method == "CONNECT")
+            .map(|r| (r.transport, r.auth))
+    };
+
+    let skip_verify = dsn("skip-verify");
+    let scaler = build_ready(trigger(&fake, &[], &[("connectionString", &skip_verify)]))
+        .await
+        .unwrap();
+    assert_eq!(read(scaler.as_ref()).await.unwrap().0, 7.0);
+    assert_eq!(
+        last_connect(&fake),
+        Some((
+            Transport::Tls {
+                client_certificate: false
+            },
+            AuthOutcome::Accepted
+        ))
+    );
+
+    let verify = dsn("true");
+    assert!(
+        build_ready(trigger(&fake, &[], &[("connectionString", &verify)]))
+            .await
+            .is_err(),
+        "an unknown CA must not be trusted"
+    );
+
+    let scaler = build_ready(trigger(&fake, &[], &[("password", "pw")]))
+        .await
+        .unwrap();
+    assert_eq!(read(scaler.as_ref()).await.unwrap().0, 7.0);
+    assert_eq!(
+        last_connect(&fake),
+        Some((Transport::Plain, AuthOutcome::Accepted))
+    );
 }

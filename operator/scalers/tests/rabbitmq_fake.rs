@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use fake_sources::{FakeOptions, FakeRabbitMq, Fault, Malformed, QueueState, Response};
+use fake_sources::{
+    FakeOptions, FakeRabbitMq, Fault, Malformed, QueueState, RabbitOptions, Response, TestCa,
+    Transport,
+};
 use keda_operator_scalers::{
     Metric, Scaler, ScalerError, Secret, Target, TriggerConfig, build, build_ready, read_within,
 };
@@ -379,10 +382,6 @@ async fn an_unreachable_broker_is_a_connection_error() {
         error.starts_with("error establishing connection to RabbitMQ: dial tcp 127.0.0.1:"),
         "{error}"
     );
-    let error = build(trigger("amqps://h/".into(), &[]))
-        .unwrap_err()
-        .to_string();
-    assert!(error.contains("amqps"), "{error}");
     let mut config = trigger("amqp://h/".into(), &[]);
     config
         .auth_params
@@ -392,4 +391,110 @@ async fn an_unreachable_broker_is_a_connection_error() {
         error.ends_with("username and password must be given together"),
         "{error}"
     );
+}
+
+/// AMQPS: `amqps://` is TLS verified against the system roots; `tls: enable` adds the `ca`
+/// and the client certificate (`cert`, `key`), or with `unsafeSsl` trusts any certificate.
+/// An `amqp://` host stays plaintext whatever `tls` says (amqp091 dials it so).
+#[tokio::test]
+async fn amqps_verifies_the_broker_and_presents_the_client_certificate() {
+    let ca = TestCa::new("rabbit-ca").unwrap();
+    let start = |require_client_cert: bool| {
+        let tls = ca.server_tls(require_client_cert).unwrap();
+        async move {
+            let fake = FakeRabbitMq::start_with(RabbitOptions {
+                amqp_tls: Some(tls),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+            fake.require_password(USER, PASSWORD);
+            fake.set_queue("/", "orders", 12u64);
+            fake
+        }
+    };
+    let mtls = start(true).await;
+    let url = mtls.amqp_url();
+    assert!(url.starts_with("amqps://"), "{url}");
+    let host = format!(
+        "amqps://{USER}:{PASSWORD}@localhost:{}/%2F",
+        mtls.amqp_port()
+    );
+    let client = ca.client_identity("keda").unwrap();
+    let with_auth = |auth: &[(&str, &str)]| {
+        let mut config = trigger(host.clone(), &[]);
+        config.auth_params = auth
+            .iter()
+            .map(|(k, v)| (k.to_string(), Secret::from(*v)))
+            .collect();
+        config
+    };
+    let full = [
+        ("tls", "enable"),
+        ("ca", ca.cert_pem()),
+        ("cert", client.cert_pem.as_str()),
+        ("key", client.key_pem.expose()),
+    ];
+    let scaler = build_ready(with_auth(&full)).await.unwrap();
+    assert_eq!(read(scaler.as_ref()).await.unwrap().0, 12.0);
+    let connect = mtls
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "CONNECT")
+        .expect("a CONNECT");
+    assert_eq!(
+        connect.transport,
+        Transport::Tls {
+            client_certificate: true
+        }
+    );
+
+    // No client certificate: the broker refuses the handshake.
+    let err = build_ready(with_auth(&full[..2])).await.unwrap_err();
+    assert!(
+        err.to_string().contains("error establishing connection"),
+        "{err}"
+    );
+    // No CA (tls disabled): the broker's certificate is not trusted by the system roots.
+    let err = build_ready(with_auth(&[])).await.unwrap_err();
+    assert!(err.to_string().contains("tls:"), "{err}");
+
+    // unsafeSsl trusts any certificate, but only with tls enabled.
+    let one_way = start(false).await;
+    let host = format!(
+        "amqps://{USER}:{PASSWORD}@127.0.0.1:{}/%2F",
+        one_way.amqp_port()
+    );
+    let mut config = trigger(host.clone(), &[("unsafeSsl", "true")]);
+    config
+        .auth_params
+        .insert("tls".into(), Secret::from("enable"));
+    let scaler = build_ready(config).await.unwrap();
+    assert_eq!(read(scaler.as_ref()).await.unwrap().0, 12.0);
+    assert!(
+        build_ready(trigger(host, &[("unsafeSsl", "true")]))
+            .await
+            .is_err(),
+        "unsafeSsl without tls: enable verifies as usual"
+    );
+
+    // tls: enable with amqp:// stays plaintext.
+    let plain = started().await;
+    plain.set_queue("/", "orders", 3u64);
+    let mut config = trigger(host_of(&plain), &[]);
+    config
+        .auth_params
+        .insert("tls".into(), Secret::from("enable"));
+    let scaler = build_ready(config).await.unwrap();
+    assert_eq!(read(scaler.as_ref()).await.unwrap().0, 3.0);
+
+    // Malformed PEM names the field.
+    let err = build(with_auth(&[("tls", "enable"), ("ca", "not a pem")]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ca:"), "{err}");
+}
+
+fn host_of(fake: &FakeRabbitMq) -> String {
+    host(fake, Via::Amqp, PASSWORD)
 }

@@ -2,6 +2,7 @@
 //! the metrics API (`useCachedMetrics`) and hands them to the executor.
 
 pub mod poller;
+pub mod push;
 pub mod scheduler;
 
 pub use poller::ScaledObjectPoller;

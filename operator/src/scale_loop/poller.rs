@@ -60,6 +60,8 @@ impl ScaledObjectPoller {
         let Some(scalers) = self.ctx.scalers.get(ns, name) else {
             return Ok(());
         };
+        // Taken before the reads: a push during this poll wakes the object for another.
+        let pushed_active = self.ctx.scalers.take_push(ns, name);
         let scalers = crate::scaled_object::rebuild_if_stale(&self.ctx, &so, scalers).await;
         let status = so.status.clone().unwrap_or_default();
         let Some(gvkr) = scalers.target.clone() else {
@@ -186,6 +188,7 @@ impl ScaledObjectPoller {
             ready_pods,
             triggers,
             hpa_scaling_active: self.hpa_scaling_active(ns, status.hpa_name.as_deref()),
+            pushed_active,
         };
         let mut input = input;
         if let Some(modifiers) = &scalers.modifiers {

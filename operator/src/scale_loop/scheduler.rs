@@ -5,6 +5,10 @@
 //! concurrently up to a global bound; an object is never polled twice at the same time. A slow
 //! object delays only itself: its next poll waits for its own previous one.
 //!
+//! A push scaler can [`Scheduler::wake`] an object: it is polled as soon as it is not being
+//! polled, and its regular cadence is kept (a stream of pushes never postpones the poll that
+//! checks for deactivation).
+//!
 //! Several kinds of object share the scheduler: each kind registers its own [`Poller`] with
 //! [`Scheduler::add_poller`] and gets a handle whose keys are kept apart from the other
 //! kinds' (a ScaledObject and a ScaledJob may share a name).
@@ -54,10 +58,14 @@ enum Command {
         interval: Duration,
         restart: bool,
     },
+    /// Poll once as soon as possible, keeping the regular schedule.
+    Wake(LaneKey),
     Remove(LaneKey),
     Done {
         key: LaneKey,
         epoch: u64,
+        /// The poll was the regular one (not only a wake), so the next is one interval on.
+        regular: bool,
     },
 }
 
@@ -66,6 +74,10 @@ struct Entry {
     /// Bumped on every restart; heap items and completions of older epochs are ignored.
     epoch: u64,
     in_flight: bool,
+    /// When the next regular poll is due.
+    due: Instant,
+    /// A wake not yet served by a poll.
+    woken: bool,
 }
 
 /// A handle to the scheduler task for one kind of object; cloning shares it.
@@ -117,6 +129,12 @@ impl Scheduler {
         });
     }
 
+    /// Polls a scheduled object once as soon as it is not being polled, without moving its
+    /// regular polls. Unknown objects are ignored.
+    pub fn wake(&self, key: ObjectKey) {
+        let _ = self.commands.send(Command::Wake((self.lane, key)));
+    }
+
     pub fn remove(&self, key: ObjectKey) {
         let _ = self.commands.send(Command::Remove((self.lane, key)));
     }
@@ -146,16 +164,29 @@ async fn run(
                 match command {
                     Command::AddPoller(poller) => pollers.push(poller),
                     Command::Schedule { key, interval, restart } => {
+                        let now = Instant::now();
                         let is_new = !entries.contains_key(&key);
                         let entry = entries.entry(key.clone()).or_insert(Entry {
                             interval,
                             epoch: 0,
                             in_flight: false,
+                            due: now,
+                            woken: false,
                         });
                         entry.interval = interval;
                         if is_new || restart {
                             next_epoch += 1;
                             entry.epoch = next_epoch;
+                            entry.due = now;
+                            if !entry.in_flight {
+                                heap.push(Reverse((now, entry.epoch, key)));
+                            }
+                        }
+                    }
+                    Command::Wake(key) => {
+                        if let Some(entry) = entries.get_mut(&key) {
+                            entry.woken = true;
+                            // While a poll runs, its completion serves the wake.
                             if !entry.in_flight {
                                 heap.push(Reverse((Instant::now(), entry.epoch, key)));
                             }
@@ -164,17 +195,19 @@ async fn run(
                     Command::Remove(key) => {
                         entries.remove(&key);
                     }
-                    Command::Done { key, epoch } => {
+                    Command::Done { key, epoch, regular } => {
                         if let Some(entry) = entries.get_mut(&key) {
+                            let now = Instant::now();
                             entry.in_flight = false;
-                            // A restart during the poll polls again at once; otherwise wait
-                            // one interval from the end of this poll.
-                            let due = if entry.epoch == epoch {
-                                Instant::now() + entry.interval
-                            } else {
-                                Instant::now()
-                            };
-                            heap.push(Reverse((due, entry.epoch, key)));
+                            // A restart during the poll set `due` to its own time (poll again
+                            // at once); a regular poll sets the next one interval after its end.
+                            if entry.epoch == epoch && regular {
+                                entry.due = now + entry.interval;
+                            }
+                            heap.push(Reverse((entry.due, entry.epoch, key.clone())));
+                            if entry.woken {
+                                heap.push(Reverse((now, entry.epoch, key)));
+                            }
                         }
                     }
                 }
@@ -191,14 +224,21 @@ async fn run(
                     if entry.epoch != epoch || entry.in_flight {
                         continue;
                     }
+                    // The heap may hold duplicates (a wake next to the regular item): poll
+                    // only when the regular poll is due or a wake is pending.
+                    let regular = entry.due <= now;
+                    if !regular && !entry.woken {
+                        continue;
+                    }
                     let Some(poller) = pollers.get(key.0).cloned() else { continue };
                     entry.in_flight = true;
+                    entry.woken = false;
                     let permits = permits.clone();
                     let done = done_tx.clone();
                     tokio::spawn(async move {
                         let _permit = permits.acquire_owned().await;
                         poller.poll(key.1.clone(), due).await;
-                        let _ = done.send(Command::Done { key, epoch });
+                        let _ = done.send(Command::Done { key, epoch, regular });
                     });
                 }
             }

@@ -43,6 +43,8 @@ struct JobScalers {
     scalers: Vec<Box<dyn Scaler>>,
     /// Per trigger: what its reads are limited by.
     sources: Vec<String>,
+    /// The authentication objects this generation's triggers reference.
+    auth_refs: Vec<crate::auth::AuthRef>,
 }
 
 /// What the reconciler and the poller share.
@@ -144,6 +146,8 @@ async fn reconcile(sj: Arc<ScaledJob>, shared: Arc<Shared>) -> Result<Action> {
 
 async fn cleanup(sj: Arc<ScaledJob>, shared: &Shared) -> Result<Action> {
     shared.forget(&(sj.namespace().unwrap_or_default(), sj.name_any()));
+    let refs = crate::auth::job_references(&sj);
+    crate::auth::record_job_references(&shared.ctx, &sj, &refs, false).await;
     publish(
         &shared.ctx,
         &sj,
@@ -392,20 +396,29 @@ async fn build_scalers(sj: &ScaledJob, shared: &Shared) -> Result<(), String> {
     {
         return Ok(());
     }
+    // As for a ScaledObject, but the env comes from the job template's containers.
+    let mut auths = crate::auth::resolve_job(ctx, sj).await?.into_iter();
     let mut scalers = Vec::with_capacity(sj.spec.triggers.len());
     let mut sources = Vec::with_capacity(sj.spec.triggers.len());
     for (index, trigger) in sj.spec.triggers.iter().enumerate() {
+        let auth = auths.next().unwrap_or_default();
         let config = TriggerConfig {
             trigger_type: trigger.scaler_type.clone(),
             trigger_index: index,
             trigger_name: trigger.name.clone(),
             metadata: trigger.metadata.clone(),
+            auth_params: auth.auth_params,
+            resolved_env: auth.resolved_env,
             metric_type: MetricType::AverageValue,
             namespace: key.0.clone(),
             owner_name: key.1.clone(),
             timeout: ctx.settings.scaler_timeout,
             ..Default::default()
         };
+        if trigger.scaler_type == crate::scale_loop::push::PUSH_TYPE {
+            // As in KEDA: the trigger is polled like `external`; its pushes are not watched.
+            tracing::info!(ns = %key.0, name = %key.1, index, "external-push activity is not watched for a ScaledJob; the trigger is polled");
+        }
         let scaler = keda_operator_scalers::build(config)
             .map_err(|e| format!("error getting scaler for trigger #{index}: {e}"))?;
         match tokio::time::timeout(ctx.settings.scaler_timeout, scaler.ready()).await {
@@ -426,6 +439,24 @@ async fn build_scalers(sj: &ScaledJob, shared: &Shared) -> Result<(), String> {
             .unwrap_or("");
         sources.push(format!("{} {server}", trigger.scaler_type));
     }
+    // Only the references that changed are written to the authentications' status.
+    let auth_refs = crate::auth::job_references(sj);
+    let previous = shared
+        .scalers(&key)
+        .map(|s| s.auth_refs.clone())
+        .unwrap_or_default();
+    let dropped: Vec<_> = previous
+        .iter()
+        .filter(|r| !auth_refs.contains(r))
+        .cloned()
+        .collect();
+    let added: Vec<_> = auth_refs
+        .iter()
+        .filter(|r| !previous.contains(r))
+        .cloned()
+        .collect();
+    crate::auth::record_job_references(ctx, sj, &dropped, false).await;
+    crate::auth::record_job_references(ctx, sj, &added, true).await;
     if let Ok(mut all) = shared.scalers.write() {
         all.insert(
             key,
@@ -433,6 +464,7 @@ async fn build_scalers(sj: &ScaledJob, shared: &Shared) -> Result<(), String> {
                 generation,
                 scalers,
                 sources,
+                auth_refs,
             }),
         );
     }

@@ -592,6 +592,7 @@ async fn scalers_for(
     let mut sources = Vec::with_capacity(so.spec.triggers.len());
     let mut cached = Vec::with_capacity(so.spec.triggers.len());
     let mut names = Vec::with_capacity(so.spec.triggers.len());
+    let mut push_configs = Vec::new();
     for (index, trigger) in so.spec.triggers.iter().enumerate() {
         let metric_type = MetricType::parse(trigger.metric_type.as_deref().unwrap_or(""))
             .map_err(|e| format!("error getting scaler for trigger #{index}: {e}"))?;
@@ -611,7 +612,11 @@ async fn scalers_for(
             namespace: ns.clone(),
             owner_name: name.clone(),
             timeout: ctx.settings.scaler_timeout,
+            as_metric_source: so.spec.scaling_modifiers().is_some(),
         };
+        if trigger.scaler_type == crate::scale_loop::push::PUSH_TYPE {
+            push_configs.push(config.clone());
+        }
         let scaler = keda_operator_scalers::build(config)
             .map_err(|e| format!("error getting scaler for trigger #{index}: {e}"))?;
         // KEDA checks a source at build time (e.g. the mysql scaler pings): within the deadline.
@@ -657,12 +662,21 @@ async fn scalers_for(
         .collect();
     crate::auth::record_references(ctx, so, &dropped, false).await;
     crate::auth::record_references(ctx, so, &added, true).await;
+    // Started only once every scaler is built; replacing this generation's scalers stops them.
+    let push_watchers = crate::scale_loop::push::start(
+        &ctx.scalers,
+        ctx.scheduler.get().cloned(),
+        &ns,
+        &name,
+        push_configs,
+    );
     Ok(ctx.scalers.insert(
         &ns,
         &name,
         ObjectScalers {
             auth_refs,
             stale: Default::default(),
+            push_watchers,
             generation,
             scalers,
             sources,

@@ -71,6 +71,8 @@ pub async fn handle(
     if let Some(scheduler) = ctx.scheduler.get() {
         scheduler.remove((ns.clone(), name.clone()));
     }
+    // Stops the push watchers too; unpausing builds the scalers (and watchers) afresh.
+    ctx.scalers.remove(&ns, &name);
     let hpa_name = observed
         .hpa_name
         .clone()

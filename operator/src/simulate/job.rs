@@ -136,12 +136,7 @@ pub fn simulate_job(
             .collect(),
         trigger_targets: triggers
             .iter()
-            .map(|t| {
-                t.metrics.first().map(|(_, target)| match target {
-                    Target::Value(v) | Target::AverageValue(v) => *v,
-                    Target::Utilization(p) => f64::from(*p),
-                })
-            })
+            .map(|t| t.metrics.first().map(|(_, target)| target.as_f64()))
             .collect(),
         replicas: vec![(0, 0)],
         values: vec![Vec::new(); triggers.len()],

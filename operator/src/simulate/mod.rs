@@ -129,6 +129,7 @@ fn triggers_of(so: &ScaledObject) -> Result<Vec<SimTrigger>, SimulateError> {
                 .is_some_and(|t| !t.is_empty()),
             namespace: ns.clone(),
             owner_name: name.clone(),
+            as_metric_source: so.spec.scaling_modifiers().is_some(),
             ..Default::default()
         };
         let scaler = keda_operator_scalers::build(config)
@@ -164,7 +165,9 @@ fn hpa_target(target: Target) -> hpa_model::MetricTarget {
     match target {
         Target::Value(v) => hpa_model::MetricTarget::Value(v),
         Target::AverageValue(v) => hpa_model::MetricTarget::AverageValue(v),
-        Target::Utilization(p) => hpa_model::MetricTarget::AverageValue(f64::from(p)),
+        Target::Utilization(_) | Target::AverageQuantity(_) => {
+            hpa_model::MetricTarget::AverageValue(target.as_f64())
+        }
     }
 }
 
@@ -261,12 +264,7 @@ impl<'a> Sim<'a> {
             .collect();
         let trigger_targets = triggers
             .iter()
-            .map(|t| {
-                t.metrics.first().map(|(_, target)| match target {
-                    Target::Value(v) | Target::AverageValue(v) => *v,
-                    Target::Utilization(p) => f64::from(*p),
-                })
-            })
+            .map(|t| t.metrics.first().map(|(_, target)| target.as_f64()))
             .collect();
         let ns = so
             .metadata
@@ -502,6 +500,7 @@ impl<'a> Sim<'a> {
             ready_pods: Some(self.replicas),
             triggers: self.reads_at(trace, at),
             hpa_scaling_active: None,
+            pushed_active: false,
         };
         if let Some(modifiers) = self.modifiers.clone() {
             let names: Vec<Option<String>> = self.triggers.iter().map(|t| t.name.clone()).collect();

@@ -3,8 +3,10 @@
 
 mod auth;
 mod executor;
+mod external;
 mod fixture;
 mod helpers;
+mod rotation;
 mod scalers;
 
 use std::process::ExitCode;
@@ -108,6 +110,22 @@ fn main() -> ExitCode {
         ClusterTest::with_fixture(
             "cron_windows_and_cpu_memory_triggers",
             scalers::cron_and_resource_triggers,
+        ),
+        ClusterTest::with_fixture(
+            "external_push_scales_from_zero_on_the_push_not_the_poll",
+            external::external_push_scales_from_zero_on_the_push_not_the_poll,
+        ),
+        ClusterTest::with_fixture(
+            "an_external_trigger_scales_up_and_down_over_grpc",
+            external::external_scales_up_and_down,
+        ),
+        ClusterTest::with_fixture(
+            "a_datadog_trigger_scales_up_and_down_from_the_fake_api",
+            external::datadog_scales_up_and_down,
+        ),
+        ClusterTest::with_fixture(
+            "a_rotated_password_is_picked_up_after_the_failed_read",
+            rotation::a_rotated_password_is_picked_up_after_the_failed_read,
         ),
     ];
     run_cluster_tests_with(fixture::crds(), fixture::start, tests)

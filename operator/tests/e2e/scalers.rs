@@ -191,7 +191,8 @@ spec:
     assert_eq!(memory.container, "app");
     assert_eq!(
         memory.target.average_value.as_ref().map(|q| q.0.as_str()),
-        Some("536870912")
+        Some("512Mi"),
+        "the user's quantity, as KEDA's resource.MustParse writes it"
     );
     wait_for_ready(&client, ns.name(), "web", "True").await?;
 

@@ -5,6 +5,7 @@
 //! Every ScaledJob here polls each second, so a deadline of N seconds is N polls (plus the
 //! reconcile that starts the loop); negative checks watch the Jobs for several polls.
 
+mod auth;
 #[path = "../e2e/fixture.rs"]
 mod fixture;
 mod helpers;
@@ -55,6 +56,10 @@ fn main() -> ExitCode {
         ClusterTest::with_fixture(
             "a_spec_change_deletes_old_generation_jobs_unless_gradual",
             rollout,
+        ),
+        ClusterTest::with_fixture(
+            "scaled_job_triggers_resolve_trigger_authentication_and_env_like_scaled_objects",
+            auth::scaled_job_triggers_resolve_authentication,
         ),
     ];
     run_cluster_tests_with(fixture::crds(), fixture::start, tests)

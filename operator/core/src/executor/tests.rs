@@ -64,6 +64,7 @@ pub(super) fn base() -> PollInput {
         ready_pods: None,
         triggers: vec![inactive_trigger()],
         hpa_scaling_active: None,
+        pushed_active: false,
     }
 }
 
@@ -387,6 +388,36 @@ fn force_activation_scales_from_zero_without_active_triggers() {
         done.events[0].message,
         "Scaled apps/v1.Deployment apps/web from 0 to 1, caused by forced activation annotation"
     );
+}
+
+#[test]
+fn a_push_activates_from_zero_whatever_the_reads_say_but_respects_pauses() {
+    let mut input = with(base(), 0, vec![inactive_trigger()]);
+    input.pushed_active = true;
+    let d = decide(&input);
+    assert_eq!(d.conditions.active, Some(Condition::active(false)));
+    let request = scale_request(&d);
+    assert_eq!((request.from, request.to), (0, 1));
+
+    // Above zero the HPA owns the count: the push only refreshes lastActiveTime, which keeps
+    // the cooldown from scaling the object in.
+    let mut input = with(base(), 3, vec![inactive_trigger()]);
+    input.pushed_active = true;
+    let d = decide(&input);
+    assert_eq!(d.action, ReplicaAction::LeaveToHpa);
+    assert_eq!(d.status.last_active_time, Some(CREATED + HOUR));
+
+    let mut input = with(base(), 0, vec![inactive_trigger()]);
+    input.pushed_active = true;
+    input
+        .annotations
+        .insert(PAUSED_SCALE_OUT.into(), "true".into());
+    assert_eq!(
+        decide(&input).action,
+        ReplicaAction::Nothing(Hold::ScaleOutPaused)
+    );
+    input.annotations.insert(PAUSED.into(), "true".into());
+    assert_eq!(decide(&input).action, ReplicaAction::Nothing(Hold::Paused));
 }
 
 // ---- errors, activity, status ----

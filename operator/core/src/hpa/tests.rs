@@ -165,7 +165,9 @@ fn metrics_are_sorted_by_type_keeping_trigger_order_within_a_type() {
             Metric::ContainerResource {
                 resource: "memory".into(),
                 container: "app".into(),
-                target: Target::AverageValue(1e6),
+                target: Target::AverageQuantity(
+                    crate::quantity::Quantity::parse("1024Mi").unwrap(),
+                ),
             },
             external("s3-a", Target::AverageValue(1.0)),
         ],
@@ -183,7 +185,9 @@ fn metrics_are_sorted_by_type_keeping_trigger_order_within_a_type() {
     let cpu = metrics[3].resource.as_ref().unwrap();
     assert_eq!(cpu.target.average_utilization, Some(50));
     let mem = metrics[0].container_resource.as_ref().unwrap();
-    assert_eq!(mem.target.average_value, Some(Quantity("1M".into())));
+    // The user's quantity in canonical form (1024Mi is 1Gi), never a number of bytes.
+    assert_eq!(mem.target.type_, "AverageValue");
+    assert_eq!(mem.target.average_value, Some(Quantity("1Gi".into())));
 }
 
 #[test]

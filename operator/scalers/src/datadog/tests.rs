@@ -83,6 +83,60 @@ fn target_value_is_an_alias_of_query_value_and_one_is_required() {
     assert!(err.contains("no targetValue or queryValue given"), "{err}");
 }
 
+/// KEDA quirk (reference §7.4, §12): a datadog trigger that feeds a scalingModifiers formula
+/// ("metric source") may omit its target, which then defaults to 0; elsewhere the target is
+/// required. The unset marker is -1, so an explicit `queryValue: "-1"` counts as omitted.
+#[test]
+fn formula_source_defaults_the_target_to_0_quirk() {
+    let source = |meta: &[(&str, &str)]| {
+        let mut c = config(meta, KEYS);
+        c.as_metric_source = true;
+        DatadogScaler::new(c)
+    };
+    let target = |s: DatadogScaler| match s.metrics().as_slice() {
+        [Metric::External { target, .. }] => *target,
+        other => panic!("one external metric expected, got {other:?}"),
+    };
+    assert_eq!(
+        target(source(&[("query", "avg:m{*}")]).unwrap()),
+        Target::AverageValue(0.0)
+    );
+    assert_eq!(
+        target(source(&[("query", "avg:m{*}"), ("queryValue", "-1")]).unwrap()),
+        Target::AverageValue(0.0)
+    );
+    assert_eq!(
+        target(source(&[("query", "avg:m{*}"), ("targetValue", "4")]).unwrap()),
+        Target::AverageValue(4.0)
+    );
+    let mut agent = config(
+        &[
+            ("useClusterAgentProxy", "true"),
+            ("datadogMetricName", "m"),
+            ("datadogMetricNamespace", "ns"),
+        ],
+        &[("datadogNamespace", "dd"), ("datadogMetricsService", "svc")],
+    );
+    agent.as_metric_source = true;
+    assert_eq!(
+        target(DatadogScaler::new(agent.clone()).unwrap()),
+        Target::AverageValue(0.0),
+        "the cluster agent mode has the same default"
+    );
+
+    // Not a formula source: a missing target, or the -1 marker, is an error.
+    for meta in [
+        &[("query", "avg:m{*}")][..],
+        &[("query", "avg:m{*}"), ("queryValue", "-1")][..],
+    ] {
+        let err = api(meta).unwrap_err().to_string();
+        assert!(err.contains("no targetValue or queryValue given"), "{err}");
+    }
+    agent.as_metric_source = false;
+    let err = DatadogScaler::new(agent).unwrap_err().to_string();
+    assert!(err.contains("no targetValue or queryValue given"), "{err}");
+}
+
 #[test]
 fn bad_metadata_errors_name_the_parameter() {
     let cases: &[(&[(&str, &str)], &str)] = &[

@@ -2,7 +2,9 @@
 //! passive `queue.declare`. Errors read as Go's amqp091 client words them
 //! (`Exception (404) Reason: "NOT_FOUND - ..."`), since KEDA passes those on.
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use crate::Secret;
@@ -38,12 +40,19 @@ pub struct Target {
     pub vhost: String,
     /// `connection_name` client property: `keda-<namespace>-<name>`.
     pub connection_name: String,
+    /// For `amqps://`: TLS over the connection, verified for `host`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
+
+/// The connection to the broker: plain TCP or TLS over it.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send + Sync + std::fmt::Debug {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync + std::fmt::Debug> Io for T {}
 
 /// An open connection with channel 1 open.
 #[derive(Debug)]
 pub struct Connection {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
 }
 
 /// What a passive declare reports.
@@ -178,6 +187,18 @@ impl Connection {
             .await
             .map_err(|e| format!("dial tcp {address}: {e}"))?;
         let _ = stream.set_nodelay(true);
+        let stream: Box<dyn Io> = match &target.tls {
+            None => Box::new(stream),
+            Some(config) => {
+                let name = rustls::pki_types::ServerName::try_from(target.host.clone())
+                    .map_err(|e| format!("tls: server name {:?}: {e}", target.host))?;
+                let tls = tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(name, stream)
+                    .await
+                    .map_err(|e| format!("tls: {e}"))?;
+                Box::new(tls)
+            }
+        };
         let mut conn = Connection { stream };
         conn.stream
             .write_all(PROTOCOL_HEADER)

@@ -138,6 +138,39 @@ async fn a_restart_during_a_poll_polls_again_right_after_it() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_wake_polls_at_once_and_keeps_the_regular_cadence() {
+    let recorder = Arc::new(Recorder::new(Instant::now()));
+    let (scheduler, _task) = Scheduler::spawn(recorder.clone(), 10);
+    scheduler.schedule(key("a"), Duration::from_secs(10), false);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    scheduler.wake(key("a"));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    scheduler.wake(key("a"));
+    tokio::time::sleep(Duration::from_millis(13_500)).await;
+    settle().await;
+    // The pushes do not postpone the regular polls.
+    assert_eq!(recorder.times("a"), [0, 3, 7, 10, 20]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wake_during_a_poll_polls_again_right_after_it_and_unknown_keys_are_ignored() {
+    let mut recorder = Recorder::new(Instant::now());
+    recorder.slow = vec!["a".into()];
+    recorder.slow_for = Duration::from_secs(3);
+    let recorder = Arc::new(recorder);
+    let (scheduler, _task) = Scheduler::spawn(recorder.clone(), 10);
+    scheduler.wake(key("unknown"));
+    scheduler.schedule(key("a"), Duration::from_secs(20), false);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    scheduler.wake(key("a"));
+    tokio::time::sleep(Duration::from_millis(22_500)).await;
+    settle().await;
+    // The first poll ends at 3: the wake is served then, the regular one comes 20 s after 3.
+    assert_eq!(recorder.times("a"), [0, 3, 23]);
+    assert!(recorder.times("unknown").is_empty());
+}
+
+#[tokio::test(start_paused = true)]
 async fn polls_never_exceed_the_global_bound() {
     let mut recorder = Recorder::new(Instant::now());
     recorder.slow = vec!["a".into(), "b".into(), "c".into()];
