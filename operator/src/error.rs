@@ -28,6 +28,11 @@ impl Error {
         }
     }
 
+    /// Whether the apiserver refused a write because the object changed since it was read.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Kube { source: kube::Error::Api(e), .. } if e.code == 409)
+    }
+
     /// A short label for metrics.
     pub fn metric_label(&self) -> &'static str {
         match self {

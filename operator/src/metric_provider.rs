@@ -219,6 +219,16 @@ impl Provider {
             );
             status["conditions"] = json!(conditions);
         }
+        // The whole conditions list is replaced: only on the version it was read from, so a
+        // stale copy cannot put back what the scale loop or the reconciler changed since (a
+        // conflict loses this flip; the next poll computes it again from the health).
+        let metadata = match (
+            &status.get("conditions"),
+            so.metadata.resource_version.as_ref(),
+        ) {
+            (Some(_), Some(version)) => json!({ "resourceVersion": version }),
+            _ => json!({}),
+        };
         if self.ctx.fallback_flipped(&ns, &name, now, was) {
             let announced = fallback::transition_event(now);
             let event = Event {
@@ -237,7 +247,7 @@ impl Provider {
             .patch_status(
                 &name,
                 &PatchParams::apply(FIELD_MANAGER),
-                &Patch::Merge(&json!({ "status": status })),
+                &Patch::Merge(&json!({ "metadata": metadata, "status": status })),
             )
             .await
         {

@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use keda_operator_api::common::condition::TriggerActivityStatus;
+use keda_operator_api::{ScaledObject, ScaledObjectStatus};
 use keda_operator_core::conditions::{ConditionStatus, EventType as CoreEventType, reason};
 use keda_operator_core::executor::{
     self, HpaScalingActive, MetricRead, ObservedStatus, PollInput, ReplicaAction, ScaleWrite,
@@ -15,7 +16,7 @@ use keda_operator_core::executor::{
 use keda_operator_core::fallback::{MetricSample, MetricTargetType};
 use keda_operator_core::modifiers::apply_to_poll;
 use keda_operator_scalers::{Metric, read_within};
-use kube::api::{Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
@@ -243,32 +244,36 @@ impl ScaledObjectPoller {
             }
         }
 
-        let mut new_status = status.clone();
-        let mut conditions = new_status.conditions.take().unwrap_or_default();
-        for condition in decision.conditions.iter() {
-            crate::scaled_object::status::apply_core(&mut conditions, condition);
-        }
-        new_status.conditions = Some(conditions);
-        if let Some(t) = last_active_time {
-            // Kubernetes timestamps have whole seconds.
-            if let Ok(ts) = jiff::Timestamp::from_second(t.div_euclid(1000)) {
-                new_status.last_active_time = Some(Time(ts));
+        let update = |old: &ScaledObjectStatus| {
+            let mut new_status = old.clone();
+            let mut conditions = new_status.conditions.take().unwrap_or_default();
+            for condition in decision.conditions.iter() {
+                crate::scaled_object::status::apply_core(&mut conditions, condition);
             }
-        }
-        if let Some(health) = &decision.status.health {
-            new_status.health = Some(health_out(health));
-        }
-        if !decision.status.triggers_activity.is_empty() {
-            new_status.triggers_activity = Some(
-                decision
-                    .status
-                    .triggers_activity
-                    .iter()
-                    .map(|(k, v)| (k.clone(), TriggerActivityStatus { is_active: *v }))
-                    .collect(),
-            );
-        }
-        let written = crate::scaled_object::write_status(&self.ctx, ns, name, &status, &new_status)
+            new_status.conditions = Some(conditions);
+            if let Some(t) = last_active_time {
+                // Kubernetes timestamps have whole seconds.
+                if let Ok(ts) = jiff::Timestamp::from_second(t.div_euclid(1000)) {
+                    new_status.last_active_time = Some(Time(ts));
+                }
+            }
+            if let Some(health) = &decision.status.health {
+                new_status.health = Some(health_out(health));
+            }
+            if !decision.status.triggers_activity.is_empty() {
+                new_status.triggers_activity = Some(
+                    decision
+                        .status
+                        .triggers_activity
+                        .iter()
+                        .map(|(k, v)| (k.clone(), TriggerActivityStatus { is_active: *v }))
+                        .collect(),
+                );
+            }
+            new_status
+        };
+        let written = self
+            .write_polled_status(ns, name, &so, &status, update)
             .await
             .map_err(|e| e.to_string());
         for event in events {
@@ -287,6 +292,46 @@ impl ScaledObjectPoller {
             }
         }
         written
+    }
+
+    /// Writes this poll's changes onto the status; when another writer changed the object
+    /// since it was read (a conflict on the conditions), the changes are made again on a fresh
+    /// read, at most three times.
+    async fn write_polled_status(
+        &self,
+        ns: &str,
+        name: &str,
+        so: &ScaledObject,
+        status: &ScaledObjectStatus,
+        update: impl Fn(&ScaledObjectStatus) -> ScaledObjectStatus,
+    ) -> crate::error::Result<()> {
+        let mut version = so.resource_version();
+        let mut old = status.clone();
+        let mut attempt = 1;
+        loop {
+            let new = update(&old);
+            let result = crate::scaled_object::write_status(
+                &self.ctx,
+                ns,
+                name,
+                version.as_deref(),
+                &old,
+                &new,
+            )
+            .await;
+            match result {
+                Err(e) if e.is_conflict() && attempt < 3 => {
+                    attempt += 1;
+                    let api: Api<ScaledObject> = Api::namespaced(self.ctx.client.clone(), ns);
+                    let fresh = api.get_status(name).await.map_err(|e| {
+                        crate::error::Error::kube(format!("reading scaledobject {ns}/{name}"), e)
+                    })?;
+                    version = fresh.resource_version();
+                    old = fresh.status.unwrap_or_default();
+                }
+                other => return other,
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

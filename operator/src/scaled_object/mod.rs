@@ -201,7 +201,7 @@ struct Checked {
 async fn apply(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {
     let ns = so.namespace().unwrap_or_default();
     let name = so.name_any();
-    let labels = ensure_name_label(&ctx, &so).await?;
+    let (labels, version) = ensure_name_label(&ctx, &so).await?;
 
     let old_status = so.status.clone().unwrap_or_default();
     let mut status = old_status.clone();
@@ -219,11 +219,14 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {
     if let Some(action) = pause::handle(&ctx, &so, &mut status, &mut conditions).await? {
         status.conditions = Some(conditions);
         if status != old_status {
-            write_status(&ctx, &ns, &name, &old_status, &status).await?;
+            write_status(&ctx, &ns, &name, version.as_deref(), &old_status, &status).await?;
         }
         return Ok(action);
     }
     let outcome = check(&so, &ctx, &labels).await;
+    // The loop starts once this reconcile's status is written: its first poll may scale the
+    // target at once, and originalReplicaCount must be the count from before that.
+    let mut start_loop = false;
     let action = match outcome {
         Ok(checked) => {
             // originalReplicaCount is recorded once. The object this reconcile started from can
@@ -261,7 +264,7 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {
                         )
                         .await;
                     }
-                    schedule(&ctx, &so);
+                    start_loop = true;
                     Action::await_change()
                 }
                 Err(e) => {
@@ -279,7 +282,10 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {
     };
     status.conditions = Some(conditions);
     if status != old_status {
-        write_status(&ctx, &ns, &name, &old_status, &status).await?;
+        write_status(&ctx, &ns, &name, version.as_deref(), &old_status, &status).await?;
+    }
+    if start_loop {
+        schedule(&ctx, &so);
     }
     Ok(action)
 }
@@ -705,23 +711,28 @@ fn source_key(trigger: &keda_operator_api::ScaleTrigger) -> String {
     format!("{} {server}", trigger.scaler_type)
 }
 
-/// Puts `scaledobject.keda.sh/name` on the ScaledObject if missing and returns the labels as
-/// they are now (the HPA copies them).
-async fn ensure_name_label(ctx: &Context, so: &ScaledObject) -> Result<BTreeMap<String, String>> {
+/// Puts `scaledobject.keda.sh/name` on the ScaledObject if missing. Returns the labels as they
+/// are now (the HPA copies them) and the resourceVersion the object has after this (the
+/// label patch makes a new one, which a conditional status write must name).
+async fn ensure_name_label(
+    ctx: &Context,
+    so: &ScaledObject,
+) -> Result<(BTreeMap<String, String>, Option<String>)> {
     let name = so.name_any();
     let want: String = name.chars().take(63).collect();
     let mut labels = so.labels().clone();
     if labels.get(SCALED_OBJECT_NAME_LABEL) == Some(&want) {
-        return Ok(labels);
+        return Ok((labels, so.resource_version()));
     }
     let ns = so.namespace().unwrap_or_default();
     let api: Api<ScaledObject> = Api::namespaced(ctx.client.clone(), &ns);
     let patch = serde_json::json!({"metadata": {"labels": {SCALED_OBJECT_NAME_LABEL: want}}});
-    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+    let patched = api
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map_err(|e| Error::kube(format!("labelling scaledobject {ns}/{name}"), e))?;
     labels.insert(SCALED_OBJECT_NAME_LABEL.to_string(), want);
-    Ok(labels)
+    Ok((labels, patched.resource_version()))
 }
 
 /// The status fields that differ between `old` and `new`, as a JSON merge patch (a removed
@@ -751,14 +762,35 @@ pub fn status_patch(
     (!changed.is_empty()).then(|| serde_json::json!({ "status": changed }))
 }
 
+/// Writes the fields that changed from `old` to `new`. When the conditions list is among them,
+/// the write is made conditional on `resource_version` (the version `old` was read at): the
+/// reconciler and the scale loop each replace the whole list, and without the precondition
+/// one could put back a condition the other had just changed (a lost update). A conflict is
+/// an error the caller answers by reading the object again.
+/// [`status_patch`], made conditional on `resource_version` when it replaces the conditions.
+pub fn conditional_status_patch(
+    old: &ScaledObjectStatus,
+    new: &ScaledObjectStatus,
+    resource_version: Option<&str>,
+) -> Option<serde_json::Value> {
+    let mut patch = status_patch(old, new)?;
+    if let Some(version) = resource_version
+        && patch["status"].get("conditions").is_some()
+    {
+        patch["metadata"] = serde_json::json!({ "resourceVersion": version });
+    }
+    Some(patch)
+}
+
 pub(crate) async fn write_status(
     ctx: &Context,
     ns: &str,
     name: &str,
+    resource_version: Option<&str>,
     old: &ScaledObjectStatus,
     new: &ScaledObjectStatus,
 ) -> Result<()> {
-    let Some(patch) = status_patch(old, new) else {
+    let Some(patch) = conditional_status_patch(old, new, resource_version) else {
         return Ok(());
     };
     let api: Api<ScaledObject> = Api::namespaced(ctx.client.clone(), ns);

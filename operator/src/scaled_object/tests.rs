@@ -92,6 +92,26 @@ fn the_status_patch_holds_only_changed_fields() {
 }
 
 #[test]
+fn a_patch_replacing_the_conditions_is_conditional_on_the_version_read() {
+    use keda_operator_api::scaled_object::ScaledObjectStatus;
+    let old = ScaledObjectStatus::default();
+    let mut times = old.clone();
+    times.triggers_types = Some("prometheus".into());
+    let plain = conditional_status_patch(&old, &times, Some("41")).unwrap();
+    assert!(plain.get("metadata").is_none(), "{plain}");
+    let mut conditions = old.clone();
+    let mut list = Vec::new();
+    status::init(&mut list);
+    conditions.conditions = Some(list);
+    let guarded = conditional_status_patch(&old, &conditions, Some("41")).unwrap();
+    assert_eq!(guarded["metadata"]["resourceVersion"], "41");
+    assert!(guarded["status"]["conditions"].is_array());
+    let unknown_version = conditional_status_patch(&old, &conditions, None).unwrap();
+    assert!(unknown_version.get("metadata").is_none());
+    assert_eq!(conditional_status_patch(&old, &old, Some("41")), None);
+}
+
+#[test]
 fn only_cpu_memory_triggers_cannot_scale_to_zero() {
     let mut s = so(BASE);
     assert!(check_triggers(&s).is_ok());
