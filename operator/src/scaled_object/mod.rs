@@ -250,11 +250,13 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {
                     tracing::debug!(%ns, %name, ?change, "hpa");
                     record_success(&mut status, &checked);
                     let was_ready = status::is_ready(&conditions);
-                    status::apply_core(&mut conditions, &CoreCondition::ready());
+                    if !status::ready_is_the_polls(&conditions) {
+                        status::apply_core(&mut conditions, &CoreCondition::ready());
+                    }
                     if so.spec.fallback.is_none() {
                         status::apply_core(&mut conditions, &CoreCondition::no_fallback_found());
                     }
-                    if !was_ready {
+                    if !was_ready && status::is_ready(&conditions) {
                         publish(
                             &ctx,
                             &so,

@@ -60,9 +60,37 @@ pub fn is_ready(conditions: &[Condition]) -> bool {
     get(conditions, ConditionType::Ready.as_str()).is_some_and(|c| c.status == "True")
 }
 
+/// Whether Ready is the scale loop's to say: a poll found a trigger failing (TriggerError,
+/// PartialTriggerError). A reconcile that finds the object well-formed leaves that alone —
+/// KEDA's reconciler does not run on status changes, so it never undoes a poll's verdict —
+/// and the next poll says Ready=True again once the trigger reads.
+pub fn ready_is_the_polls(conditions: &[Condition]) -> bool {
+    get(conditions, ConditionType::Ready.as_str()).is_some_and(|c| {
+        matches!(
+            c.reason.as_deref(),
+            Some(core::REASON_TRIGGER_ERROR | core::REASON_PARTIAL_TRIGGER_ERROR)
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trigger_error_from_a_poll_is_left_to_the_poll() {
+        let mut c = vec![];
+        init(&mut c);
+        assert!(!ready_is_the_polls(&c));
+        apply_core(&mut c, &core::Condition::trigger_error());
+        assert!(ready_is_the_polls(&c));
+        apply_core(&mut c, &core::Condition::partial_trigger_error());
+        assert!(ready_is_the_polls(&c));
+        set_check_failed(&mut c, "bad target");
+        assert!(!ready_is_the_polls(&c));
+        apply_core(&mut c, &core::Condition::ready());
+        assert!(!ready_is_the_polls(&c));
+    }
 
     #[test]
     fn the_initial_set_is_added_once_in_keda_order() {
