@@ -124,13 +124,10 @@ async fn reconciles_with_least_privilege(
     let ns = cluster.namespace("rbac").await?;
     let client = cluster.client();
     deployment(&client, ns.name(), "web", 2).await?;
-    let yaml = prometheus_scaled_object(
-        "least",
-        "web",
-        "http://127.0.0.1:9",
-        "up",
-        "  minReplicaCount: 1",
-    );
+    // A source that answers, so the first poll keeps Ready=True.
+    let prom = fake_sources::FakePrometheus::start(fake_sources::FakeOptions::default()).await?;
+    prom.set_sample("up", 1.0);
+    let yaml = prometheus_scaled_object("least", "web", &prom.url(), "up", "  minReplicaCount: 1");
     apply_scaled_object(&client, ns.name(), &yaml).await?;
     let hpa: HorizontalPodAutoscaler = wait_for_hpa(&client, ns.name(), "keda-hpa-least").await?;
     assert_eq!(hpa.spec.min_replicas, Some(1));

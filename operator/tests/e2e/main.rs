@@ -184,8 +184,21 @@ async fn hpa_is_created(cluster: Arc<Cluster>, _op: Arc<Operator>) -> Result<(),
     insta::assert_yaml_snapshot!("generated_hpa", shape);
 
     let api: Api<ScaledObject> = Api::namespaced(client.clone(), ns.name());
-    wait_for_ready(&client, ns.name(), "web-so", "True").await?;
-    let so = api.get("web-so").await?;
+    // The reconciler's status. Ready is not waited for: the source is unreachable, so after
+    // the reconciler's Ready=True the first poll says Ready=False TriggerError, as KEDA's does.
+    let so = until(
+        "the reconciler's status write",
+        Duration::from_secs(20),
+        || {
+            let api = api.clone();
+            async move {
+                let so = api.get("web-so").await.ok()?;
+                so.status.as_ref()?.hpa_name.as_ref()?;
+                Some(so)
+            }
+        },
+    )
+    .await?;
     assert_eq!(so.labels()["scaledobject.keda.sh/name"], "web-so");
     assert!(so.finalizers().iter().any(|f| f == "finalizer.keda.sh"));
     let status = so.status.ok_or("status")?;
@@ -332,8 +345,11 @@ async fn bad_input(cluster: Arc<Cluster>, _op: Arc<Operator>) -> Result<(), Test
             "{name}: {message:?} should contain {expected:?}"
         );
     }
-    // The operator keeps serving good objects next to the broken ones.
-    let good = prometheus_scaled_object("good", "web", "http://127.0.0.1:9", "up", "");
+    // The operator keeps serving good objects next to the broken ones (with a source that
+    // answers: an unreachable one would make the first poll say TriggerError).
+    let prom = FakePrometheus::start(FakeOptions::default()).await?;
+    prom.set_sample("up", 1.0);
+    let good = prometheus_scaled_object("good", "web", &prom.url(), "up", "");
     apply_scaled_object(&client, ns.name(), &good).await?;
     wait_for_hpa(&client, ns.name(), "keda-hpa-good").await?;
     wait_for_ready(&client, ns.name(), "good", "True").await?;
