@@ -396,6 +396,21 @@ async fn resolve_for(ctx: &Context, owner: &Owner<'_>) -> Result<Vec<TriggerAuth
 }
 
 /// Adds (or removes) `so` in the `status.scaledobjects` list of each authentication object.
+/// The references in `previous` that `current` no longer has, and those it adds: only they
+/// are written to the authentications' status.
+pub fn changed_references(
+    previous: &[AuthRef],
+    current: &[AuthRef],
+) -> (Vec<AuthRef>, Vec<AuthRef>) {
+    let missing_from = |a: &[AuthRef], b: &[AuthRef]| -> Vec<AuthRef> {
+        a.iter().filter(|r| !b.contains(r)).cloned().collect()
+    };
+    (
+        missing_from(previous, current),
+        missing_from(current, previous),
+    )
+}
+
 pub async fn record_references(ctx: &Context, so: &ScaledObject, refs: &[AuthRef], add: bool) {
     let ns = so.namespace().unwrap_or_default();
     record_owner(ctx, OwnerKind::ScaledObject, &ns, &so.name_any(), refs, add).await;
@@ -489,4 +504,24 @@ where
     )
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_dropped_and_added_references_are_reported() {
+        let ta = |n: &str| (AuthenticationRefKind::TriggerAuthentication, n.to_string());
+        let cta = |n: &str| {
+            (
+                AuthenticationRefKind::ClusterTriggerAuthentication,
+                n.to_string(),
+            )
+        };
+        let (dropped, added) = changed_references(&[ta("a"), ta("b")], &[ta("b"), cta("a")]);
+        assert_eq!(dropped, vec![ta("a")]);
+        assert_eq!(added, vec![cta("a")]);
+        assert_eq!(changed_references(&[ta("a")], &[ta("a")]), (vec![], vec![]));
+    }
 }

@@ -17,4 +17,5 @@ pub mod scaled_object;
 pub mod scalers_store;
 pub mod serving_cert;
 pub mod simulate;
+pub mod status_patch;
 pub mod webhook;

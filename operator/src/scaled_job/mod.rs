@@ -31,6 +31,7 @@ use crate::context::{Context, FIELD_MANAGER};
 use crate::error::{Error, Result};
 use crate::scale_loop::{Scheduler, SourceLimiter};
 use crate::scaled_object::status;
+use crate::status_patch::status_patch;
 
 /// How soon a ScaledJob that failed its checks is looked at again.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(10);
@@ -445,16 +446,7 @@ async fn build_scalers(sj: &ScaledJob, shared: &Shared) -> Result<(), String> {
         .scalers(&key)
         .map(|s| s.auth_refs.clone())
         .unwrap_or_default();
-    let dropped: Vec<_> = previous
-        .iter()
-        .filter(|r| !auth_refs.contains(r))
-        .cloned()
-        .collect();
-    let added: Vec<_> = auth_refs
-        .iter()
-        .filter(|r| !previous.contains(r))
-        .cloned()
-        .collect();
+    let (dropped, added) = crate::auth::changed_references(&previous, &auth_refs);
     crate::auth::record_job_references(ctx, sj, &dropped, false).await;
     crate::auth::record_job_references(ctx, sj, &added, true).await;
     if let Ok(mut all) = shared.scalers.write() {
@@ -469,27 +461,6 @@ async fn build_scalers(sj: &ScaledJob, shared: &Shared) -> Result<(), String> {
         );
     }
     Ok(())
-}
-
-/// The status fields that differ between `old` and `new`, as a JSON merge patch (a removed
-/// field is `null`); `None` when nothing changed. Each writer (reconciler, poll) sends only
-/// what it changed, so one does not revert the other's fields.
-fn status_patch(old: &ScaledJobStatus, new: &ScaledJobStatus) -> Option<serde_json::Value> {
-    let old = serde_json::to_value(old).ok()?;
-    let new = serde_json::to_value(new).ok()?;
-    let (old, new) = (old.as_object()?, new.as_object()?);
-    let mut changed = serde_json::Map::new();
-    for (key, value) in new {
-        if old.get(key) != Some(value) {
-            changed.insert(key.clone(), value.clone());
-        }
-    }
-    for key in old.keys() {
-        if !new.contains_key(key) {
-            changed.insert(key.clone(), serde_json::Value::Null);
-        }
-    }
-    (!changed.is_empty()).then(|| serde_json::json!({ "status": changed }))
 }
 
 async fn write_status(

@@ -33,6 +33,9 @@ use crate::context::join_unique;
 use crate::context::{Context, FIELD_MANAGER};
 use crate::error::{Error, Result};
 use crate::scalers_store::ObjectScalers;
+use crate::status_patch::conditional_status_patch;
+#[cfg(test)]
+use crate::status_patch::status_patch;
 
 /// How soon a ScaledObject that failed its checks is looked at again.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(10);
@@ -658,16 +661,7 @@ async fn scalers_for(
         .get(&ns, &name)
         .map(|p| p.auth_refs.clone())
         .unwrap_or_default();
-    let dropped: Vec<_> = previous
-        .iter()
-        .filter(|r| !auth_refs.contains(r))
-        .cloned()
-        .collect();
-    let added: Vec<_> = auth_refs
-        .iter()
-        .filter(|r| !previous.contains(r))
-        .cloned()
-        .collect();
+    let (dropped, added) = crate::auth::changed_references(&previous, &auth_refs);
     crate::auth::record_references(ctx, so, &dropped, false).await;
     crate::auth::record_references(ctx, so, &added, true).await;
     // Started only once every scaler is built; replacing this generation's scalers stops them.
@@ -737,53 +731,9 @@ async fn ensure_name_label(
     Ok((labels, patched.resource_version()))
 }
 
-/// The status fields that differ between `old` and `new`, as a JSON merge patch (a removed
-/// field is `null`); `None` when nothing changed.
-///
-/// The reconciler and the scale loop both write status, each from its own (possibly a few
-/// milliseconds stale) copy. Sending only the top-level fields each one changed keeps one
-/// writer from reverting what the other just set, which a whole-status apply would do.
-pub fn status_patch(
-    old: &ScaledObjectStatus,
-    new: &ScaledObjectStatus,
-) -> Option<serde_json::Value> {
-    let old = serde_json::to_value(old).ok()?;
-    let new = serde_json::to_value(new).ok()?;
-    let (old, new) = (old.as_object()?, new.as_object()?);
-    let mut changed = serde_json::Map::new();
-    for (key, value) in new {
-        if old.get(key) != Some(value) {
-            changed.insert(key.clone(), value.clone());
-        }
-    }
-    for key in old.keys() {
-        if !new.contains_key(key) {
-            changed.insert(key.clone(), serde_json::Value::Null);
-        }
-    }
-    (!changed.is_empty()).then(|| serde_json::json!({ "status": changed }))
-}
-
-/// Writes the fields that changed from `old` to `new`. When the conditions list is among them,
-/// the write is made conditional on `resource_version` (the version `old` was read at): the
-/// reconciler and the scale loop each replace the whole list, and without the precondition
-/// one could put back a condition the other had just changed (a lost update). A conflict is
-/// an error the caller answers by reading the object again.
-/// [`status_patch`], made conditional on `resource_version` when it replaces the conditions.
-pub fn conditional_status_patch(
-    old: &ScaledObjectStatus,
-    new: &ScaledObjectStatus,
-    resource_version: Option<&str>,
-) -> Option<serde_json::Value> {
-    let mut patch = status_patch(old, new)?;
-    if let Some(version) = resource_version
-        && patch["status"].get("conditions").is_some()
-    {
-        patch["metadata"] = serde_json::json!({ "resourceVersion": version });
-    }
-    Some(patch)
-}
-
+/// Writes the fields that changed from `old` to `new`; a change of the conditions only on
+/// `resource_version` (see [`conditional_status_patch`]). A conflict is an error the caller
+/// answers by reading the object again.
 pub(crate) async fn write_status(
     ctx: &Context,
     ns: &str,
