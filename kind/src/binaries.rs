@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 
@@ -37,6 +38,64 @@ pub const KUBEBUILDER_ASSETS_ENV: &str = "KUBEBUILDER_ASSETS";
 pub const CACHE_ENV: &str = "KEDA_CONFORMANCE_CACHE";
 
 const BUILD_SCRIPT: &str = include_str!("../scripts/build-control-plane.sh");
+
+/// Where a local cluster gets its binaries. Provisioning is not start-up: it may take minutes
+/// (a cold build), so a cluster's start-up deadline counts only from when it has finished.
+#[derive(Clone, Default)]
+pub enum BinarySource {
+    /// [`Binaries::ensure`]: the directory the environment names, else the cache, built on
+    /// first use.
+    #[default]
+    Ensure,
+    /// These binaries, as they are.
+    Given(Binaries),
+    /// The caller's own provisioning step (a download, a build, a shared fixture).
+    Provider(Arc<dyn Fn() -> Result<Binaries> + Send + Sync>),
+}
+
+impl std::fmt::Debug for BinarySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BinarySource::Ensure => f.write_str("Ensure"),
+            BinarySource::Given(b) => f.debug_tuple("Given").field(b).finish(),
+            BinarySource::Provider(_) => f.write_str("Provider(..)"),
+        }
+    }
+}
+
+impl From<Binaries> for BinarySource {
+    fn from(binaries: Binaries) -> Self {
+        BinarySource::Given(binaries)
+    }
+}
+
+impl BinarySource {
+    /// The binaries, provisioned if they have to be. Blocking: call it off the async runtime.
+    /// Any failure is a [`Error::Provisioning`], so it is never mistaken for a start-up fault.
+    pub fn provide(&self) -> Result<Binaries> {
+        let started = std::time::Instant::now();
+        let result = match self {
+            BinarySource::Ensure => Binaries::ensure(),
+            BinarySource::Given(b) => return Ok(b.clone()),
+            BinarySource::Provider(provide) => provide(),
+        };
+        match result {
+            Ok(binaries) => {
+                tracing::info!(
+                    elapsed = ?started.elapsed(),
+                    dir = %binaries.dir().display(),
+                    "control-plane binaries provisioned"
+                );
+                Ok(binaries)
+            }
+            Err(e @ Error::Provisioning { .. }) => Err(e),
+            Err(e) => Err(Error::Provisioning {
+                after: started.elapsed(),
+                source: Box::new(e),
+            }),
+        }
+    }
+}
 
 /// A directory holding a complete set of control-plane binaries and kwok stages.
 #[derive(Debug, Clone)]

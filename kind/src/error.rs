@@ -17,6 +17,13 @@ pub enum Error {
     #[error("building the control-plane binaries failed ({status}); see the output above")]
     BuildFailed { status: String },
 
+    #[error("provisioning the control-plane binaries failed after {after:.1?}: {source}")]
+    Provisioning {
+        after: Duration,
+        #[source]
+        source: Box<Error>,
+    },
+
     #[error("port {port} on 127.0.0.1 is already in use (wanted for {component})")]
     PortInUse { port: u16, component: String },
 

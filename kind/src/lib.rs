@@ -25,7 +25,7 @@ pub mod preflight;
 pub mod process;
 pub mod tls;
 
-pub use binaries::Binaries;
+pub use binaries::{Binaries, BinarySource};
 pub use cluster::{Cluster, ExistingOptions, LocalService, Provider};
 pub use error::{Error, Result};
 pub use kind_cli::KindOptions;

@@ -10,7 +10,7 @@ use kube::Api;
 use kube::api::PostParams;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::binaries::Binaries;
+use crate::binaries::{Binaries, BinarySource};
 use crate::error::{Error, Result};
 use crate::pki::Pki;
 use crate::ports;
@@ -19,8 +19,9 @@ use crate::process::{Component, Components, Spec};
 /// Tunables of a local cluster. The defaults suit tests: fast HPA syncs, one node.
 #[derive(Debug, Clone)]
 pub struct LocalOptions {
-    /// Where the binaries are; found (or built) with [`Binaries::ensure`] when unset.
-    pub binaries: Option<Binaries>,
+    /// Where the binaries come from (by default [`Binaries::ensure`]: found, or built on first
+    /// use). The start-up deadline starts once they are there.
+    pub binaries: BinarySource,
     /// A directory to keep state in (etcd data, PKI, logs, kubeconfig). When unset, a temporary
     /// directory is used and removed at teardown.
     pub work_dir: Option<PathBuf>,
@@ -34,7 +35,8 @@ pub struct LocalOptions {
     pub hpa_downscale_stabilization: Duration,
     /// Extra flags per component, keyed by program name (e.g. `kube-apiserver`).
     pub extra_args: BTreeMap<String, Vec<String>>,
-    /// How long start-up may take in all before it is called failed.
+    /// How long start-up may take in all before it is called failed, counted from when the
+    /// binaries are there (provisioning has no deadline of its own).
     pub startup_timeout: Duration,
     /// How long each component may take to stop on SIGTERM before SIGKILL.
     pub shutdown_grace: Duration,
@@ -48,7 +50,7 @@ pub struct LocalOptions {
 impl Default for LocalOptions {
     fn default() -> Self {
         LocalOptions {
-            binaries: None,
+            binaries: BinarySource::Ensure,
             work_dir: None,
             api_port: None,
             nodes: 1,
@@ -98,14 +100,14 @@ pub fn node_name(index: usize) -> String {
 
 impl LocalCluster {
     pub async fn start(options: LocalOptions) -> Result<Self> {
+        // Provisioning (a cold control-plane build takes minutes) is not start-up: the clock
+        // for `startup_timeout` starts once the binaries exist.
+        let source = options.binaries.clone();
+        let binaries = tokio::task::spawn_blocking(move || source.provide())
+            .await
+            .map_err(|e| Error::Invalid(format!("provisioning the binaries panicked: {e}")))??;
         let started = Instant::now();
         let deadline = started + options.startup_timeout;
-        let binaries = match &options.binaries {
-            Some(b) => b.clone(),
-            None => tokio::task::spawn_blocking(Binaries::ensure)
-                .await
-                .map_err(|e| Error::Invalid(format!("the binaries lookup panicked: {e}")))??,
-        };
         let api_port = match options.api_port {
             Some(p) => ports::require_free(p, "kube-apiserver")?,
             None => ports::free_port()?,

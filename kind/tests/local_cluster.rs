@@ -11,7 +11,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Namespace;
 use kind::harness::{ClusterTest, TestError, run_cluster_tests};
 use kind::preflight::{self, until};
-use kind::{Cluster, LocalOptions};
+use kind::{Binaries, BinarySource, Cluster, LocalOptions};
 use kube::Api;
 
 fn main() -> ExitCode {
@@ -41,6 +41,14 @@ fn main() -> ExitCode {
         ClusterTest::new(
             "a_taken_apiserver_port_is_refused_before_anything_starts",
             taken_port_is_refused,
+        ),
+        ClusterTest::new(
+            "provisioning_slower_than_the_startup_timeout_still_yields_a_cluster",
+            slow_provisioning_is_not_startup,
+        ),
+        ClusterTest::new(
+            "a_failed_provisioning_is_reported_as_such_before_anything_starts",
+            failed_provisioning_is_named,
         ),
     ])
 }
@@ -170,6 +178,61 @@ async fn taken_port_is_refused(_shared: Arc<Cluster>) -> Result<(), TestError> {
         err,
         format!("port {port} on 127.0.0.1 is already in use (wanted for kube-apiserver)")
     );
+    assert!(support::processes_mentioning(&dir.path().display().to_string()).is_empty());
+    Ok(())
+}
+
+/// A first run builds the binaries for minutes before anything starts. The start-up timeout
+/// must count from when they exist: a provider slower than the whole timeout (standing in for
+/// the cold build) still gets a cluster. Before the fix, etcd's first health probe ran after
+/// the deadline had passed ("etcd /health was not ready after 749µs").
+async fn slow_provisioning_is_not_startup(_shared: Arc<Cluster>) -> Result<(), TestError> {
+    // Long enough for a cluster to start on a loaded 2-core runner, and shorter than the delay.
+    let startup_timeout = Duration::from_secs(45);
+    let delay = startup_timeout + Duration::from_secs(1);
+    let dir = tempfile::tempdir()?;
+    let provided = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = provided.clone();
+    let options = LocalOptions {
+        binaries: BinarySource::Provider(Arc::new(move || {
+            std::thread::sleep(delay);
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            Binaries::ensure()
+        })),
+        startup_timeout,
+        work_dir: Some(dir.path().join("cluster")),
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    let cluster = Cluster::start_local(options).await?;
+    assert!(provided.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(started.elapsed() > startup_timeout);
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(cluster.client());
+    assert_eq!(nodes.list(&Default::default()).await?.items.len(), 1);
+    drop(cluster);
+    assert!(support::processes_mentioning(&dir.path().display().to_string()).is_empty());
+    Ok(())
+}
+
+async fn failed_provisioning_is_named(_shared: Arc<Cluster>) -> Result<(), TestError> {
+    let dir = tempfile::tempdir()?;
+    let err = Cluster::start_local(LocalOptions {
+        binaries: BinarySource::Provider(Arc::new(|| {
+            Err(kind::Error::Invalid(
+                "the mirror refused the download".into(),
+            ))
+        })),
+        work_dir: Some(dir.path().join("cluster")),
+        ..Default::default()
+    })
+    .await
+    .expect_err("no binaries, no cluster")
+    .to_string();
+    assert!(
+        err.starts_with("provisioning the control-plane binaries failed after"),
+        "{err}"
+    );
+    assert!(err.ends_with(": the mirror refused the download"), "{err}");
     assert!(support::processes_mentioning(&dir.path().display().to_string()).is_empty());
     Ok(())
 }
