@@ -12,7 +12,9 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "keda-operator",
     version,
-    about = "A reference operator for KEDA's API (keda.sh/v1alpha1)"
+    about = "A reference operator for KEDA's API (keda.sh/v1alpha1)",
+    // `run` is the default: its flags also work with no subcommand (`keda-operator --cert-dir x`).
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
     #[command(subcommand)]
@@ -24,7 +26,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the operator (the default).
-    Run,
+    Run(RunArgs),
     /// Print the four CustomResourceDefinitions as YAML.
     Crds,
     /// Replay a metric trace through the operator's decisions and print the replica timeline
@@ -107,10 +109,11 @@ fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
-    let result = match cli.command.unwrap_or(Command::Run) {
-        Command::Crds => print_crds(),
-        Command::Simulate(args) => simulate(args),
-        Command::Run => run(cli.run),
+    let result = match cli.command {
+        None => run(cli.run),
+        Some(Command::Run(args)) => run(args),
+        Some(Command::Crds) => print_crds(),
+        Some(Command::Simulate(args)) => simulate(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -208,4 +211,57 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         running.wait().await;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("keda-operator").chain(args.iter().copied()))
+    }
+
+    fn run_args(cli: Cli) -> RunArgs {
+        match cli.command {
+            None => cli.run,
+            Some(Command::Run(args)) => args,
+            Some(other) => panic!("expected run, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn run_takes_its_flags_after_the_subcommand() {
+        let args = run_args(
+            parse(&[
+                "run",
+                "--metrics-api-bind-address",
+                "127.0.0.1:7443",
+                "--watch-namespace=demo",
+            ])
+            .unwrap(),
+        );
+        assert_eq!(args.metrics_api_bind_address.to_string(), "127.0.0.1:7443");
+        assert_eq!(args.watch_namespace, "demo");
+    }
+
+    #[test]
+    fn run_is_the_default_so_the_flags_work_without_it() {
+        let args = run_args(parse(&["--health-probe-bind-address=127.0.0.1:9081"]).unwrap());
+        assert_eq!(args.health_probe_bind_address.to_string(), "127.0.0.1:9081");
+        assert_eq!(args.metrics_api_bind_address.to_string(), "0.0.0.0:6443");
+    }
+
+    #[test]
+    fn run_flags_do_not_leak_into_other_subcommands() {
+        let err = parse(&["crds", "--watch-namespace=demo"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument);
+    }
+
+    #[test]
+    fn a_bad_address_names_the_flag() {
+        let err = parse(&["run", "--metrics-api-bind-address", "not-an-address"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--metrics-api-bind-address"), "{err}");
+    }
 }
