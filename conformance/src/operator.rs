@@ -53,7 +53,7 @@ pub fn build() -> anyhow::Result<PathBuf> {
     let root = workspace_root().context("the operator's sources are not next to this program")?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     // cargo names the executable it built; no guessing of target directories.
-    let out = Command::new(cargo)
+    let out = nested_cargo(cargo)
         .args([
             "build",
             "-p",
@@ -75,6 +75,38 @@ pub fn build() -> anyhow::Result<PathBuf> {
         .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == BINARY)
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
         .context("cargo built keda-operator but named no executable")
+}
+
+/// Whether cargo sets `name` for the program it runs (`cargo run`, `cargo test`), as opposed to
+/// a variable that configures cargo itself (`CARGO_HOME`, `CARGO_TARGET_DIR`, ...).
+pub fn set_by_cargo_for_its_program(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || matches!(
+            name,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_TARGET_TMPDIR"
+                | "CARGO_RUSTC_CURRENT_DIR"
+                // Set for programs of packages with a build script (this one has one).
+                | "OUT_DIR"
+        )
+}
+
+/// A cargo to run from inside a program cargo started, without the variables cargo set for
+/// that program. Build scripts that track them (ring's tracks `CARGO_MANIFEST_DIR`) would see
+/// them change between the user's `cargo run` and this nested build, rerun, and rebuild ring,
+/// rustls, kube and everything above them on every run, both ways.
+pub fn nested_cargo(cargo: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new(cargo);
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(set_by_cargo_for_its_program) {
+            command.env_remove(name);
+        }
+    }
+    command
 }
 
 /// The binary to run: `$KEDA_OPERATOR_BIN`; else, when cargo started this program (`cargo run`,
@@ -154,8 +186,8 @@ impl Running {
         let component = kind::process::Component::start(kind::process::Spec {
             name: BINARY.into(),
             program: binary.to_path_buf(),
-            // The options belong to the top-level command (run is its default).
             args: vec![
+                "run".into(),
                 format!(
                     "--metrics-api-bind-address={}:{metrics_port}",
                     prepared.listen
@@ -164,7 +196,6 @@ impl Running {
                 format!("--webhook-bind-address={}:{webhook_port}", prepared.listen),
                 format!("--cert-dir={}", dir.display()),
                 format!("--serving-dns-names={}", serving_dns_name()),
-                "run".into(),
             ],
             env: vec![
                 (
@@ -386,6 +417,21 @@ pub async fn wait_available(apiservices: &Api<APIService>, within: Duration) -> 
     )
     .await?;
     Ok(())
+}
+
+impl Running {
+    /// Each process's name, pid and log, in start order (for a supervisor that records them).
+    pub fn processes(&self) -> Vec<(String, u32, PathBuf)> {
+        self.components
+            .iter()
+            .map(|c| (c.name().to_string(), c.pid(), c.log().to_path_buf()))
+            .collect()
+    }
+
+    /// The directory of the certificates and logs; each process names it (`--cert-dir`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
 }
 
 #[cfg(test)]
