@@ -15,6 +15,7 @@ pub mod binaries;
 pub mod cluster;
 pub mod error;
 pub mod harness;
+pub mod helm;
 pub mod kind_cli;
 pub mod kubeconfig;
 pub mod local;
