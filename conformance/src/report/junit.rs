@@ -57,30 +57,17 @@ pub fn render(suite: &str, outcomes: &[Outcome]) -> String {
     xml
 }
 
-/// The message, then the steps and events with their times, so a CI log alone explains it.
+/// The message, then the steps and events in time order, so a CI log alone explains it.
 fn failure_text(o: &Outcome) -> String {
     let mut text = o.message.clone().unwrap_or_default();
-    text.push_str("\n\nsteps:\n");
-    for s in &o.timeline.steps {
+    text.push_str("\n\nsteps and events:\n");
+    for h in super::timeline::happenings(&o.timeline) {
         let _ = writeln!(
             text,
             "  {:>7}  {}",
-            crate::engine::timeline::seconds(s.at_ms),
-            s.what
+            crate::engine::timeline::seconds(h.at_ms),
+            h.text
         );
-    }
-    if !o.timeline.events.is_empty() {
-        text.push_str("events:\n");
-        for e in &o.timeline.events {
-            let _ = writeln!(
-                text,
-                "  {:>7}  {} {}: {}",
-                crate::engine::timeline::seconds(e.at_ms),
-                e.object,
-                e.reason,
-                e.message
-            );
-        }
     }
     text
 }

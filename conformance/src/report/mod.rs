@@ -2,6 +2,8 @@
 
 pub mod html;
 pub mod junit;
+mod ticks;
+mod timeline;
 
 #[cfg(test)]
 mod tests;

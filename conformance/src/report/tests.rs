@@ -1,39 +1,99 @@
 use std::time::Duration;
 
-use super::{html, junit};
+use super::ticks::{TimeAxis, ValueAxis};
+use super::timeline::{Stretch, failures, stretches};
+use super::{html, junit, timeline};
 use crate::engine::timeline::{EventMark, StepMark, Timeline, Window};
 use crate::engine::{Outcome, Status};
 
-fn outcomes() -> Vec<Outcome> {
-    let timeline = Timeline {
-        replicas: vec![(0, Some(1)), (900, Some(5))],
-        metric: vec![(100, Some(45.0)), (3000, None)],
-        events: vec![EventMark {
-            at_ms: 850,
-            object: "ScaledObject/web-so".into(),
-            reason: "KEDAScaleTargetActivated".into(),
-            message: "Scaled apps/v1.Deployment from 0 to 1".into(),
-        }],
+fn event(at_ms: u64, reason: &str, message: &str) -> EventMark {
+    EventMark {
+        at_ms,
+        object: "ScaledObject/web-so".into(),
+        reason: reason.into(),
+        message: message.into(),
+    }
+}
+
+fn step(at_ms: u64, what: &str) -> StepMark {
+    StepMark {
+        at_ms,
+        what: what.into(),
+    }
+}
+
+/// A rule as the runner records it: a script whose later values were recorded before a later
+/// step, events that came in between steps, two waits whose windows overlap (one with a
+/// "not before"), and a source that fails for a while.
+fn timeline() -> Timeline {
+    Timeline {
+        replicas: vec![(0, Some(1)), (900, Some(5)), (7200, Some(0))],
+        metric: vec![
+            (100, Some(45.0)),
+            (3000, None),
+            (4000, Some(0.0)),
+            // A script recorded at 4 s for 6 s and 6.5 s.
+            (6000, Some(12.5)),
+            (6500, Some(0.0)),
+        ],
+        events: vec![
+            event(
+                7300,
+                "KEDAScaleTargetDeactivated",
+                "Deactivated apps/v1.Deployment web from 5 to 0",
+            ),
+            event(
+                850,
+                "KEDAScaleTargetActivated",
+                "Scaled apps/v1.Deployment from 0 to 1",
+            ),
+            event(
+                880,
+                "SuccessfulRescale",
+                "New size: 5; reason: external metric above target",
+            ),
+            event(3100, "KEDAScalerFailed", "connection refused"),
+            event(3120, "ScaledObjectFallbackActivated", "fallback is active"),
+        ],
         steps: vec![
-            StepMark {
-                at_ms: 0,
-                what: "apply Deployment/web".into(),
+            step(0, "apply Deployment/web"),
+            step(0, "metric = 45"),
+            step(1, "apply ScaledObject/web-so"),
+            step(
+                2,
+                "wait for Deployment web spec.replicas = 5 within pollingInterval + slack",
+            ),
+            step(3000, "metric fails"),
+            step(4000, "metric script of 2 values"),
+            step(
+                4001,
+                "wait for Deployment web spec.replicas = 0 within cooldownPeriod + slack",
+            ),
+        ],
+        windows: vec![
+            Window {
+                label: "Deployment web spec.replicas = 5".into(),
+                from_ms: 2,
+                not_before_ms: 2,
+                deadline_ms: 4100,
+                observed_ms: Some(900),
+                passed: true,
             },
-            StepMark {
-                at_ms: 100,
-                what: "metric = 45".into(),
+            Window {
+                label: "Deployment web spec.replicas = 0".into(),
+                from_ms: 4001,
+                not_before_ms: 6000,
+                deadline_ms: 9000,
+                observed_ms: Some(7200),
+                passed: true,
             },
         ],
-        windows: vec![Window {
-            label: "Deployment web spec.replicas = 5".into(),
-            from_ms: 100,
-            not_before_ms: 100,
-            deadline_ms: 4100,
-            observed_ms: Some(900),
-            passed: true,
-        }],
-        end_ms: 5000,
-    };
+        end_ms: 8000,
+    }
+}
+
+fn outcomes() -> Vec<Outcome> {
+    let timeline = timeline();
     vec![
         Outcome {
             id: "SO-ZERO-009".into(),
@@ -56,7 +116,19 @@ fn outcomes() -> Vec<Outcome> {
             ),
             duration: Duration::from_millis(10300),
             timeline: Timeline {
-                windows: vec![Window { passed: false, observed_ms: None, ..timeline.windows[0].clone() }],
+                replicas: vec![(0, Some(1)), (900, Some(5)), (5200, Some(0))],
+                windows: vec![
+                    Window {
+                        passed: false,
+                        observed_ms: None,
+                        ..timeline.windows[0].clone()
+                    },
+                    Window {
+                        passed: false,
+                        observed_ms: Some(5200),
+                        ..timeline.windows[1].clone()
+                    },
+                ],
                 ..timeline
             },
         },
@@ -77,6 +149,10 @@ fn html_is_self_contained_with_a_timeline_per_timed_rule() {
     assert!(!page.contains("<script") && !page.contains("src=\"") && !page.contains("<link"));
     assert_eq!(page.matches("<svg").count(), 2);
     assert!(page.contains("&lt;on the metric&gt;"), "titles are escaped");
+    // Each plot's patterns have ids of their own.
+    assert!(
+        page.contains("id=\"SO-ZERO-009-before\"") && page.contains("id=\"SO-ZERO-004-before\"")
+    );
     insta::assert_snapshot!("html", page);
 }
 
@@ -86,4 +162,225 @@ fn xml_escaping_covers_markup_and_control_characters() {
         junit::escape("a<b>&\"'\u{1}"),
         "a&lt;b&gt;&amp;&quot;&apos;\u{fffd}"
     );
+}
+
+fn labels(ticks: Vec<(impl Sized, String)>) -> Vec<String> {
+    ticks.into_iter().map(|(_, label)| label).collect()
+}
+
+#[test]
+fn time_ticks_are_round_clock_steps() {
+    for (max_ms, step_ms, wanted) in [
+        (178_000, 30_000, "0 30s 1m 1m30s 2m 2m30s 3m"),
+        (356_250, 60_000, "0 1m 2m 3m 4m 5m 6m"),
+        (1_425_000, 300_000, "0 5m 10m 15m 20m 25m"),
+        (8_000, 1_000, "0 1s 2s 3s 4s 5s 6s 7s 8s"),
+        (10_300, 2_000, "0 2s 4s 6s 8s 10s 12s"),
+        (2_500, 500, "0 500ms 1s 1.5s 2s 2.5s"),
+        (0, 1_000, "0 1s"),
+        (
+            1_000,
+            100,
+            "0 100ms 200ms 300ms 400ms 500ms 600ms 700ms 800ms 900ms 1s",
+        ),
+        (3 * 3_600_000, 1_800_000, "0 30m 1h 1h30m 2h 2h30m 3h"),
+        (
+            40 * 3_600_000,
+            6 * 3_600_000,
+            "0 6h 12h 18h 1d 1d6h 1d12h 1d18h",
+        ),
+    ] {
+        let axis = TimeAxis::new(max_ms, 10);
+        assert_eq!(axis.step_ms, step_ms, "0..{max_ms}");
+        assert_eq!(labels(axis.ticks()).join(" "), wanted, "0..{max_ms}");
+        assert!(axis.end_ms >= max_ms && axis.end_ms.is_multiple_of(step_ms));
+    }
+}
+
+#[test]
+fn value_ticks_step_by_one_two_or_five() {
+    for ((lo, hi, most), wanted) in [
+        ((0.0, 0.8, 5), "0 0.2 0.4 0.6 0.8"),
+        ((0.0, 1e6, 5), "0 0.2M 0.4M 0.6M 0.8M 1M"),
+        ((0.0, 45.0, 5), "0 10 20 30 40 50"),
+        ((0.0, 600.0, 6), "0 100 200 300 400 500 600"),
+        ((0.0, 25_000.0, 5), "0 5k 10k 15k 20k 25k"),
+        ((0.0, 0.0, 5), "0 0.2 0.4 0.6 0.8 1"),
+        ((-5.0, 20.0, 5), "-5 0 5 10 15 20"),
+        ((0.0, 0.012, 4), "0 0.005 0.01 0.015"),
+        ((0.0, f64::NAN, 5), "0 0.2 0.4 0.6 0.8 1"),
+    ] {
+        let axis = ValueAxis::new(lo, hi, most);
+        assert_eq!(labels(axis.ticks()).join(" "), wanted, "{lo}..{hi}");
+    }
+    for (hi, wanted) in [
+        (5, "0 1 2 3 4 5"),
+        (0, "0 1"),
+        (12, "0 5 10 15"),
+        (3, "0 1 2 3"),
+    ] {
+        assert_eq!(
+            labels(ValueAxis::counts(hi, 5).ticks()).join(" "),
+            wanted,
+            "0..{hi}"
+        );
+    }
+}
+
+/// The texts of the elements with this class, in order.
+fn texts<'a>(svg: &'a str, class: &str) -> Vec<&'a str> {
+    let open = format!("class=\"{class}\">");
+    svg.match_indices(&open)
+        .map(|(i, _)| {
+            let rest = &svg[i + open.len()..];
+            &rest[..rest.find('<').unwrap_or(rest.len())]
+        })
+        .collect()
+}
+
+/// Milliseconds of a clock label such as `1m30s`, `500ms` or `1.5s`.
+fn clock_ms(label: &str) -> u64 {
+    if label == "0" {
+        return 0;
+    }
+    let mut total = 0.0;
+    let mut number = String::new();
+    let mut chars = label.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let unit = match (c, chars.peek()) {
+            ('m', Some('s')) => {
+                chars.next();
+                1.0
+            }
+            ('d', _) => 86_400_000.0,
+            ('h', _) => 3_600_000.0,
+            ('m', _) => 60_000.0,
+            ('s', _) => 1_000.0,
+            _ => panic!("{label:?} is not a clock label"),
+        };
+        total += number.parse::<f64>().expect("a number") * unit;
+        number.clear();
+    }
+    assert!(number.is_empty(), "{label:?} ends without a unit");
+    total.round() as u64
+}
+
+#[test]
+fn the_plot_has_round_ticks_on_three_named_axes() {
+    let svg = timeline::svg("r", &timeline());
+    let times: Vec<u64> = texts(&svg, "tick time").into_iter().map(clock_ms).collect();
+    assert_eq!(times.first(), Some(&0));
+    let step = times[1] - times[0];
+    assert!(
+        [500, 1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000].contains(&step),
+        "{times:?}"
+    );
+    assert!(times.windows(2).all(|w| w[1] - w[0] == step), "{times:?}");
+    assert!(
+        *times.last().unwrap() >= 9_000,
+        "the axis reaches the last deadline"
+    );
+    for class in ["tick replicas", "tick metric"] {
+        let ticks: Vec<f64> = texts(&svg, class)
+            .into_iter()
+            .map(|t| t.parse().expect("a plain number"))
+            .collect();
+        let step = ticks[1] - ticks[0];
+        let mantissa = step / 10f64.powf(step.log10().floor());
+        assert!(
+            [1.0, 2.0, 5.0].iter().any(|m| (mantissa - m).abs() < 1e-9),
+            "{class}: {ticks:?}"
+        );
+    }
+    for title in ["replicas", "metric value", "time since the rule began"] {
+        assert!(texts(&svg, "axis-title").contains(&title), "{title}");
+    }
+}
+
+#[test]
+fn every_step_and_event_has_a_mark_with_its_text_as_a_title() {
+    let t = timeline();
+    let svg = timeline::svg("r", &t);
+    assert_eq!(
+        svg.matches("<g class=\"event\"><title>").count(),
+        t.events.len()
+    );
+    for e in &t.events {
+        assert!(svg.contains(&e.message), "{}", e.reason);
+    }
+    for (i, s) in t.steps.iter().enumerate() {
+        assert!(svg.contains(&format!("step {} at", i + 1)), "{}", s.what);
+    }
+    // Labels in the same row never overlap: rows are as many as the close events need.
+    assert!(svg.contains(">KEDAScaleTargetActivated</text>"), "{svg}");
+    assert!(svg.contains(">SuccessfulRescale</text>"), "{svg}");
+}
+
+#[test]
+fn a_failing_source_is_drawn_as_a_failure_not_as_a_value() {
+    let t = timeline();
+    let metric = stretches(&t.metric, t.end_ms);
+    assert!(
+        metric.windows(2).all(|w| w[0].from <= w[1].from),
+        "in time order"
+    );
+    assert_eq!(
+        metric[1],
+        Stretch {
+            from: 3000,
+            to: 4000,
+            value: None
+        }
+    );
+    assert_eq!(failures(&metric), vec![(3000, 4000)]);
+    let svg = timeline::svg("r", &t);
+    assert_eq!(svg.matches("<g class=\"source-failing\">").count(), 1);
+    // The metric's line breaks at the failure: two subpaths, neither over 3..4 s.
+    let path = svg
+        .split("<path class=\"metric\" d=\"")
+        .nth(1)
+        .and_then(|p| p.split('"').next())
+        .expect("a metric path");
+    assert_eq!(path.matches('M').count(), 2, "{path}");
+}
+
+#[test]
+fn each_wait_has_its_own_row_with_the_forbidden_zone_apart_from_the_window() {
+    let svg = timeline::svg("r", &timeline());
+    assert_eq!(svg.matches("<g class=\"wait ").count(), 2);
+    // Only the second wait has a "not before".
+    assert_eq!(svg.matches("<rect class=\"not-before\"").count(), 1);
+    assert!(svg.contains("fill=\"url(#r-before)\""));
+    assert_eq!(svg.matches("<rect class=\"by\"").count(), 2);
+    let rows: Vec<&str> = svg
+        .match_indices("<rect class=\"by\"")
+        .map(|(i, _)| {
+            let y = &svg[i..];
+            let y = &y[y.find(" y=\"").unwrap() + 4..];
+            &y[..y.find('"').unwrap()]
+        })
+        .collect();
+    assert_ne!(rows[0], rows[1], "windows do not overlap");
+    assert!(svg.contains("step 4: Deployment web spec.replicas = 5"));
+}
+
+#[test]
+fn steps_and_events_are_listed_in_time_order() {
+    let page = html::render("r", &outcomes());
+    let section = page.split("<section id=\"SO-ZERO-009\">").nth(1).unwrap();
+    let section = &section[..section.find("</section>").unwrap()];
+    let times: Vec<f64> = section
+        .split("<li class=")
+        .skip(1)
+        .map(|li| {
+            let t = &li[li.find("<time>").unwrap() + 6..];
+            t[..t.find("s</time>").unwrap()].parse().unwrap()
+        })
+        .collect();
+    assert_eq!(times.len(), 7 + 5);
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
 }
