@@ -61,6 +61,16 @@ fn a_trace_replays_into_a_timeline_and_an_svg() {
     assert!(stdout.contains("New size: 4"), "{stdout}");
     let drawing = std::fs::read_to_string(&svg).unwrap();
     assert!(drawing.starts_with("<svg") && drawing.contains("backlog"));
+    // Round ticks on a named time axis, never `2m58s+125ms`.
+    assert!(
+        drawing.contains("class=\"tick time\">1m</text>"),
+        "{drawing}"
+    );
+    assert!(
+        !drawing.contains("ms</text>") && !drawing.contains("s+"),
+        "{drawing}"
+    );
+    assert!(drawing.contains("time since the ScaledObject was created"));
 }
 
 #[test]

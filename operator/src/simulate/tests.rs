@@ -177,7 +177,219 @@ fn the_text_and_svg_show_the_timeline() {
     assert!(table.contains("KEDAScaleTargetActivated"), "{table}");
     let drawing = svg(&t);
     assert!(drawing.starts_with("<svg"), "{drawing}");
-    assert!(drawing.contains("<polyline"), "{drawing}");
+    assert!(drawing.contains("<path class=\"replicas\""), "{drawing}");
     assert!(drawing.contains("KEDAScaleTargetActivated"), "{drawing}");
     assert!(drawing.trim_end().ends_with("</svg>"));
+}
+
+// The drawing: round ticks, named axes, labelled events, failed reads as failures.
+
+use render::ticks::{TimeAxis, ValueAxis};
+
+fn labels<T>(ticks: Vec<(T, String)>) -> Vec<String> {
+    ticks.into_iter().map(|(_, label)| label).collect()
+}
+
+#[test]
+fn time_ticks_are_round_clock_steps() {
+    for (max_ms, step_ms, wanted) in [
+        (178_000, 30_000, "0 30s 1m 1m30s 2m 2m30s 3m"),
+        (356_250, 60_000, "0 1m 2m 3m 4m 5m 6m"),
+        (1_425_000, 300_000, "0 5m 10m 15m 20m 25m"),
+        (10_300, 2_000, "0 2s 4s 6s 8s 10s 12s"),
+        (2_500, 500, "0 500ms 1s 1.5s 2s 2.5s"),
+        (0, 1_000, "0 1s"),
+        (3 * 3_600_000, 1_800_000, "0 30m 1h 1h30m 2h 2h30m 3h"),
+        (
+            40 * 3_600_000,
+            6 * 3_600_000,
+            "0 6h 12h 18h 1d 1d6h 1d12h 1d18h",
+        ),
+    ] {
+        let axis = TimeAxis::new(max_ms, 10);
+        assert_eq!(axis.step_ms, step_ms, "0..{max_ms}");
+        assert_eq!(labels(axis.ticks()).join(" "), wanted, "0..{max_ms}");
+    }
+}
+
+#[test]
+fn value_ticks_step_by_one_two_or_five() {
+    for ((lo, hi, most), wanted) in [
+        ((0.0, 0.8, 5), "0 0.2 0.4 0.6 0.8"),
+        ((0.0, 1e6, 5), "0 0.2M 0.4M 0.6M 0.8M 1M"),
+        ((0.0, 600.0, 6), "0 100 200 300 400 500 600"),
+        ((0.0, 25_000.0, 5), "0 5k 10k 15k 20k 25k"),
+        ((0.0, 0.0, 5), "0 0.2 0.4 0.6 0.8 1"),
+        ((-5.0, 20.0, 5), "-5 0 5 10 15 20"),
+        ((0.0, f64::INFINITY, 5), "0 0.2 0.4 0.6 0.8 1"),
+    ] {
+        let axis = ValueAxis::new(lo, hi, most);
+        assert_eq!(labels(axis.ticks()).join(" "), wanted, "{lo}..{hi}");
+    }
+    assert_eq!(
+        labels(ValueAxis::counts(12, 5).ticks()).join(" "),
+        "0 5 10 15"
+    );
+    assert_eq!(ValueAxis::new(0.0, 1e6, 5).label(250_000.0), "0.25M");
+}
+
+/// The texts of the elements with this class, in order.
+fn texts<'a>(svg: &'a str, class: &str) -> Vec<&'a str> {
+    let open = format!("class=\"{class}\">");
+    svg.match_indices(&open)
+        .map(|(i, _)| {
+            let rest = &svg[i + open.len()..];
+            &rest[..rest.find('<').unwrap_or(rest.len())]
+        })
+        .collect()
+}
+
+/// Milliseconds of a clock label (`0`, `30s`, `1m30s`, `2h`); anything else fails the test.
+fn clock_ms(label: &str) -> i64 {
+    if label == "0" {
+        return 0;
+    }
+    let mut total = 0;
+    let mut number = String::new();
+    for c in label.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            'd' => 86_400_000,
+            'h' => 3_600_000,
+            'm' => 60_000,
+            's' => 1_000,
+            _ => panic!("{label:?} is not a round clock label"),
+        };
+        total += number.parse::<i64>().expect("a number before each unit") * unit;
+        number.clear();
+    }
+    assert!(number.is_empty(), "{label:?} ends without a unit");
+    total
+}
+
+fn orders() -> Timeline {
+    let so: ScaledObject =
+        serde_yaml::from_str(include_str!("../../examples/simulate/orders.yaml")).expect("valid");
+    replay(&so, include_str!("../../examples/simulate/orders.csv"))
+}
+
+#[test]
+fn the_drawing_has_round_ticks_and_named_axes() {
+    let t = orders();
+    let drawing = svg(&t);
+    let times: Vec<i64> = texts(&drawing, "tick time")
+        .into_iter()
+        .map(clock_ms)
+        .collect();
+    assert_eq!(times.first(), Some(&0), "{times:?}");
+    let step = times[1];
+    assert!(
+        [15_000, 30_000, 60_000, 120_000, 300_000, 600_000].contains(&step),
+        "{times:?}"
+    );
+    assert!(times.windows(2).all(|w| w[1] - w[0] == step), "{times:?}");
+    assert!(
+        *times.last().unwrap() >= t.end_ms,
+        "the axis covers the replay"
+    );
+    let values: Vec<f64> = texts(&drawing, "tick value")
+        .into_iter()
+        .map(|v| v.parse().expect("a plain number"))
+        .collect();
+    // Two panels: the metric's ticks reach its peak (600), the replicas' theirs (12).
+    let split = values
+        .iter()
+        .skip(1)
+        .position(|v| *v == 0.0)
+        .expect("two axes")
+        + 1;
+    assert!(values[..split].last() >= Some(&600.0), "{values:?}");
+    assert!(values[split..].last() >= Some(&12.0), "{values:?}");
+    for title in [
+        "metric value",
+        "replicas",
+        "time since the ScaledObject was created",
+    ] {
+        assert!(texts(&drawing, "axis-title").contains(&title), "{title}");
+    }
+}
+
+#[test]
+fn every_event_has_a_mark_with_a_title_and_labels_do_not_overlap() {
+    let t = orders();
+    let drawing = svg(&t);
+    let events = t
+        .happenings
+        .iter()
+        .filter(|h| h.who != Who::Condition)
+        .count();
+    let marks = drawing.matches("<g class=\"event keda\"><title>").count()
+        + drawing.matches("<g class=\"event hpa\"><title>").count();
+    assert_eq!(marks, events);
+    for h in t.happenings.iter().filter(|h| h.who != Who::Condition) {
+        assert!(
+            drawing.contains(&h.message.replace('&', "&amp;")),
+            "{}",
+            h.reason
+        );
+    }
+    assert!(
+        drawing.contains(">KEDAScaleTargetActivated</text>"),
+        "{drawing}"
+    );
+    assert!(drawing.contains(">HPA → 12</text>"), "{drawing}");
+}
+
+#[test]
+fn failed_reads_are_crosses_on_the_time_axis_not_values() {
+    let t = orders();
+    let failures = render::failed_reads(&t);
+    // Prometheus fails from 10m to 14m: one run of failed polls, every one drawn.
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    let failed: Vec<i64> = t.values[0]
+        .iter()
+        .filter(|(_, v)| v.is_none())
+        .map(|(at, _)| *at)
+        .collect();
+    assert_eq!(failures[0].polls, failed);
+    assert_eq!(failed.first(), Some(&600_000));
+    let drawing = svg(&t);
+    assert_eq!(drawing.matches("<g class=\"failed-read\">").count(), 1);
+    // The metric's line breaks there: one subpath before the failure, one after.
+    let path = drawing
+        .split("<path class=\"metric\" d=\"")
+        .nth(1)
+        .and_then(|p| p.split('"').next())
+        .expect("a metric path");
+    assert_eq!(path.matches('M').count(), 2, "{path}");
+}
+
+#[test]
+fn the_subtitle_fits_and_keeps_its_full_text_as_a_title() {
+    let t = orders();
+    let lines = render::wrap(&t.settings, 858.0, 3);
+    assert!(lines.len() >= 2, "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.chars().count() as f64 * 7.0 <= 858.0),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines.join(" · "),
+        t.settings.join(" · "),
+        "nothing is cut here"
+    );
+    let cut = render::wrap(&t.settings, 300.0, 2);
+    assert_eq!(cut.len(), 2);
+    assert!(cut[1].ends_with('…'), "{cut:?}");
+    assert!(svg(&t).contains(&format!("<title>{}</title>", t.settings.join(" · "))));
+}
+
+#[test]
+fn the_orders_example_drawing_matches_its_snapshot() {
+    insta::assert_snapshot!("orders_svg", svg(&orders()));
 }
