@@ -155,6 +155,8 @@ pub enum ClusterCommand {
         name: String,
         #[command(flatten)]
         provider: ProviderArgs,
+        #[command(flatten)]
+        operator: WithOperatorArgs,
     },
     /// Stop a cluster started with `up` and remove its state.
     Down {
@@ -173,7 +175,59 @@ pub enum ClusterCommand {
         name: String,
         #[arg(long)]
         api_port: Option<u16>,
+        /// The operator `up` resolved, to run beside the cluster.
+        #[arg(long, value_enum, requires = "operator_path")]
+        operator_kind: Option<LocalOperatorKind>,
+        /// Its binary (builtin, binary) or build directory (upstream).
+        #[arg(long, requires = "operator_kind")]
+        operator_path: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WithOperatorArgs {
+    /// Also run an operator on this machine, beside the local cluster and stopped with it, with
+    /// its external metrics API and admission webhooks registered: `builtin` (ours, the default
+    /// of a bare --with-operator), `upstream` (KEDA built by conformance/upstream/build-keda.sh)
+    /// or the path of a keda-operator-compatible binary.
+    #[arg(
+        long,
+        value_name = "builtin|upstream|PATH",
+        num_args = 0..=1,
+        default_missing_value = "builtin",
+        value_parser = parse_operator_choice
+    )]
+    pub with_operator: Option<OperatorChoice>,
+    /// `--with-operator upstream`: the directory build-keda.sh built (default:
+    /// $KEDA_UPSTREAM_DIR, then the cache's upstream-keda-v2.21.0).
+    #[arg(long)]
+    pub keda_bin_dir: Option<PathBuf>,
+}
+
+/// Which operator `cluster up --with-operator` runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperatorChoice {
+    Builtin,
+    Upstream,
+    /// A keda-operator-compatible binary.
+    Binary(PathBuf),
+}
+
+fn parse_operator_choice(text: &str) -> Result<OperatorChoice, String> {
+    match text {
+        "builtin" => Ok(OperatorChoice::Builtin),
+        "upstream" => Ok(OperatorChoice::Upstream),
+        "" => Err("give builtin, upstream or the path of a keda-operator-compatible binary".into()),
+        path => Ok(OperatorChoice::Binary(PathBuf::from(path))),
+    }
+}
+
+/// The kinds of operator a cluster's supervisor runs (what `up` resolved `--with-operator` to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LocalOperatorKind {
+    Builtin,
+    Upstream,
+    Binary,
 }
 
 pub fn init_tracing(verbose: u8) {
@@ -196,11 +250,23 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scaler(args) => commands::scaler::check(args),
         Command::SampleScaler { listen, behaviour } => commands::scaler::sample(listen, behaviour),
         Command::Cluster { command } => match command {
-            ClusterCommand::Up { name, provider } => commands::cluster::up(&name, &provider),
+            ClusterCommand::Up {
+                name,
+                provider,
+                operator,
+            } => commands::cluster::up(&name, &provider, &operator),
             ClusterCommand::Down { name } => commands::cluster::down(&name),
             ClusterCommand::Status { name } => commands::cluster::status(name.as_deref()),
-            ClusterCommand::Supervise { name, api_port } => {
-                commands::cluster::supervise(&name, api_port)
+            ClusterCommand::Supervise {
+                name,
+                api_port,
+                operator_kind,
+                operator_path,
+            } => {
+                let operator = operator_kind
+                    .zip(operator_path)
+                    .map(|(kind, path)| commands::cluster::with_operator::Resolved { kind, path });
+                commands::cluster::supervise(&name, api_port, operator)
             }
         },
     }

@@ -18,6 +18,9 @@ pub struct ClusterState {
     /// Seconds since the Unix epoch.
     pub started_at: u64,
     pub ready_seconds: Option<f64>,
+    /// The operator the supervisor runs beside a local cluster (`up --with-operator`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<OperatorState>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -25,6 +28,21 @@ pub struct ComponentState {
     pub name: String,
     pub pid: u32,
     pub log: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OperatorState {
+    /// `builtin`, `upstream` or `binary`.
+    pub kind: String,
+    /// The operator's binary (`builtin`, `binary`) or build directory (`upstream`).
+    pub path: PathBuf,
+    /// Its certificates and logs. Every one of its processes names this directory on its
+    /// command line (`--cert-dir`), which tells them from a process that reused a pid.
+    pub dir: PathBuf,
+    /// In start order; stopped in reverse, before the cluster.
+    pub processes: Vec<ComponentState>,
+    /// From the cluster being ready to the operator's metrics API being Available.
+    pub ready_seconds: f64,
 }
 
 /// Overrides where named clusters keep their state (default `<cache root>/clusters`).
@@ -164,9 +182,34 @@ mod tests {
             }],
             started_at: 1,
             ready_seconds: Some(8.5),
+            operator: Some(OperatorState {
+                kind: "builtin".into(),
+                path: dir.path().join("keda-operator"),
+                dir: dir.path().join("operator"),
+                processes: vec![ComponentState {
+                    name: "keda-operator".into(),
+                    pid: 44,
+                    log: dir.path().join("operator/keda-operator.log"),
+                }],
+                ready_seconds: 1.5,
+            }),
         };
         save(dir.path(), &state).unwrap();
         assert_eq!(load_from(dir.path()).unwrap(), Some(state));
+    }
+
+    #[test]
+    fn a_state_written_before_operators_existed_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("state.json"),
+            r#"{"name": "old", "provider": "local", "kubeconfig": "k", "server": null,
+                "supervisor_pid": 7, "components": [], "started_at": 1, "ready_seconds": 2.0}"#,
+        )
+        .unwrap();
+        let state = load_from(dir.path()).unwrap().unwrap();
+        assert_eq!(state.operator, None);
+        assert_eq!(state.supervisor_pid, Some(7));
     }
 
     #[test]

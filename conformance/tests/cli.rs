@@ -1,8 +1,9 @@
 //! The `keda-conformance` command as a user runs it: named clusters that outlive the command,
 //! and one clear error line for each kind of bad input.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_keda-conformance");
 
@@ -228,4 +229,279 @@ fn a_missing_upstream_build_names_the_build_script_before_any_cluster_starts() {
     let line = error_line(&out);
     assert!(line.contains(dir), "{line}");
     assert!(line.contains("build-keda.sh"), "{line}");
+}
+
+/// The kubeconfig `up` exports on its last line.
+fn exported_kubeconfig(up: &Output) -> String {
+    let stdout = text(&up.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    last.strip_prefix("export KUBECONFIG=")
+        .unwrap_or_else(|| panic!("last line should export KUBECONFIG: {stdout}"))
+        .to_string()
+}
+
+/// The kubectl the control-plane build leaves in the cache, else the user's.
+fn kubectl() -> PathBuf {
+    let cached = kind::binaries::cache_dir().unwrap().join("kubectl");
+    if cached.is_file() {
+        cached
+    } else {
+        "kubectl".into()
+    }
+}
+
+fn kubectl_apply(kubeconfig: &str, manifest: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(kubectl())
+        .args(["apply", "-f", "-"])
+        .env("KUBECONFIG", kubeconfig)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl runs");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(manifest.as_bytes()).unwrap();
+    drop(stdin);
+    child.wait_with_output().unwrap()
+}
+
+/// Pids of the processes whose command line or environment mention `needle`.
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let mentions = ["cmdline", "environ"].iter().any(|file| {
+            std::fs::read(entry.path().join(file))
+                .is_ok_and(|b| String::from_utf8_lossy(&b).contains(needle))
+        });
+        if mentions {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// The pids of the lines of `cluster status` that say `running`.
+fn running_pids(report: &str) -> Vec<u32> {
+    report
+        .lines()
+        .filter(|l| l.contains(" pid ") && l.contains("running,"))
+        .filter_map(|l| l.split_whitespace().nth(2)?.parse().ok())
+        .collect()
+}
+
+/// A Deployment at 0 replicas and a ScaledObject whose cron trigger wants 3 now: its window
+/// opens every day an hour before the current UTC hour and closes an hour after it, so the
+/// next end always comes before the next start.
+fn web_with_cron(polling_interval: Duration) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let hour = (now / 3600) % 24;
+    let (start, end) = ((hour + 23) % 24, (hour + 1) % 24);
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: default}}
+spec:
+  replicas: 0
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec: {{containers: [{{name: app, image: registry.k8s.io/pause:3.10}}]}}
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: web, namespace: default}}
+spec:
+  scaleTargetRef: {{name: web}}
+  pollingInterval: {}
+  triggers:
+    - type: cron
+      metadata: {{timezone: Etc/UTC, start: '0 {start} * * *', end: '0 {end} * * *', desiredReplicas: '3'}}
+",
+        polling_interval.as_secs()
+    )
+}
+
+/// KEDA's webhook refuses a second ScaledObject on a workload that one already manages.
+const SECOND_SCALED_OBJECT: &str = "apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: web-again, namespace: default}
+spec:
+  scaleTargetRef: {name: web}
+  triggers:
+    - type: cron
+      metadata: {timezone: Etc/UTC, start: '0 0 1 1 *', end: '59 23 31 12 *', desiredReplicas: '2'}
+";
+
+#[test]
+fn cluster_up_with_operator_lets_kubectl_apply_alone_scale_a_deployment() {
+    let state = tempfile::tempdir().unwrap();
+    let name = "cli-operator";
+    let _down = Down(state.path(), name);
+    let started = Instant::now();
+    let up = cli(
+        state.path(),
+        &["cluster", "up", "--name", name, "--with-operator"],
+    );
+    assert!(up.status.success(), "{}", text(&up.stderr));
+    eprintln!(
+        "cluster up --with-operator took {:.1}s:\n{}",
+        started.elapsed().as_secs_f64(),
+        text(&up.stdout)
+    );
+    let kubeconfig = exported_kubeconfig(&up);
+
+    // The ScaledObject's pollingInterval; its first poll runs at once, but a whole interval is
+    // allowed for the activation 0 -> 1. Then two HPA syncs of the local cluster (1 s each):
+    // one in which the HPA finds the workload at 1, one in which it reads the cron metric (3
+    // against a target of 1) from the operator's metrics API and scales 1 -> 3. Plus the
+    // runner's default slack of 3 s for API round trips, kubectl and the Deployment controller.
+    let polling_interval = Duration::from_secs(5);
+    let deadline = polling_interval + 2 * Duration::from_secs(1) + Duration::from_secs(3);
+    let applied_at = Instant::now();
+    let applied = kubectl_apply(&kubeconfig, &web_with_cron(polling_interval));
+    assert!(applied.status.success(), "{}", text(&applied.stderr));
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (spec_at, ready_at) = rt.block_on(async {
+        let config = kind::kubeconfig::load(Path::new(&kubeconfig))
+            .await
+            .unwrap();
+        let client = kube::Client::try_from(config).unwrap();
+        let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
+            kube::Api::namespaced(client, "default");
+        let replicas = |field: fn(&k8s_openapi::api::apps::v1::Deployment) -> Option<i32>| {
+            let deployments = deployments.clone();
+            async move {
+                let mut last = None;
+                while applied_at.elapsed() < deadline {
+                    last = deployments.get("web").await.ok().and_then(|d| field(&d));
+                    if last == Some(3) {
+                        return applied_at.elapsed();
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                panic!("web was at {last:?} replicas, not 3, after {deadline:?}");
+            }
+        };
+        let spec_at = replicas(|d| d.spec.as_ref()?.replicas).await;
+        let ready_at = replicas(|d| d.status.as_ref()?.ready_replicas).await;
+        (spec_at, ready_at)
+    });
+    eprintln!(
+        "3 replicas asked for after {:.1}s and ready after {:.1}s (deadline {deadline:?})",
+        spec_at.as_secs_f64(),
+        ready_at.as_secs_f64()
+    );
+
+    let refused = kubectl_apply(&kubeconfig, SECOND_SCALED_OBJECT);
+    assert!(!refused.status.success(), "{}", text(&refused.stdout));
+    let message = text(&refused.stderr);
+    assert!(
+        message.contains(
+            "admission webhook \"vscaledobject.kb.io\" denied the request: the workload 'web' \
+             of type 'apps/v1.Deployment' is already managed by the ScaledObject 'web'"
+        ),
+        "{message}"
+    );
+
+    let status = cli(state.path(), &["cluster", "status", "--name", name]);
+    let report = text(&status.stdout);
+    assert!(status.status.success(), "{report}");
+    assert!(report.contains("  operator    builtin ("), "{report}");
+    assert!(
+        report
+            .lines()
+            .any(|l| l.starts_with("  keda-operator ") && l.contains("running,")),
+        "{report}"
+    );
+    let pids = running_pids(&report);
+    assert_eq!(pids.len(), 6, "five components and the operator: {report}");
+
+    let down = cli(state.path(), &["cluster", "down", "--name", name]);
+    assert!(down.status.success(), "{}", text(&down.stderr));
+    for pid in pids {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "pid {pid} outlived `down`"
+        );
+    }
+    // Every process of the cluster (supervisor, components, operator) was started with the
+    // state directory in its environment.
+    let state_dir = state.path().display().to_string();
+    assert_eq!(processes_mentioning(&state_dir), Vec::<u32>::new());
+}
+
+#[test]
+fn bad_with_operator_values_are_named_before_any_cluster_starts() {
+    let state = tempfile::tempdir().unwrap();
+    let up = |extra: &[&str]| {
+        let mut args = vec!["cluster", "up", "--name", "bad-operator"];
+        args.extend_from_slice(extra);
+        error_line(&cli(state.path(), &args))
+    };
+    assert_eq!(
+        up(&["--with-operator", "/nonexistent/keda-operator"]),
+        "error: --with-operator /nonexistent/keda-operator: no such file"
+    );
+    let plain = state.path().join("plain");
+    std::fs::write(&plain, "not a program").unwrap();
+    let plain = plain.to_str().unwrap();
+    assert_eq!(
+        up(&["--with-operator", plain]),
+        format!("error: --with-operator {plain}: not executable")
+    );
+    assert_eq!(
+        up(&["--with-operator", state.path().to_str().unwrap()]),
+        format!(
+            "error: --with-operator {}: not a file",
+            state.path().display()
+        )
+    );
+    // An executable that prints no CRDs: written by a shell, so that no file handle of this
+    // (multi-threaded) test process is open on it when it runs.
+    let silent = state.path().join("silent");
+    let made = Command::new("sh")
+        .args([
+            "-c",
+            "printf '#!/bin/sh\\nexit 0\\n' > \"$1\" && chmod +x \"$1\"",
+        ])
+        .args(["sh", silent.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let line = up(&["--with-operator", silent.to_str().unwrap()]);
+    assert!(
+        line.starts_with(&format!(
+            "error: --with-operator {}: not a keda-operator-compatible binary",
+            silent.display()
+        )),
+        "{line}"
+    );
+
+    let empty = tempfile::tempdir().unwrap();
+    let dir = empty.path().to_str().unwrap();
+    let line = up(&["--with-operator", "upstream", "--keda-bin-dir", dir]);
+    assert!(
+        line.starts_with("error: --with-operator upstream: "),
+        "{line}"
+    );
+    assert!(line.contains(dir), "{line}");
+    assert!(line.contains("build-keda.sh"), "{line}");
+
+    assert!(up(&["--keda-bin-dir", dir]).starts_with("error: --keda-bin-dir "));
+    assert!(
+        up(&["--with-operator", "--provider", "existing"])
+            .starts_with("error: --with-operator needs --provider local")
+    );
+    assert!(up(&["--with-operator="]).starts_with("error: invalid value '' for '--with-operator"));
+
+    let status = cli(state.path(), &["cluster", "status"]);
+    assert_eq!(text(&status.stdout).trim(), "no clusters are up");
 }

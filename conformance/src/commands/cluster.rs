@@ -3,6 +3,10 @@
 //! A local cluster belongs to a background `supervise` process (its own process group, not a
 //! child of the shell's job), which starts the components, records them in the state file and
 //! stops them in order when `down` sends it SIGTERM. Its components die with it if it is killed.
+//! With `--with-operator` it also runs an operator beside the cluster ([`with_operator`]),
+//! stopped first.
+
+pub mod with_operator;
 
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
@@ -13,14 +17,24 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use super::{progress, runtime, seconds};
-use crate::cli::{ProviderArgs, ProviderKind};
+use crate::cli::{ProviderArgs, ProviderKind, WithOperatorArgs};
 use crate::state::{self, ClusterState, ComponentState};
 
 const SUPERVISOR_READY_TIMEOUT: Duration = Duration::from_secs(180);
+/// What an operator adds: it registers its metrics API, which may take 90 s to be Available.
+const OPERATOR_READY_TIMEOUT: Duration = Duration::from_secs(100);
 const SUPERVISOR_STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub fn up(name: &str, args: &ProviderArgs) -> anyhow::Result<ExitCode> {
+pub fn up(
+    name: &str,
+    args: &ProviderArgs,
+    operator: &WithOperatorArgs,
+) -> anyhow::Result<ExitCode> {
     state::validate_name(name)?;
+    with_operator::check_args(args, operator)?;
+    // Read before the operator's cargo build, which may relink this very file (same target
+    // dir): once it is replaced, /proc/self/exe names a deleted file.
+    let program = std::env::current_exe().context("finding this program")?;
     let dir = state::dir(name)?;
     if let Some(existing) = state::load(name)? {
         if is_alive(&existing) {
@@ -32,8 +46,16 @@ pub fn up(name: &str, args: &ProviderArgs) -> anyhow::Result<ExitCode> {
         progress(format!("removing the stale state of cluster {name:?}"));
         let _ = std::fs::remove_dir_all(&dir);
     }
+    // Before any cluster starts: a bad operator fails in seconds, not after the cluster.
+    let operator = match &operator.with_operator {
+        Some(choice) => Some(with_operator::resolve(
+            choice,
+            operator.keda_bin_dir.as_deref(),
+        )?),
+        None => None,
+    };
     let state = match args.provider {
-        ProviderKind::Local => up_local(name, &dir, args.api_port)?,
+        ProviderKind::Local => up_local(&program, name, &dir, args.api_port, operator.as_ref())?,
         ProviderKind::Kind => up_kind(name, &dir)?,
         ProviderKind::Existing => up_existing(name, &dir, args)?,
     };
@@ -50,12 +72,23 @@ pub fn up(name: &str, args: &ProviderArgs) -> anyhow::Result<ExitCode> {
             println!("kubectl:    {}", kubectl.display());
         }
     }
+    if let Some(operator) = &state.operator {
+        for line in with_operator::summary(operator) {
+            println!("{line}");
+        }
+    }
     println!("stop it:    keda-conformance cluster down --name {name}");
     println!("export KUBECONFIG={}", state.kubeconfig.display());
     Ok(ExitCode::SUCCESS)
 }
 
-fn up_local(name: &str, dir: &Path, api_port: Option<u16>) -> anyhow::Result<ClusterState> {
+fn up_local(
+    program: &Path,
+    name: &str,
+    dir: &Path,
+    api_port: Option<u16>,
+    operator: Option<&with_operator::Resolved>,
+) -> anyhow::Result<ClusterState> {
     if let Some(port) = api_port {
         kind::ports::require_free(port, "kube-apiserver")?;
     }
@@ -66,10 +99,19 @@ fn up_local(name: &str, dir: &Path, api_port: Option<u16>) -> anyhow::Result<Clu
     let log_path = dir.join("supervisor.log");
     let log = std::fs::File::create(&log_path)
         .with_context(|| format!("creating {}", log_path.display()))?;
-    let mut command = Command::new(std::env::current_exe().context("finding this program")?);
+    let mut command = Command::new(program);
     command.args(["cluster", "supervise", "--name", name]);
     if let Some(port) = api_port {
         command.args(["--api-port", &port.to_string()]);
+    }
+    let mut ready_timeout = SUPERVISOR_READY_TIMEOUT;
+    if let Some(operator) = operator {
+        command
+            .arg("--operator-kind")
+            .arg(with_operator::kind_name(operator.kind))
+            .arg("--operator-path")
+            .arg(&operator.path);
+        ready_timeout += OPERATOR_READY_TIMEOUT;
     }
     command
         .stdin(Stdio::null())
@@ -93,13 +135,13 @@ fn up_local(name: &str, dir: &Path, api_port: Option<u16>) -> anyhow::Result<Clu
             let _ = std::fs::remove_dir_all(dir);
             bail!("the local cluster did not start (supervisor {status}):\n{tail}");
         }
-        if started.elapsed() > SUPERVISOR_READY_TIMEOUT {
+        if started.elapsed() > ready_timeout {
             let _ = supervisor.kill();
             let _ = supervisor.wait();
             let tail = kind::process::log_tail(&log_path, 20);
             bail!(
                 "the local cluster was not ready after {}:\n{tail}",
-                seconds(SUPERVISOR_READY_TIMEOUT)
+                seconds(ready_timeout)
             );
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -129,6 +171,7 @@ fn up_kind(name: &str, dir: &Path) -> anyhow::Result<ClusterState> {
         components: vec![],
         started_at: state::now_secs(),
         ready_seconds: Some(started.elapsed().as_secs_f64()),
+        operator: None,
     };
     state::save(dir, &state)?;
     Ok(state)
@@ -158,25 +201,45 @@ fn up_existing(name: &str, dir: &Path, args: &ProviderArgs) -> anyhow::Result<Cl
         components: vec![],
         started_at: state::now_secs(),
         ready_seconds: None,
+        operator: None,
     };
     state::save(dir, &state)?;
     Ok(state)
 }
 
-/// Runs in the background for `up`: starts the local cluster, records it, and holds it until
-/// SIGTERM or SIGINT, then stops every component in reverse order.
-pub fn supervise(name: &str, api_port: Option<u16>) -> anyhow::Result<ExitCode> {
+/// Runs in the background for `up`: starts the local cluster (and the operator, if any),
+/// records them, and holds them until SIGTERM or SIGINT, then stops the operator and every
+/// component in reverse order.
+pub fn supervise(
+    name: &str,
+    api_port: Option<u16>,
+    operator: Option<with_operator::Resolved>,
+) -> anyhow::Result<ExitCode> {
     let dir = state::dir(name)?;
+    let operator = operator.map(with_operator::Resolved::load).transpose()?;
     let rt = runtime()?;
     rt.block_on(async {
         let started = Instant::now();
         let cluster = kind::Cluster::start_local(kind::LocalOptions {
             work_dir: Some(dir.join("cluster")),
             api_port,
+            preinstall: operator
+                .as_ref()
+                .map(|o| o.crds().to_vec())
+                .unwrap_or_default(),
             ..Default::default()
         })
         .await?;
         let ready = started.elapsed();
+        eprintln!("cluster {name:?} ready in {}", seconds(ready));
+        let (running, operator_state) = match &operator {
+            Some(o) => {
+                let (running, state) = o.start(&cluster).await?;
+                eprintln!("operator ready in {:.1}s", state.ready_seconds);
+                (Some(running), Some(state))
+            }
+            None => (None, None),
+        };
         let local = cluster.local().context("a local cluster")?;
         let logs = local.components().logs();
         let components = local
@@ -195,9 +258,9 @@ pub fn supervise(name: &str, api_port: Option<u16>) -> anyhow::Result<ExitCode> 
             components,
             started_at: state::now_secs(),
             ready_seconds: Some(ready.as_secs_f64()),
+            operator: operator_state,
         };
         state::save(&dir, &state)?;
-        eprintln!("cluster {name:?} ready in {}", seconds(ready));
 
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -206,6 +269,8 @@ pub fn supervise(name: &str, api_port: Option<u16>) -> anyhow::Result<ExitCode> 
             _ = int.recv() => eprintln!("SIGINT: stopping cluster {name:?}"),
         }
         state::remove_state_file(&dir);
+        // The operator first, while the apiserver it talks to still answers.
+        drop(running);
         cluster.shutdown();
         eprintln!("cluster {name:?} stopped");
         Ok(ExitCode::SUCCESS)
@@ -248,7 +313,10 @@ fn stop_local(state: &ClusterState) -> anyhow::Result<()> {
             let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
         }
     }
-    // Anything still running (a supervisor that was killed hard) goes now.
+    // Anything still running (a supervisor that was killed hard) goes now, the operator first.
+    if let Some(operator) = &state.operator {
+        with_operator::kill_leftovers(operator);
+    }
     for c in &state.components {
         if component_runs(c) {
             let _ = kill(Pid::from_raw(c.pid as i32), Signal::SIGKILL);
@@ -309,6 +377,11 @@ pub fn status(name: Option<&str>) -> anyhow::Result<ExitCode> {
                     None => format!("NOT RUNNING (log: {})", c.log.display()),
                 }
             );
+        }
+        if let Some(operator) = &state.operator {
+            let (rss, all_run) = with_operator::print_status(operator);
+            total += rss;
+            all_up &= all_run;
         }
         if total > 0 {
             println!("  memory      {:.0} MiB in all", total as f64 / 1048576.0);
