@@ -155,7 +155,11 @@ pub struct ControlServer {
 impl ControlServer {
     /// Serves the control API for `fakes` on 127.0.0.1:`port` (0 picks a free port).
     pub async fn start(fakes: Registry, port: u16) -> Result<Self> {
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        Self::start_at(fakes, SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await
+    }
+
+    /// Serves the control API for `fakes` on `addr` (port 0 picks a free port).
+    pub async fn start_at(fakes: Registry, addr: SocketAddr) -> Result<Self> {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| Error::Bind { addr, source })?;
@@ -170,7 +174,7 @@ impl ControlServer {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", crate::http::reachable(self.addr))
     }
 }
 

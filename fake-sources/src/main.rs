@@ -1,4 +1,4 @@
-//! `fake-sources`: starts the requested fakes on 127.0.0.1, prints their URLs as one JSON
+//! `fake-sources`: starts the requested fakes on 127.0.0.1 (or `--bind-address`), prints their URLs as one JSON
 //! line, and serves the control API until SIGINT or SIGTERM.
 
 use std::collections::BTreeMap;
@@ -29,6 +29,15 @@ struct Args {
     /// port is the management API's; AMQP takes a free port (listed as "rabbitmq").
     #[arg(long = "fake", value_name = "NAME[:PORT]")]
     fakes: Vec<String>,
+    /// The address every fake and the control API bind: 127.0.0.1, or 0.0.0.0 where they must
+    /// be reachable from elsewhere (in a pod, behind a Service).
+    #[arg(
+        long,
+        default_value = "127.0.0.1",
+        env = "FAKE_SOURCES_BIND_ADDRESS",
+        value_name = "IP"
+    )]
+    bind_address: std::net::IpAddr,
     /// Port of the control API (0: a free one).
     #[arg(long, default_value_t = 0, env = "FAKE_SOURCES_CONTROL_PORT")]
     control_port: u16,
@@ -126,6 +135,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut fakes = Registry::new();
     for (name, port) in specs {
         let options = FakeOptions {
+            address: args.bind_address,
             port,
             tls: tls.clone().filter(|_| args.https.contains(&name)),
         };
@@ -141,9 +151,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
             urls.insert(format!("{name}-{label}"), url);
         }
     }
-    let control = ControlServer::start(fakes, args.control_port)
-        .await
-        .context("starting the control api")?;
+    let control = ControlServer::start_at(
+        fakes,
+        std::net::SocketAddr::new(args.bind_address, args.control_port),
+    )
+    .await
+    .context("starting the control api")?;
     let mut line = serde_json::json!({"control": control.url(), "fakes": urls});
     if let Some(ca_pem) = ca_pem {
         line["ca_pem"] = ca_pem.into();

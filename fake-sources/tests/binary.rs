@@ -103,3 +103,62 @@ async fn the_binary_serves_the_mysql_fake() {
 
     child.kill().await.unwrap();
 }
+
+/// In a pod the fakes must listen beyond loopback (`--bind-address 0.0.0.0`). 127.0.0.2 stands
+/// in for "another address" without leaving this machine: every fake and the control API
+/// answer there, and not on 127.0.0.1.
+#[tokio::test]
+async fn the_binary_binds_every_fake_to_the_address_it_is_given() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fake-sources"))
+        .args([
+            "--bind-address",
+            "127.0.0.2",
+            "--fake",
+            "prometheus",
+            "--fake",
+            "mysql",
+            "--fake",
+            "rabbitmq",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).await.unwrap();
+    let started: Value = serde_json::from_str(&line).unwrap();
+    let mut urls = vec![started["control"].as_str().unwrap().to_string()];
+    for (_, url) in started["fakes"].as_object().unwrap() {
+        urls.push(url.as_str().unwrap().to_string());
+    }
+    assert_eq!(urls.len(), 5, "{started}");
+    for url in urls {
+        let authority = url.split("://").nth(1).unwrap();
+        assert!(authority.starts_with("127.0.0.2:"), "{url}");
+        let port = authority.rsplit(':').next().unwrap();
+        tokio::net::TcpStream::connect(format!("127.0.0.2:{port}"))
+            .await
+            .unwrap_or_else(|e| panic!("{url} does not answer: {e}"));
+        assert!(
+            tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+                .await
+                .is_err(),
+            "{url} also answers on 127.0.0.1"
+        );
+    }
+    child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_bind_address_that_is_not_an_ip_is_named() {
+    let output = Command::new(env!("CARGO_BIN_EXE_fake-sources"))
+        .args(["--bind-address", "everywhere"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--bind-address"), "{stderr}");
+}

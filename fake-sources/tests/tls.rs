@@ -14,8 +14,8 @@ fn client_trusting(ca: &TestCa) -> reqwest::ClientBuilder {
 async fn https_is_served_with_a_certificate_from_the_given_ca() {
     let ca = TestCa::new("test-ca").unwrap();
     let prom = FakePrometheus::start(FakeOptions {
-        port: 0,
         tls: Some(ca.server_tls(false).unwrap()),
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -40,8 +40,8 @@ async fn https_is_served_with_a_certificate_from_the_given_ca() {
 async fn mtls_accepts_a_client_certificate_from_the_ca_and_refuses_a_client_without_one() {
     let ca = TestCa::new("test-ca").unwrap();
     let prom = FakePrometheus::start(FakeOptions {
-        port: 0,
         tls: Some(ca.server_tls(true).unwrap()),
+        ..Default::default()
     })
     .await
     .unwrap();

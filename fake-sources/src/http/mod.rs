@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use crate::control::{Malformed, UnknownKeys};
 
 pub use server::{FakeOptions, HttpFake};
-pub(crate) use server::{Shared, percent_decode};
+pub(crate) use server::{Shared, percent_decode, reachable};
 
 /// A request, read whole.
 #[derive(Debug, Clone)]

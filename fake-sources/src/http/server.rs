@@ -1,6 +1,6 @@
 //! The HTTP(S) server behind every HTTP fake, and the in-process handle to it.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,13 +23,40 @@ use crate::control::{
 use crate::error::{Error, Result};
 use crate::tls::TlsOptions;
 
-/// Where and how a fake listens. It always binds 127.0.0.1.
-#[derive(Clone, Debug, Default)]
+/// Where and how a fake listens: 127.0.0.1 unless told otherwise.
+#[derive(Clone, Debug)]
 pub struct FakeOptions {
+    /// The address to bind: 127.0.0.1 by default; `0.0.0.0` where the fake must be reachable
+    /// from elsewhere (a fake in a pod, behind a Service).
+    pub address: IpAddr,
     /// 0 (the default) picks a free port.
     pub port: u16,
     /// Serve HTTPS (and, with a client CA, demand client certificates).
     pub tls: Option<TlsOptions>,
+}
+
+impl Default for FakeOptions {
+    fn default() -> Self {
+        FakeOptions {
+            address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            tls: None,
+        }
+    }
+}
+
+/// The address a client on this machine uses to reach a listener bound to `bound`: the
+/// loopback address of its family when it listens on every address.
+pub(crate) fn reachable(bound: SocketAddr) -> SocketAddr {
+    match bound.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv4Addr::LOCALHOST, bound.port()))
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, bound.port()))
+        }
+        _ => bound,
+    }
 }
 
 pub(crate) struct Shared<P: Protocol> {
@@ -56,7 +83,7 @@ impl<P: Protocol> std::fmt::Debug for HttpFake<P> {
 }
 
 impl<P: Protocol + Default> HttpFake<P> {
-    /// Binds 127.0.0.1 and starts serving.
+    /// Binds `options.address` (127.0.0.1 by default) and starts serving.
     pub async fn start(options: FakeOptions) -> Result<Self> {
         Self::start_with(P::default(), options).await
     }
@@ -68,7 +95,7 @@ impl<P: Protocol> HttpFake<P> {
             Some(tls) => Some(TlsAcceptor::from(tls.server_config()?)),
             None => None,
         };
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, options.port));
+        let addr = SocketAddr::new(options.address, options.port);
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| Error::Bind { addr, source })?;
@@ -88,10 +115,11 @@ impl<P: Protocol> HttpFake<P> {
         })
     }
 
-    /// The base URL, e.g. `http://127.0.0.1:41234`.
+    /// The base URL, e.g. `http://127.0.0.1:41234` (a loopback address when the fake listens on
+    /// every address).
     pub fn url(&self) -> String {
         let scheme = if self.https { "https" } else { "http" };
-        format!("{scheme}://{}", self.addr)
+        format!("{scheme}://{}", reachable(self.addr))
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -449,5 +477,31 @@ mod tests {
         assert_eq!(percent_decode("/a%40b%3Ac"), "/a@b:c");
         assert_eq!(percent_decode("/100%"), "/100%");
         assert_eq!(percent_decode("/%zz"), "/%zz");
+    }
+}
+
+#[cfg(test)]
+mod reachable_tests {
+    use super::*;
+
+    #[test]
+    fn a_fake_on_every_address_is_reached_on_loopback() {
+        for (bound, reached) in [
+            ("0.0.0.0:8080", "127.0.0.1:8080"),
+            ("[::]:8080", "[::1]:8080"),
+            ("127.0.0.2:8080", "127.0.0.2:8080"),
+            ("10.1.2.3:9", "10.1.2.3:9"),
+        ] {
+            let bound: SocketAddr = bound.parse().unwrap();
+            assert_eq!(reachable(bound).to_string(), reached);
+        }
+    }
+
+    #[test]
+    fn the_default_is_loopback() {
+        assert_eq!(
+            FakeOptions::default().address,
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        );
     }
 }

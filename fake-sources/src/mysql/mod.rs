@@ -23,7 +23,7 @@ mod server;
 mod value;
 mod wire;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
@@ -67,7 +67,7 @@ impl std::fmt::Debug for FakeMySql {
 }
 
 impl FakeMySql {
-    /// Binds 127.0.0.1 (`options.port`, 0 for a free one) and starts serving. With
+    /// Binds `options.address` (127.0.0.1 by default) and `options.port` (0 for a free one) and starts serving. With
     /// `options.tls` the greeting offers TLS (as a server with certificates does): a client
     /// that asks for it gets it (with a client CA, only with a certificate from it); a client
     /// that does not stays in plaintext.
@@ -76,7 +76,7 @@ impl FakeMySql {
             Some(tls) => Some(tokio_rustls::TlsAcceptor::from(tls.server_config()?)),
             None => None,
         };
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, options.port));
+        let addr = SocketAddr::new(options.address, options.port);
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| Error::Bind { addr, source })?;
@@ -98,7 +98,7 @@ impl FakeMySql {
 
     /// `mysql://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
-        format!("mysql://{}", self.addr)
+        format!("mysql://{}", crate::http::reachable(self.addr))
     }
 
     pub fn addr(&self) -> SocketAddr {

@@ -22,7 +22,7 @@ mod management;
 mod queue;
 mod wire;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -84,7 +84,7 @@ impl FakeRabbitMq {
             None => None,
         };
         let amqp_scheme = if tls.is_some() { "amqps" } else { "amqp" };
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, options.amqp_port));
+        let addr = SocketAddr::new(options.management.address, options.amqp_port);
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| Error::Bind { addr, source })?;
@@ -102,7 +102,11 @@ impl FakeRabbitMq {
 
     /// `amqp://127.0.0.1:<port>`, or `amqps://` when the broker speaks TLS.
     pub fn amqp_url(&self) -> String {
-        format!("{}://{}", self.amqp_scheme, self.amqp_addr)
+        format!(
+            "{}://{}",
+            self.amqp_scheme,
+            crate::http::reachable(self.amqp_addr)
+        )
     }
 
     pub fn amqp_port(&self) -> u16 {
