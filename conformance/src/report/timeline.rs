@@ -32,7 +32,7 @@ const ROW: f64 = 17.0;
 const WAIT_ROW: f64 = 30.0;
 /// The width of one character of the 11px labels, a little generous, to keep labels apart.
 const CHAR_W: f64 = 6.5;
-const STEP_ROWS: usize = 3;
+const STEP_ROWS: usize = 4;
 const EVENT_ROWS: usize = 5;
 
 const BLUE: &str = "#1f5fbf";
@@ -164,9 +164,11 @@ pub fn svg(id: &str, t: &Timeline) -> String {
     let most_replicas = replicas.iter().filter_map(|s| s.value).fold(0.0, f64::max);
     let replica_axis = ValueAxis::counts(most_replicas.ceil() as i64, 5);
     let values = || metric.iter().filter_map(|s| s.value);
+    // A tenth more room on the metric's axis keeps its peak off the replicas' top line, which
+    // would hide one line under the other.
     let metric_axis = ValueAxis::new(
         values().fold(0.0, f64::min),
-        values().fold(0.0, f64::max),
+        values().fold(0.0, f64::max) * 1.1,
         5,
     );
     let y_of = |axis: &ValueAxis, v: f64| plot_bottom() - axis.fraction(v) * (PLOT_H - HEADROOM);
@@ -234,18 +236,19 @@ pub fn svg(id: &str, t: &Timeline) -> String {
             cross(x(from), plot_bottom(), 5.0, RED),
         );
     }
-    if has_replicas {
-        let _ = writeln!(
-            s,
-            "<path class=\"replicas\" d=\"{}\" fill=\"none\" stroke=\"{BLUE}\" stroke-width=\"2.5\"><title>the target's spec.replicas</title></path>",
-            step_path(&replicas, &x, &y_replicas)
-        );
-    }
+    // The metric first: the replicas, what the rule is about, are drawn over it.
     if has_metric {
         let _ = writeln!(
             s,
             "<path class=\"metric\" d=\"{}\" fill=\"none\" stroke=\"{ORANGE}\" stroke-width=\"2\"><title>the value the source serves</title></path>",
             step_path(&metric, &x, &y_metric)
+        );
+    }
+    if has_replicas {
+        let _ = writeln!(
+            s,
+            "<path class=\"replicas\" d=\"{}\" fill=\"none\" stroke=\"{BLUE}\" stroke-width=\"2.5\"><title>the target's spec.replicas</title></path>",
+            step_path(&replicas, &x, &y_replicas)
         );
     }
 

@@ -111,7 +111,7 @@ pub(super) fn step_marks(t: &Timeline, x: &dyn Fn(u64) -> f64) -> Vec<Mark> {
                 .join("\n");
             let labels = if group.len() == 1 {
                 vec![
-                    format!("{} {}", first.0, fit(first.2, 200.0)),
+                    format!("{} {}", first.0, fit(first.2, 170.0)),
                     first.0.to_string(),
                 ]
             } else {
