@@ -7,7 +7,19 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_keda-conformance");
 
+/// Provisions the control plane once, in this process, so a first run's build prints its
+/// progress to the terminal: the commands under test run with their output captured.
+fn provision_once() {
+    static PROVISION: std::sync::Once = std::sync::Once::new();
+    PROVISION.call_once(|| {
+        if let Err(e) = kind::Binaries::ensure() {
+            eprintln!("the control-plane binaries could not be provisioned: {e}");
+        }
+    });
+}
+
 fn cli(state: &Path, args: &[&str]) -> Output {
+    provision_once();
     Command::new(BIN)
         .args(args)
         .env("KEDA_CONFORMANCE_STATE", state)
