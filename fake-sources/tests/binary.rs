@@ -9,17 +9,10 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-#[tokio::test]
-async fn the_binary_prints_its_urls_and_serves_the_control_api() {
+/// Starts the binary with `args` and reads the JSON line it prints first.
+async fn start<const N: usize>(args: [&str; N]) -> (tokio::process::Child, Value) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_fake-sources"))
-        .args([
-            "--fake",
-            "prometheus",
-            "--fake",
-            "datadog",
-            "--https",
-            "datadog",
-        ])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -28,7 +21,21 @@ async fn the_binary_prints_its_urls_and_serves_the_control_api() {
     let stdout = child.stdout.take().unwrap();
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line).await.unwrap();
-    let started: Value = serde_json::from_str(&line).unwrap();
+    let started = serde_json::from_str(&line).unwrap();
+    (child, started)
+}
+
+#[tokio::test]
+async fn the_binary_prints_its_urls_and_serves_the_control_api() {
+    let (mut child, started) = start([
+        "--fake",
+        "prometheus",
+        "--fake",
+        "datadog",
+        "--https",
+        "datadog",
+    ])
+    .await;
     let control = started["control"].as_str().unwrap();
     let prometheus = started["fakes"]["prometheus"].as_str().unwrap();
     assert!(prometheus.starts_with("http://127.0.0.1:"));
@@ -69,17 +76,7 @@ async fn the_binary_refuses_an_unknown_fake() {
 async fn the_binary_serves_the_mysql_fake() {
     use mysql_async::prelude::Queryable;
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fake-sources"))
-        .args(["--fake", "mysql"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).await.unwrap();
-    let started: Value = serde_json::from_str(&line).unwrap();
+    let (mut child, started) = start(["--fake", "mysql"]).await;
     let control = started["control"].as_str().unwrap();
     let url = started["fakes"]["mysql"].as_str().unwrap();
     let port: u16 = url
@@ -109,26 +106,17 @@ async fn the_binary_serves_the_mysql_fake() {
 /// answer there, and not on 127.0.0.1.
 #[tokio::test]
 async fn the_binary_binds_every_fake_to_the_address_it_is_given() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fake-sources"))
-        .args([
-            "--bind-address",
-            "127.0.0.2",
-            "--fake",
-            "prometheus",
-            "--fake",
-            "mysql",
-            "--fake",
-            "rabbitmq",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).await.unwrap();
-    let started: Value = serde_json::from_str(&line).unwrap();
+    let (mut child, started) = start([
+        "--bind-address",
+        "127.0.0.2",
+        "--fake",
+        "prometheus",
+        "--fake",
+        "mysql",
+        "--fake",
+        "rabbitmq",
+    ])
+    .await;
     let mut urls = vec![started["control"].as_str().unwrap().to_string()];
     for (_, url) in started["fakes"].as_object().unwrap() {
         urls.push(url.as_str().unwrap().to_string());
