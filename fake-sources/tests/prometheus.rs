@@ -124,7 +124,7 @@ async fn the_time_parameter_may_be_unix_seconds_and_a_bad_one_is_bad_data() {
     assert_eq!(status, 400);
     assert_eq!(
         body["error"],
-        "invalid parameter \"time\": cannot parse \"soon\" to a valid timestamp"
+        "invalid parameter \"time\": Invalid time value for 'time': cannot parse \"soon\" to a valid timestamp"
     );
 }
 
@@ -317,4 +317,207 @@ async fn an_unknown_path_is_not_found_and_a_wrong_method_not_allowed() {
         .await
         .unwrap();
     assert_eq!(put.status(), 405);
+}
+
+async fn query(prom: &FakePrometheus, params: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    let response = client()
+        .get(format!("{}/api/v1/query", prom.url()))
+        .query(params)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_syntax_error_is_bad_data_with_prometheus_words_even_for_a_scripted_query() {
+    let prom = prometheus().await;
+    prom.set_sample("sum(rate(x[1m])", 1.0);
+    let (status, body) = query(&prom, &[("query", "sum(rate(x[1m])")]).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body,
+        json!({"status": "error", "errorType": "bad_data",
+               "error": "invalid parameter \"query\": 1:16: parse error: unclosed left parenthesis"})
+    );
+    let url = format!(
+        "{}/api/v1/query_range?query=sum(&start=1&end=2&step=1",
+        prom.url()
+    );
+    let (status, body) = get_json(&client(), &url).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"], "1:5: parse error: unclosed left parenthesis");
+}
+
+#[tokio::test]
+async fn literals_answer_with_their_own_result_types() {
+    let prom = prometheus().await;
+    let time = ("time", "1700000000");
+    let (_, body) = query(&prom, &[("query", "\"hello\""), time]).await;
+    assert_eq!(
+        body["data"],
+        json!({"resultType": "string", "result": [1700000000, "hello"]})
+    );
+    let (_, body) = query(&prom, &[("query", "1 + 2 * 3.5"), time]).await;
+    assert_eq!(
+        body["data"],
+        json!({"resultType": "scalar", "result": [1700000000, "8"]})
+    );
+    let (_, body) = query(&prom, &[("query", "scalar(absent_metric)"), time]).await;
+    assert_eq!(body["data"]["result"][1], "NaN");
+    let (_, body) = query(&prom, &[("query", "absent_metric[5m]"), time]).await;
+    assert_eq!(body["data"], json!({"resultType": "matrix", "result": []}));
+    let url = format!(
+        "{}/api/v1/query_range?query=x[5m]&start=1&end=2&step=1",
+        prom.url()
+    );
+    let (status, body) = get_json(&client(), &url).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["error"],
+        "invalid expression type \"range vector\" for range query, must be Scalar or instant Vector"
+    );
+}
+
+#[tokio::test]
+async fn times_are_read_and_rounded_as_prometheus_reads_them() {
+    let prom = prometheus().await;
+    prom.set_sample("q", 1.0);
+    let stamp = |time: &'static str| {
+        let prom = &prom;
+        async move {
+            let (status, body) = query(prom, &[("query", "q"), ("time", time)]).await;
+            (status, body["data"]["result"][0]["value"][0].clone())
+        }
+    };
+    assert_eq!(
+        stamp("1700000000.1236789").await,
+        (200, json!(1700000000.124))
+    );
+    assert_eq!(stamp("1700000000.0004").await, (200, json!(1700000000)));
+    assert_eq!(
+        stamp("2024-01-01T00:00:00.123999Z").await,
+        (200, json!(1704067200.123))
+    );
+    assert_eq!(
+        stamp("2024-01-01T02:00:00+02:00").await,
+        (200, json!(1704067200))
+    );
+    let (status, body) = query(&prom, &[("query", "q"), ("time", "2024-01-01 00:00:00Z")]).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["error"],
+        "invalid parameter \"time\": Invalid time value for 'time': cannot parse \"2024-01-01 00:00:00Z\" to a valid timestamp"
+    );
+}
+
+#[tokio::test]
+async fn timeout_and_stats_are_read_as_prometheus_reads_them() {
+    let prom = prometheus().await;
+    prom.set_sample("q", 1.0);
+    let (status, body) = query(&prom, &[("query", "q"), ("timeout", "1m30s")]).await;
+    assert_eq!((status, body.get("stats").is_none()), (200, true));
+    let (status, body) = query(&prom, &[("query", "q"), ("timeout", "1.5s")]).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["error"],
+        "invalid parameter \"timeout\": cannot parse \"1.5s\" to a valid duration"
+    );
+    let (status, body) = query(&prom, &[("query", "q"), ("timeout", "0")]).await;
+    assert_eq!((status, &body["errorType"]), (503, &json!("timeout")));
+    let (_, body) = query(&prom, &[("query", "q"), ("stats", "all")]).await;
+    let stats = &body["data"]["stats"];
+    assert!(stats["timings"]["execTotalTime"].is_number(), "{body}");
+    assert_eq!(stats["samples"]["peakSamples"], 1);
+}
+
+#[tokio::test]
+async fn values_past_go_s_plain_range_are_written_with_an_exponent() {
+    let prom = prometheus().await;
+    prom.set(
+        "q",
+        vec![
+            Sample::new(1e21),
+            Sample::new(1e-7),
+            Sample::new(1e-6),
+            Sample::new(123456789.25),
+        ],
+    );
+    let (_, body) = query(&prom, &[("query", "q")]).await;
+    let values: Vec<&str> = body["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["value"][1].as_str().unwrap())
+        .collect();
+    assert_eq!(values, ["1e+21", "1e-07", "0.000001", "123456789.25"]);
+}
+
+#[tokio::test]
+async fn the_root_redirects_to_the_graph_page_as_clients_probing_the_server_expect() {
+    let prom = prometheus().await;
+    let no_redirects = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let root = no_redirects
+        .get(format!("{}/", prom.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(root.status(), 302);
+    assert_eq!(root.headers()["location"], "/graph");
+    let followed = client()
+        .get(format!("{}/", prom.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(followed.status(), 200);
+}
+
+#[tokio::test]
+async fn series_labels_and_config_answer_in_the_real_shapes() {
+    let prom = prometheus().await;
+    prom.set(
+        "up",
+        vec![
+            Sample::new(1.0).label("__name__", "up").label("job", "a"),
+            Sample::new(0.0)
+                .label("__name__", "up")
+                .label("job", "b")
+                .label("zone", "z1"),
+        ],
+    );
+    let base = prom.url();
+    let (status, body) = get_json(&client(), &format!("{base}/api/v1/series?match[]=up")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["data"],
+        json!([{"__name__": "up", "job": "a"}, {"__name__": "up", "job": "b", "zone": "z1"}])
+    );
+    let (status, body) = get_json(&client(), &format!("{base}/api/v1/series")).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (400, &json!("no match[] parameter provided"))
+    );
+    let (_, body) = get_json(&client(), &format!("{base}/api/v1/labels?match[]=up")).await;
+    assert_eq!(body["data"], json!(["__name__", "job", "zone"]));
+    let (_, body) = get_json(&client(), &format!("{base}/api/v1/labels")).await;
+    assert_eq!(body, json!({"status": "success", "data": []}));
+    let (_, body) = get_json(
+        &client(),
+        &format!("{base}/api/v1/label/job/values?match[]=up"),
+    )
+    .await;
+    assert_eq!(body["data"], json!(["a", "b"]));
+    let (status, body) = get_json(&client(), &format!("{base}/api/v1/status/config")).await;
+    assert_eq!(status, 200);
+    assert!(
+        body["data"]["yaml"]
+            .as_str()
+            .unwrap()
+            .starts_with("global:")
+    );
 }

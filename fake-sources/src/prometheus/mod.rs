@@ -1,156 +1,39 @@
-//! A fake Prometheus: the instant and range query API (`GET`/`POST`, form bodies), health and
-//! build-info endpoints, Prometheus's success and error JSON.
+//! A fake Prometheus: the instant and range query API (`GET`/`POST`, form bodies), the label
+//! and series endpoints, health, configuration and build-info, with Prometheus's success and
+//! error JSON.
 //!
-//! A query the fake has no value for answers as Prometheus does for a query over no data: an
-//! empty vector (or matrix). With [`UnknownKeys::Error`] it answers `400 bad_data` instead.
-//! Range queries repeat each series' current value at every step from `start` to `end`.
+//! Queries are parsed by a real PromQL parser: a syntax error gets Prometheus's `400
+//! bad_data`, a string literal a `string` result, a scalar expression a `scalar` one
+//! (evaluated when it needs no data). A query the fake has no value for answers as
+//! Prometheus does for a query over no data: an empty vector (or matrix). With
+//! [`UnknownKeys::Error`] it answers `400 bad_data` instead. Range queries repeat each
+//! series' current value at every step from `start` to `end`.
 
-use std::collections::BTreeMap;
+mod format;
+mod params;
+mod promql;
+mod value;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
 
 use http::{Method, StatusCode};
-use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
 
 use crate::control::{Malformed, UnknownKeys};
-use crate::http::{
-    HttpFake, HttpRequest, HttpResponse, Protocol, format_float, now_unix_seconds, parse_float,
-    unix_seconds_json,
-};
+use crate::http::{HttpFake, HttpRequest, HttpResponse, Protocol};
+use format::{sample_value, timestamp_json};
+use params::{parse_duration, parse_time};
+use promql::QueryType;
 
-/// Prometheus refuses range queries with more points per series than this.
-const MAX_POINTS: f64 = 11_000.0;
+pub use value::{PromValue, Sample};
 
-/// One labelled sample of an instant vector.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Sample {
-    #[serde(default)]
-    pub metric: BTreeMap<String, String>,
-    #[serde(with = "prom_float")]
-    pub value: f64,
-}
+/// Prometheus refuses range queries with more steps than this.
+const MAX_STEPS: f64 = 11_000.0;
 
-impl Sample {
-    pub fn new(value: f64) -> Self {
-        Sample {
-            metric: BTreeMap::new(),
-            value,
-        }
-    }
-
-    pub fn label(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.metric.insert(name.into(), value.into());
-        self
-    }
-}
-
-/// What a query evaluates to.
-///
-/// In JSON: `{"vector": [{"metric": {...}, "value": 3}]}`, `{"scalar": 3}`, or a bare number
-/// (or `"NaN"`, `"+Inf"`, `"-Inf"`) for a vector of one unlabelled sample.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PromValue {
-    Vector(Vec<Sample>),
-    Scalar(#[serde(with = "prom_float")] f64),
-}
-
-impl PromValue {
-    /// A vector of one unlabelled sample.
-    pub fn single(value: f64) -> Self {
-        PromValue::Vector(vec![Sample::new(value)])
-    }
-
-    pub fn empty() -> Self {
-        PromValue::Vector(Vec::new())
-    }
-}
-
-impl From<f64> for PromValue {
-    fn from(value: f64) -> Self {
-        PromValue::single(value)
-    }
-}
-
-impl From<Vec<Sample>> for PromValue {
-    fn from(samples: Vec<Sample>) -> Self {
-        PromValue::Vector(samples)
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-enum TaggedPromValue {
-    Vector(Vec<Sample>),
-    Scalar(#[serde(with = "prom_float")] f64),
-}
-
-impl<'de> Deserialize<'de> for PromValue {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error as _;
-        match serde_json::Value::deserialize(deserializer)? {
-            serde_json::Value::Number(number) => number
-                .as_f64()
-                .map(PromValue::single)
-                .ok_or_else(|| D::Error::custom("value: not a float")),
-            serde_json::Value::String(text) => {
-                parse_float(&text).map(PromValue::single).ok_or_else(|| {
-                    D::Error::custom(format!("value: cannot parse {text:?} as a float"))
-                })
-            }
-            other => match TaggedPromValue::deserialize(other).map_err(D::Error::custom)? {
-                TaggedPromValue::Vector(samples) => Ok(PromValue::Vector(samples)),
-                TaggedPromValue::Scalar(value) => Ok(PromValue::Scalar(value)),
-            },
-        }
-    }
-}
-
-/// Floats in control JSON: numbers, or the strings `"NaN"`, `"+Inf"`, `"-Inf"`.
-mod prom_float {
-    use serde::de::{self, Visitor};
-    use serde::{Deserializer, Serializer};
-
-    use crate::http::{format_float, parse_float};
-
-    pub fn serialize<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
-        if value.is_finite() {
-            serializer.serialize_f64(*value)
-        } else {
-            serializer.serialize_str(&format_float(*value))
-        }
-    }
-
-    struct FloatVisitor;
-
-    impl Visitor<'_> for FloatVisitor {
-        type Value = f64;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a number or one of \"NaN\", \"+Inf\", \"-Inf\"")
-        }
-
-        fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
-            Ok(v)
-        }
-
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
-            Ok(v as f64)
-        }
-
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
-            Ok(v as f64)
-        }
-
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<f64, E> {
-            parse_float(v).ok_or_else(|| E::invalid_value(de::Unexpected::Str(v), &self))
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
-        deserializer.deserialize_any(FloatVisitor)
-    }
-}
+/// What `/api/v1/status/config` shows: Prometheus's defaults.
+const CONFIG_YAML: &str = "global:\n  scrape_interval: 1m\n  scrape_timeout: 10s\n  \
+                           evaluation_interval: 1m\n";
 
 /// The Prometheus HTTP API.
 #[derive(Clone, Copy, Debug, Default)]
@@ -182,67 +65,56 @@ fn bad_data(message: impl Into<String>) -> HttpResponse {
     )
 }
 
-fn invalid_parameter(name: &str, text: &str, what: &str) -> HttpResponse {
-    bad_data(format!(
-        "invalid parameter \"{name}\": cannot parse \"{text}\" to a valid {what}"
-    ))
+fn invalid_parameter(name: &str, message: &str) -> HttpResponse {
+    bad_data(format!("invalid parameter \"{name}\": {message}"))
 }
 
-/// A Prometheus timestamp: Unix seconds (fractions allowed) or RFC 3339.
-fn parse_time(text: &str) -> Option<f64> {
-    if let Ok(seconds) = text.parse::<f64>() {
-        return seconds.is_finite().then_some(seconds);
-    }
-    let timestamp: jiff::Timestamp = text.parse().ok()?;
-    Some(timestamp.as_millisecond() as f64 / 1000.0)
+fn unparsable_time(text: &str) -> String {
+    format!("cannot parse \"{text}\" to a valid timestamp")
 }
 
-/// A step width: seconds as a float, or a Prometheus duration such as `1m30s`.
-fn parse_step(text: &str) -> Option<f64> {
-    if let Ok(seconds) = text.parse::<f64>() {
-        return seconds.is_finite().then_some(seconds);
-    }
-    let mut total = 0.0;
-    let mut rest = text;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let number: f64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3_600.0,
-            "d" => 86_400.0,
-            "w" => 604_800.0,
-            "y" => 31_536_000.0,
-            _ => return None,
-        };
-        total += number * unit;
-        rest = &rest[unit_len..];
-    }
-    Some(total)
+fn now_millis() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
 }
 
-fn time_param(request: &HttpRequest, name: &str) -> Result<Option<f64>, HttpResponse> {
-    match request.param(name) {
-        None | Some("") => Ok(None),
-        Some(text) => parse_time(text)
-            .map(Some)
-            .ok_or_else(|| invalid_parameter(name, text, "timestamp")),
+/// `timeout`: a duration, or `400`; one that has already run out is Prometheus's `503`.
+fn check_timeout(request: &HttpRequest) -> Result<(), HttpResponse> {
+    let text = match request.param("timeout") {
+        None | Some("") => return Ok(()),
+        Some(text) => text,
+    };
+    match parse_duration(text) {
+        Err(message) => Err(invalid_parameter("timeout", &message)),
+        Ok(seconds) if seconds <= 0.0 => Err(HttpResponse::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"status": "error", "errorType": "timeout",
+                    "error": "query timed out in query queue"}),
+        )),
+        Ok(_) => Ok(()),
     }
 }
 
-fn pair(time: f64, value: f64) -> serde_json::Value {
-    json!([unix_seconds_json(time), format_float(value)])
+/// `stats`: any value asks for the query statistics, as in Prometheus.
+fn add_stats(request: &HttpRequest, data: &mut serde_json::Value, started: Instant, peak: usize) {
+    if request.param("stats").is_none_or(str::is_empty) {
+        return;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    data["stats"] = json!({
+        "timings": {
+            "evalTotalTime": elapsed,
+            "resultSortTime": 0,
+            "queryPreparationTime": 0,
+            "innerEvalTime": elapsed,
+            "execQueueTime": 0,
+            "execTotalTime": elapsed,
+        },
+        "samples": {"totalQueryableSamples": peak, "peakSamples": peak},
+    });
+}
+
+fn pair(millis: i64, value: f64) -> serde_json::Value {
+    json!([timestamp_json(millis), sample_value(value)])
 }
 
 fn series_of(value: PromValue) -> Vec<Sample> {
@@ -254,16 +126,10 @@ fn series_of(value: PromValue) -> Vec<Sample> {
 }
 
 impl Prometheus {
-    fn query_text(request: &HttpRequest) -> Result<&str, HttpResponse> {
-        match request.param("query") {
-            Some(query) if !query.trim().is_empty() => Ok(query),
-            _ => Err(bad_data("1:1: parse error: no expression found in input")),
-        }
-    }
-
-    fn unknown(query: &str, unknown: UnknownKeys) -> Result<PromValue, HttpResponse> {
+    /// No value for a query that needs data: no data, or a refusal when the fake is strict.
+    fn no_data(query: &str, unknown: UnknownKeys) -> Result<Vec<Sample>, HttpResponse> {
         match unknown {
-            UnknownKeys::Empty => Ok(PromValue::empty()),
+            UnknownKeys::Empty => Ok(Vec::new()),
             UnknownKeys::Error => Err(bad_data(format!(
                 "1:1: parse error: fake-sources has no value for query \"{query}\""
             ))),
@@ -275,22 +141,41 @@ impl Prometheus {
         value: Option<PromValue>,
         unknown: UnknownKeys,
     ) -> Result<HttpResponse, HttpResponse> {
-        let query = Self::query_text(request)?;
-        let time = time_param(request, "time")?.unwrap_or_else(now_unix_seconds);
-        let value = match value {
-            Some(value) => value,
-            None => Self::unknown(query, unknown)?,
+        let started = Instant::now();
+        let time = match request.param("time") {
+            None | Some("") => now_millis(),
+            Some(text) => parse_time(text).ok_or_else(|| {
+                let reason = unparsable_time(text);
+                invalid_parameter("time", &format!("Invalid time value for 'time': {reason}"))
+            })?,
         };
-        Ok(success(match value {
-            PromValue::Vector(samples) => json!({
-                "resultType": "vector",
-                "result": samples
-                    .iter()
-                    .map(|s| json!({"metric": s.metric, "value": pair(time, s.value)}))
-                    .collect::<Vec<_>>(),
-            }),
-            PromValue::Scalar(v) => json!({"resultType": "scalar", "result": pair(time, v)}),
-        }))
+        check_timeout(request)?;
+        let query = request.param("query").unwrap_or("");
+        let parsed = promql::parse(query).map_err(|error| invalid_parameter("query", &error))?;
+        let vector = |samples: &[Sample]| {
+            let result: Vec<_> = samples
+                .iter()
+                .map(|s| json!({"metric": s.metric, "value": pair(time, s.value)}))
+                .collect();
+            json!({"resultType": "vector", "result": result})
+        };
+        let scalar = |v: f64| json!({"resultType": "scalar", "result": pair(time, v)});
+        let (mut data, peak) = match (value, parsed) {
+            (Some(PromValue::Vector(samples)), _) => (vector(&samples), samples.len()),
+            (Some(PromValue::Scalar(v)), _) => (scalar(v), 1),
+            (None, QueryType::String(text)) => (
+                json!({"resultType": "string", "result": [timestamp_json(time), text]}),
+                1,
+            ),
+            (None, QueryType::Scalar(expr)) => (scalar(promql::scalar_at(&expr, time)), 1),
+            (None, QueryType::Vector) => (vector(&Self::no_data(query, unknown)?), 0),
+            (None, QueryType::Matrix) => {
+                Self::no_data(query, unknown)?;
+                (json!({"resultType": "matrix", "result": []}), 0)
+            }
+        };
+        add_stats(request, &mut data, started, peak);
+        Ok(success(data))
     }
 
     fn range(
@@ -298,48 +183,117 @@ impl Prometheus {
         value: Option<PromValue>,
         unknown: UnknownKeys,
     ) -> Result<HttpResponse, HttpResponse> {
-        let query = Self::query_text(request)?;
+        let started = Instant::now();
         let required = |name: &str| {
-            time_param(request, name)?.ok_or_else(|| invalid_parameter(name, "", "timestamp"))
+            let text = request.param(name).unwrap_or("");
+            parse_time(text).ok_or_else(|| invalid_parameter(name, &unparsable_time(text)))
         };
         let start = required("start")?;
         let end = required("end")?;
         if end < start {
-            return Err(bad_data(
-                "invalid parameter \"end\": end timestamp must not be before start time",
+            return Err(invalid_parameter(
+                "end",
+                "end timestamp must not be before start time",
             ));
         }
-        let step_text = request.param("step").unwrap_or("");
-        let step = parse_step(step_text)
-            .ok_or_else(|| invalid_parameter("step", step_text, "duration"))?;
+        let step = parse_duration(request.param("step").unwrap_or(""))
+            .map_err(|error| invalid_parameter("step", &error))?;
         if step <= 0.0 {
-            return Err(bad_data(
+            return Err(invalid_parameter(
+                "step",
                 "zero or negative query resolution step widths are not accepted. Try a positive integer",
             ));
         }
-        let points = ((end - start) / step).floor() + 1.0;
-        if points > MAX_POINTS {
+        if ((end - start) as f64 / 1000.0 / step).floor() > MAX_STEPS {
             return Err(bad_data(
                 "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
             ));
         }
-        let value = match value {
-            Some(value) => value,
-            None => Self::unknown(query, unknown)?,
+        check_timeout(request)?;
+        let query = request.param("query").unwrap_or("");
+        // Prometheus does not name the parameter here, unlike for instant queries.
+        let parsed = promql::parse(query).map_err(bad_data)?;
+        if let Some(kind) = parsed.range_refusal() {
+            return Err(bad_data(format!(
+                "invalid expression type \"{kind}\" for range query, must be Scalar or instant Vector"
+            )));
+        }
+        // Steps are whole milliseconds; the step count is bounded above, so this terminates.
+        let step_millis = ((step * 1000.0) as i64).max(1);
+        let times: Vec<i64> = (0..)
+            .map(|i| start + i * step_millis)
+            .take_while(|t| *t <= end)
+            .collect();
+        let series: Vec<(BTreeMap<String, String>, Vec<serde_json::Value>)> = match (value, parsed)
+        {
+            (Some(value), _) => series_of(value)
+                .into_iter()
+                .map(|s| (s.metric, times.iter().map(|t| pair(*t, s.value)).collect()))
+                .collect(),
+            (None, QueryType::Scalar(expr)) => vec![(
+                BTreeMap::new(),
+                times
+                    .iter()
+                    .map(|t| pair(*t, promql::scalar_at(&expr, *t)))
+                    .collect(),
+            )],
+            (None, _) => {
+                Self::no_data(query, unknown)?;
+                Vec::new()
+            }
         };
-        // `points` is at most MAX_POINTS here, so the conversion is exact.
-        let times: Vec<f64> = (0..points as u64)
-            .map(|i| start + i as f64 * step)
+        let peak = series.iter().map(|(_, values)| values.len()).sum();
+        let result: Vec<_> = series
+            .into_iter()
+            .map(|(metric, values)| json!({"metric": metric, "values": values}))
             .collect();
-        let result: Vec<serde_json::Value> = series_of(value)
-            .iter()
-            .map(|sample| {
-                let values: Vec<_> = times.iter().map(|t| pair(*t, sample.value)).collect();
-                json!({"metric": sample.metric, "values": values})
-            })
-            .collect();
-        Ok(success(json!({"resultType": "matrix", "result": result})))
+        let mut data = json!({"resultType": "matrix", "result": result});
+        add_stats(request, &mut data, started, peak);
+        Ok(success(data))
     }
+
+    /// `/api/v1/series`: the label sets of the samples set for the first `match[]` selector.
+    fn series(request: &HttpRequest, value: Option<PromValue>) -> HttpResponse {
+        let Some(selector) = request.param("match[]") else {
+            return bad_data("no match[] parameter provided");
+        };
+        if let Err(error) = promql::parse(selector) {
+            return bad_data(error);
+        }
+        let sets: Vec<_> = samples_of(value).into_iter().map(|s| s.metric).collect();
+        success(json!(sets))
+    }
+
+    /// `/api/v1/labels` and `/api/v1/label/<name>/values`, over the samples set for the first
+    /// `match[]` selector (none without one).
+    fn labels(value: Option<PromValue>, label: Option<&str>) -> HttpResponse {
+        let samples = samples_of(value);
+        let names: BTreeSet<&str> = match label {
+            None => samples
+                .iter()
+                .flat_map(|s| s.metric.keys().map(String::as_str))
+                .collect(),
+            Some(label) => samples
+                .iter()
+                .filter_map(|s| s.metric.get(label).map(String::as_str))
+                .collect(),
+        };
+        success(json!(names))
+    }
+}
+
+fn samples_of(value: Option<PromValue>) -> Vec<Sample> {
+    match value {
+        Some(PromValue::Vector(samples)) => samples,
+        Some(PromValue::Scalar(_)) | None => Vec::new(),
+    }
+}
+
+/// The label a `/api/v1/label/<name>/values` path asks for.
+fn label_values_path(path: &str) -> Option<&str> {
+    path.strip_prefix("/api/v1/label/")?
+        .strip_suffix("/values")
+        .filter(|name| !name.is_empty() && !name.contains('/'))
 }
 
 impl Protocol for Prometheus {
@@ -352,6 +306,8 @@ impl Protocol for Prometheus {
     fn key(&self, request: &HttpRequest) -> Option<String> {
         match request.path.as_str() {
             "/api/v1/query" | "/api/v1/query_range" => request.param("query").map(String::from),
+            "/api/v1/series" | "/api/v1/labels" => request.param("match[]").map(String::from),
+            path if label_values_path(path).is_some() => request.param("match[]").map(String::from),
             _ => None,
         }
     }
@@ -364,21 +320,37 @@ impl Protocol for Prometheus {
     ) -> HttpResponse {
         let read = request.method == Method::GET || request.method == Method::POST;
         let get = request.method == Method::GET || request.method == Method::HEAD;
-        let not_allowed =
-            || HttpResponse::text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
-        match request.path.as_str() {
+        let path = request.path.as_str();
+        match path {
             "/api/v1/query" if read => {
                 Self::instant(request, value, unknown).unwrap_or_else(|error| error)
             }
             "/api/v1/query_range" if read => {
                 Self::range(request, value, unknown).unwrap_or_else(|error| error)
             }
+            "/api/v1/series" if read => Self::series(request, value),
+            "/api/v1/labels" if read => Self::labels(value, None),
+            _ if get && label_values_path(path).is_some() => {
+                Self::labels(value, label_values_path(path))
+            }
+            "/" if get => HttpResponse::new(
+                StatusCode::FOUND,
+                "text/html; charset=utf-8",
+                "<a href=\"/graph\">Found</a>.\n\n",
+            )
+            .with_header("location", "/graph"),
+            "/graph" if get => HttpResponse::new(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                "<!doctype html><title>Prometheus Time Series Collection and Processing Server</title>\n",
+            ),
             "/-/healthy" if get => {
                 HttpResponse::text(StatusCode::OK, "Prometheus Server is Healthy.\n")
             }
             "/-/ready" if get => {
                 HttpResponse::text(StatusCode::OK, "Prometheus Server is Ready.\n")
             }
+            "/api/v1/status/config" if get => success(json!({"yaml": CONFIG_YAML})),
             "/api/v1/status/buildinfo" if get => success(json!({
                 "version": "2.53.0",
                 "revision": "fake-sources",
@@ -387,11 +359,21 @@ impl Protocol for Prometheus {
                 "buildDate": "20240101-00:00:00",
                 "goVersion": "go1.22.0",
             })),
-            "/api/v1/query"
-            | "/api/v1/query_range"
+            "/api/v1/query" | "/api/v1/query_range" | "/api/v1/series" | "/api/v1/labels" => {
+                HttpResponse::text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n")
+                    .with_header("allow", "GET, OPTIONS, POST")
+            }
+            "/"
+            | "/graph"
             | "/-/healthy"
             | "/-/ready"
-            | "/api/v1/status/buildinfo" => not_allowed(),
+            | "/api/v1/status/config"
+            | "/api/v1/status/buildinfo" => {
+                HttpResponse::text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n")
+            }
+            _ if label_values_path(path).is_some() => {
+                HttpResponse::text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n")
+            }
             _ => HttpResponse::text(StatusCode::NOT_FOUND, "404 page not found\n"),
         }
     }
@@ -420,39 +402,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn step_widths_read_as_seconds_or_durations() {
-        assert_eq!(parse_step("15"), Some(15.0));
-        assert_eq!(parse_step("0.5"), Some(0.5));
-        assert_eq!(parse_step("1m30s"), Some(90.0));
-        assert_eq!(parse_step("250ms"), Some(0.25));
-        assert_eq!(parse_step(""), None);
-        assert_eq!(parse_step("5q"), None);
-    }
-
-    #[test]
-    fn times_read_as_unix_seconds_or_rfc3339() {
-        assert_eq!(parse_time("1700000000.5"), Some(1_700_000_000.5));
-        assert_eq!(parse_time("2023-11-14T22:13:20Z"), Some(1_700_000_000.0));
-        assert_eq!(parse_time("yesterday"), None);
-    }
-
-    #[test]
-    fn control_json_reads_bare_numbers_special_floats_and_tagged_values() {
-        let read = |text: &str| serde_json::from_str::<PromValue>(text).unwrap();
-        assert_eq!(read("3"), PromValue::single(3.0));
-        assert!(matches!(read(r#""+Inf""#), PromValue::Vector(v) if v[0].value == f64::INFINITY));
-        assert_eq!(read(r#"{"scalar": 2.5}"#), PromValue::Scalar(2.5));
-        assert_eq!(
-            read(r#"{"vector": [{"metric": {"job": "a"}, "value": "-Inf"}]}"#),
-            PromValue::Vector(vec![Sample::new(f64::NEG_INFINITY).label("job", "a")])
-        );
-    }
-
-    #[test]
-    fn bad_control_json_names_what_is_wrong() {
-        let error = serde_json::from_str::<PromValue>(r#"{"vector": [{"labels": {}}]}"#)
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("labels"), "{error}");
+    fn label_value_paths_name_one_label() {
+        assert_eq!(label_values_path("/api/v1/label/job/values"), Some("job"));
+        assert_eq!(label_values_path("/api/v1/label//values"), None);
+        assert_eq!(label_values_path("/api/v1/label/a/b/values"), None);
+        assert_eq!(label_values_path("/api/v1/labels"), None);
     }
 }
