@@ -93,12 +93,15 @@ pub struct RunArgs {
     /// Allowance added to deadlines for API round trips and scheduling (`slack`), in seconds.
     #[arg(long, default_value_t = 3.0)]
     pub slack: f64,
-    /// The cluster's HPA sync period in seconds, for clusters the runner did not start.
-    #[arg(long, default_value_t = 15.0)]
-    pub hpa_sync_period: f64,
-    /// The cluster's HPA downscale stabilization in seconds, for clusters the runner did not start.
-    #[arg(long, default_value_t = 300.0)]
-    pub downscale_stabilization: f64,
+    /// The cluster's HPA sync period in seconds, for kind and existing clusters. Default: read
+    /// from the kube-controller-manager pod's flags where one is visible (kind, kubeadm), else
+    /// Kubernetes' 15. A local cluster always uses the period it was started with.
+    #[arg(long, value_name = "SECONDS")]
+    pub hpa_sync_period: Option<f64>,
+    /// The cluster's HPA downscale stabilization in seconds, for kind and existing clusters.
+    /// Default: as for --hpa-sync-period, else Kubernetes' 300.
+    #[arg(long, value_name = "SECONDS")]
+    pub downscale_stabilization: Option<f64>,
     /// List the selected rules and exit.
     #[arg(long)]
     pub list: bool,

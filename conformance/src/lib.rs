@@ -2,6 +2,7 @@
 //! Kubernetes API, the fake sources and gRPC: it shares no code with the operator it judges.
 
 pub mod cli;
+pub mod cluster_timing;
 pub mod commands;
 pub mod engine;
 pub mod operator;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use fake_sources::{FakeOptions, FakePrometheus};
 
+use crate::cluster_timing::{self, HpaTiming};
 use crate::engine::{self, Context, Outcome};
 use crate::operator::Running;
 use crate::scenario::Loaded;
@@ -28,10 +29,12 @@ pub enum OperatorKind {
 pub struct Options {
     pub provider: kind::Provider,
     pub operator: OperatorKind,
-    /// The cluster's HPA sync period when the runner cannot know it (non-local clusters).
-    pub hpa_sync_period: Duration,
-    /// The cluster's downscale stabilization when the runner cannot know it.
-    pub downscale_stabilization: Duration,
+    /// The HPA sync period of a kind or existing cluster; `None` reads it from the
+    /// kube-controller-manager pod where there is one, else Kubernetes' default. A local
+    /// cluster's own setting always wins.
+    pub hpa_sync_period: Option<Duration>,
+    /// Likewise for the HPA downscale stabilization.
+    pub downscale_stabilization: Option<Duration>,
     pub slack: Duration,
     /// `--operator upstream`: the build directory (default: the cache's default version).
     pub upstream_dir: Option<PathBuf>,
@@ -75,13 +78,14 @@ impl Suite {
             }
             OperatorKind::External => None,
         };
-        let mut hpa_sync = options.hpa_sync_period;
-        let mut stabilization = options.downscale_stabilization;
+        let mut local_timing = None;
         if let kind::Provider::Local(local) = &mut options.provider {
             // The garbage collector watches only kinds it knew at its start: the CRDs go first.
             local.preinstall = preinstall.clone();
-            hpa_sync = local.hpa_sync_period;
-            stabilization = local.hpa_downscale_stabilization;
+            local_timing = Some(HpaTiming {
+                sync_period: local.hpa_sync_period,
+                downscale_stabilization: local.hpa_downscale_stabilization,
+            });
             progress("starting a local control plane");
         } else {
             progress("connecting to the cluster");
@@ -92,6 +96,31 @@ impl Suite {
                 .await
                 .context("the cluster did not start")?,
         );
+        let timing = match local_timing {
+            Some(timing) => timing,
+            None => {
+                let (read, source) =
+                    match cluster_timing::from_controller_manager_pod(&cluster.client())
+                        .await
+                        .context("reading kube-controller-manager's HPA flags")?
+                    {
+                        Some(read) => (read, "kube-controller-manager's flags"),
+                        None => (cluster_timing::KUBERNETES_DEFAULTS, "Kubernetes' defaults"),
+                    };
+                let timing = HpaTiming {
+                    sync_period: options.hpa_sync_period.unwrap_or(read.sync_period),
+                    downscale_stabilization: options
+                        .downscale_stabilization
+                        .unwrap_or(read.downscale_stabilization),
+                };
+                progress(&format!(
+                    "HPA sync period {:?}, downscale stabilization {:?} (flags given, else {source})",
+                    timing.sync_period, timing.downscale_stabilization
+                ));
+                timing
+            }
+        };
+        let (hpa_sync, stabilization) = (timing.sync_period, timing.downscale_stabilization);
         if !is_local && !preinstall.is_empty() {
             let deadline = std::time::Instant::now() + Duration::from_secs(60);
             kind::apply::apply_all(&cluster.client(), &preinstall, deadline)

@@ -517,3 +517,104 @@ fn bad_with_operator_values_are_named_before_any_cluster_starts() {
     let status = cli(state.path(), &["cluster", "status"]);
     assert_eq!(text(&status.stdout).trim(), "no clusters are up");
 }
+
+/// On a kind or kubeadm cluster the rules' deadlines follow kube-controller-manager's own
+/// flags, read from its pod: a run that assumed Kubernetes' 15 s / 300 s there would call a
+/// correct scale-down after 5 s too early. The local cluster stands in for one, with such a
+/// pod added to kube-system; without the pod, the defaults apply.
+#[test]
+fn run_reads_the_hpa_timing_from_the_controller_manager_pod() {
+    let state = tempfile::tempdir().unwrap();
+    let _down = Down(state.path(), "timing");
+    let up = cli(state.path(), &["cluster", "up", "--name", "timing"]);
+    assert!(up.status.success(), "{}", text(&up.stderr));
+    let kubeconfig = exported_kubeconfig(&up);
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = rt.block_on(async {
+        let config = kind::kubeconfig::load(Path::new(&kubeconfig))
+            .await
+            .unwrap();
+        kube::Client::try_from(config).unwrap()
+    });
+    let read = rt
+        .block_on(keda_conformance::cluster_timing::from_controller_manager_pod(&client))
+        .unwrap();
+    assert_eq!(read, None, "the local cluster runs no such pod");
+
+    let applied = kubectl_apply(
+        &kubeconfig,
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: kube-controller-manager-control-plane
+  namespace: kube-system
+  labels:
+    component: kube-controller-manager
+spec:
+  containers:
+    - name: kube-controller-manager
+      image: registry.k8s.io/kube-controller-manager:v1.36.3
+      command:
+        - kube-controller-manager
+        - --horizontal-pod-autoscaler-sync-period=2s
+        - --horizontal-pod-autoscaler-downscale-stabilization
+        - 7s
+"#,
+    );
+    assert!(applied.status.success(), "{}", text(&applied.stderr));
+    let read = rt
+        .block_on(keda_conformance::cluster_timing::from_controller_manager_pod(&client))
+        .unwrap()
+        .expect("the pod is read");
+    assert_eq!(read.sync_period, std::time::Duration::from_secs(2));
+    assert_eq!(
+        read.downscale_stabilization,
+        std::time::Duration::from_secs(7)
+    );
+
+    // The runner says what it derived, before any rule runs (the rule's verdict does not
+    // matter here: no operator serves this cluster).
+    let run = cli(
+        state.path(),
+        &[
+            "run",
+            "--provider",
+            "existing",
+            "--kubeconfig",
+            &kubeconfig,
+            "--operator",
+            "external",
+            "--rules",
+            "WEBHOOK-005",
+        ],
+    );
+    let stderr = text(&run.stderr);
+    assert!(
+        stderr.contains(
+            "HPA sync period 2s, downscale stabilization 7s (flags given, else kube-controller-manager's flags)"
+        ),
+        "{stderr}"
+    );
+    let given = cli(
+        state.path(),
+        &[
+            "run",
+            "--provider",
+            "existing",
+            "--kubeconfig",
+            &kubeconfig,
+            "--operator",
+            "external",
+            "--hpa-sync-period",
+            "3",
+            "--rules",
+            "WEBHOOK-005",
+        ],
+    );
+    let stderr = text(&given.stderr);
+    assert!(
+        stderr.contains("HPA sync period 3s, downscale stabilization 7s"),
+        "{stderr}"
+    );
+}

@@ -68,8 +68,8 @@ fn main() -> ExitCode {
             }
         },
         operator: OperatorKind::Builtin,
-        hpa_sync_period: Duration::from_secs(15),
-        downscale_stabilization: Duration::from_secs(300),
+        hpa_sync_period: None,
+        downscale_stabilization: None,
         slack: Duration::from_secs(3),
         upstream_dir: None,
     };

@@ -56,11 +56,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let options = Options {
         provider: provider(&args.provider),
         operator: args.operator,
-        hpa_sync_period: seconds_arg(args.hpa_sync_period, "hpa-sync-period")?,
-        downscale_stabilization: seconds_arg(
-            args.downscale_stabilization,
-            "downscale-stabilization",
-        )?,
+        hpa_sync_period: args
+            .hpa_sync_period
+            .map(|v| seconds_arg(v, "hpa-sync-period"))
+            .transpose()?,
+        downscale_stabilization: args
+            .downscale_stabilization
+            .map(|v| seconds_arg(v, "downscale-stabilization"))
+            .transpose()?,
         slack: seconds_arg(args.slack, "slack")?,
         upstream_dir: args.keda_bin_dir.clone(),
     };
