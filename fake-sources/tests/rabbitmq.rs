@@ -1,8 +1,11 @@
-//! The fake RabbitMQ's management API, its AMQP greeting, its control through the binary,
+//! The fake RabbitMQ's management API, its AMQP protocol (heartbeats, publish, get,
+//! consume, acknowledgements and the counts they change), its control through the binary,
 //! and its scripts. (The scaler's AMQP and HTTP clients against it are tested in
-//! keda-operator-scalers, and compared with a real broker there.)
+//! keda-operator-scalers, and the fake is compared with a real broker there, by pika too.)
 
 mod common;
+#[path = "clients/rabbitmq/raw.rs"]
+mod raw;
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -250,4 +253,258 @@ async fn the_binary_serves_the_rabbitmq_fake_and_its_control() {
     let (_, body) = get(format!("{control}/fakes/rabbitmq/requests"), None).await;
     assert_eq!(parse(&body)[0]["key"], "%2F/orders");
     child.kill().await.unwrap();
+}
+
+// --- AMQP: heartbeats -------------------------------------------------------------------
+
+async fn broker() -> FakeRabbitMq {
+    let fake = FakeRabbitMq::start(FakeOptions::default()).await.unwrap();
+    fake.require_password("keda", "pw");
+    fake
+}
+
+#[tokio::test]
+async fn heartbeats_follow_the_clients_tune_ok_and_fill_idle_half_intervals() {
+    let fake = broker().await;
+    fake.set_queue("/", "orders", 4);
+    let mut client = raw::Raw::connect(fake.amqp_port(), "keda", "pw", |_| 1).await;
+    assert_eq!(client.proposed_heartbeat, 60, "RabbitMQ's default proposal");
+    // The client keeps its side alive for three intervals and sends nothing else.
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_millis(3200) {
+        client.send_heartbeat().await;
+        let _ = client.next(Duration::from_millis(300)).await;
+    }
+    let beats = &client.heartbeats;
+    assert!(
+        (5..=8).contains(&beats.len()),
+        "{} heartbeats in 3.2 s",
+        beats.len()
+    );
+    let widest = beats
+        .windows(2)
+        .map(|pair| pair[1] - pair[0])
+        .max()
+        .unwrap();
+    assert!(widest < Duration::from_millis(800), "a gap of {widest:?}");
+    assert_eq!(
+        client.declare("orders", true).await,
+        Ok(("orders".into(), 4, 0))
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_stops_sending_is_disconnected_after_two_to_three_intervals() {
+    let fake = broker().await;
+    let mut client = raw::Raw::connect(fake.amqp_port(), "keda", "pw", |_| 1).await;
+    let (ended, closed_first) = client.wait_for_end(Duration::from_secs(6)).await;
+    let ended = ended.expect("the broker closes the connection");
+    assert!(
+        (Duration::from_millis(1900)..Duration::from_millis(3500)).contains(&ended),
+        "closed after {ended:?}"
+    );
+    assert!(
+        !closed_first,
+        "RabbitMQ closes the socket without connection.close"
+    );
+    assert!(
+        client.heartbeats.len() >= 3,
+        "it kept sending its own meanwhile"
+    );
+}
+
+#[tokio::test]
+async fn a_heartbeat_of_zero_turns_them_off_both_ways() {
+    let fake = broker().await;
+    fake.set_queue("/", "orders", 1);
+    let mut client = raw::Raw::connect(fake.amqp_port(), "keda", "pw", |_| 0).await;
+    assert!(client.next(Duration::from_millis(2500)).await.is_none());
+    assert_eq!(
+        client.declare("orders", true).await,
+        Ok(("orders".into(), 1, 0))
+    );
+}
+
+// --- AMQP: messages and the counts they change ------------------------------------------
+
+async fn queue_view(fake: &FakeRabbitMq, queue: &str) -> Value {
+    let (status, body) = get(
+        format!("{}/api/queues/%2F/{queue}", fake.management_url()),
+        Some(("keda", "pw")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    parse(&body)
+}
+
+fn counts(view: &Value) -> (u64, u64, u64, u64) {
+    let n = |field: &str| view[field].as_u64().unwrap_or(u64::MAX);
+    (
+        n("messages"),
+        n("messages_ready"),
+        n("messages_unacknowledged"),
+        n("consumers"),
+    )
+}
+
+#[tokio::test]
+async fn taken_messages_count_as_unacknowledged_until_acked() {
+    let fake = broker().await;
+    let mut client = raw::Raw::connect(fake.amqp_port(), "keda", "pw", |_| 0).await;
+    assert_eq!(
+        client.declare("work", false).await,
+        Ok(("work".into(), 0, 0))
+    );
+    for body in ["a", "b", "c"] {
+        client.publish("", "work", body.as_bytes()).await;
+    }
+    assert_eq!(
+        client.declare("work", true).await,
+        Ok(("work".into(), 3, 0))
+    );
+    let (tag, body, left) = client.get("work", false).await.unwrap();
+    assert_eq!((body.as_slice(), left), (&b"a"[..], 2));
+    // AMQP's count is the ready messages; the API shows the taken one as unacknowledged.
+    assert_eq!(
+        client.declare("work", true).await,
+        Ok(("work".into(), 2, 0))
+    );
+    assert_eq!(counts(&queue_view(&fake, "work").await), (3, 2, 1, 0));
+    assert_eq!(
+        fake.queue("/", "work"),
+        Some(
+            QueueState::ready(2)
+                .unacked(1)
+                .publish_rate(0.6)
+                .deliver_get_rate(0.2)
+        )
+    );
+    client.ack(tag, false).await;
+    assert_eq!(
+        client.declare("work", true).await,
+        Ok(("work".into(), 2, 0))
+    );
+    assert_eq!(counts(&queue_view(&fake, "work").await), (2, 2, 0, 0));
+    let view = queue_view(&fake, "work").await;
+    assert_eq!(view["message_stats"]["publish"], 3);
+    assert_eq!(view["message_stats"]["ack"], 1);
+
+    // A second ack of the same tag closes the channel, as RabbitMQ does.
+    client.ack(tag, false).await;
+    let (id, args) = client.method().await;
+    assert_eq!(id, (20, 40));
+    let mut args = raw::Args(&args);
+    assert_eq!(
+        (args.short(), args.shortstr()),
+        (
+            406,
+            "PRECONDITION_FAILED - unknown delivery tag 1".to_string()
+        )
+    );
+}
+
+#[tokio::test]
+async fn an_unnamed_queue_gets_a_server_name_and_a_missing_one_is_404() {
+    let fake = broker().await;
+    let mut client = raw::Raw::connect(fake.amqp_port(), "keda", "pw", |_| 0).await;
+    let (name, _, _) = client.declare("", false).await.unwrap();
+    assert!(name.starts_with("amq.gen-") && name.len() == 30, "{name}");
+    assert!(fake.queue("/", &name).is_some());
+    assert_eq!(
+        client.declare("nowhere", true).await,
+        Err((404, "NOT_FOUND - no queue 'nowhere' in vhost '/'".into()))
+    );
+    assert_eq!(
+        client.declare("amq.mine", false).await,
+        Err((
+            403,
+            "ACCESS_REFUSED - queue name 'amq.mine' contains reserved prefix 'amq.*'".into()
+        ))
+    );
+}
+
+#[tokio::test]
+async fn a_consumer_gets_no_more_than_its_prefetch_until_it_acks() {
+    let fake = broker().await;
+    fake.set_queue("/", "jobs", 5);
+    let mut client = raw::Raw::connect(fake.amqp_port(), "keda", "pw", |_| 0).await;
+    let mut qos = 0u32.to_be_bytes().to_vec();
+    qos.extend_from_slice(&2u16.to_be_bytes());
+    qos.push(0);
+    client.send_method(1, (60, 10), &qos).await;
+    client.expect((60, 11)).await;
+    let mut consume = 0u16.to_be_bytes().to_vec();
+    raw::shortstr(&mut consume, "jobs");
+    raw::shortstr(&mut consume, "");
+    consume.push(0);
+    consume.extend_from_slice(&0u32.to_be_bytes());
+    client.send_method(1, (60, 20), &consume).await;
+    let ok = client.expect((60, 21)).await;
+    assert!(raw::Args(&ok).shortstr().starts_with("amq.ctag-"));
+    let mut tags = Vec::new();
+    for _ in 0..2 {
+        let args = client.expect((60, 60)).await;
+        let mut args = raw::Args(&args);
+        let _consumer = args.shortstr();
+        tags.push(args.longlong());
+        assert_eq!(client.body().await, b"", "a scripted stand-in");
+    }
+    assert!(
+        client.next(Duration::from_millis(300)).await.is_none(),
+        "prefetch 2"
+    );
+    assert_eq!(counts(&queue_view(&fake, "jobs").await), (5, 3, 2, 1));
+    client.ack(tags[1], true).await;
+    for _ in 0..2 {
+        client.expect((60, 60)).await;
+        client.body().await;
+    }
+    assert_eq!(counts(&queue_view(&fake, "jobs").await), (3, 1, 2, 1));
+    // A script step resets the ready count; the consumer's deliveries stay unacknowledged.
+    fake.set_queue("/", "jobs", 0);
+    assert_eq!(counts(&queue_view(&fake, "jobs").await), (2, 0, 2, 1));
+}
+
+#[tokio::test]
+async fn exchanges_route_by_kind_to_bound_queues() {
+    let fake = broker().await;
+    let mut client = raw::Raw::connect(fake.amqp_port(), "keda", "pw", |_| 0).await;
+    for queue in ["eu", "all"] {
+        client.declare(queue, false).await.unwrap();
+    }
+    let bind = |queue: &str, exchange: &str, key: &str| {
+        let mut args = 0u16.to_be_bytes().to_vec();
+        raw::shortstr(&mut args, queue);
+        raw::shortstr(&mut args, exchange);
+        raw::shortstr(&mut args, key);
+        args.push(0);
+        args.extend_from_slice(&0u32.to_be_bytes());
+        args
+    };
+    client
+        .send_method(1, (50, 20), &bind("eu", "amq.topic", "orders.eu.*"))
+        .await;
+    client.expect((50, 21)).await;
+    client
+        .send_method(1, (50, 20), &bind("all", "amq.topic", "orders.#"))
+        .await;
+    client.expect((50, 21)).await;
+    client.publish("amq.topic", "orders.eu.paid", b"1").await;
+    client.publish("amq.topic", "orders.us.paid", b"2").await;
+    client.publish("amq.topic", "invoices", b"3").await;
+    assert_eq!(client.declare("eu", true).await, Ok(("eu".into(), 1, 0)));
+    assert_eq!(client.declare("all", true).await, Ok(("all".into(), 2, 0)));
+    client
+        .send_method(1, (50, 20), &bind("eu", "nowhere", "x"))
+        .await;
+    let (id, args) = client.method().await;
+    assert_eq!(id, (20, 40));
+    let mut args = raw::Args(&args);
+    assert_eq!(
+        (args.short(), args.shortstr()),
+        (
+            404,
+            "NOT_FOUND - no exchange 'nowhere' in vhost '/'".to_string()
+        )
+    );
 }

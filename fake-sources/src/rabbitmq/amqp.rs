@@ -1,33 +1,52 @@
 //! One AMQP 0-9-1 connection of the fake broker: the handshake (protocol header, start,
-//! PLAIN credentials, tune, open with the vhost checked), then channels and `queue.declare`
-//! until the client closes. Faults act when the client opens its vhost (key: none) and on
-//! every `queue.declare` (key: the queue's key).
+//! PLAIN credentials, tune with heartbeats negotiated, open with the vhost checked), then
+//! channels until the client closes (see `channel.rs`). Faults act when the client opens its
+//! vhost (key: none) and on every `queue.declare` (key: the queue's key).
+//!
+//! Three tasks serve a connection: a reader that turns bytes into frames, a writer that
+//! sends what the connection and the broker queue for it (deliveries come from other
+//! connections' publishes) and keeps the heartbeats, and the connection itself. Heartbeats
+//! follow RabbitMQ: the server proposes 60 s, the client's `tune-ok` value is what is used
+//! (0: none); the server sends a heartbeat frame when it has sent nothing for half the
+//! interval, and closes the socket (without `connection.close`) when two checks an interval
+//! apart found nothing received — between two and three intervals after the last frame.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite};
+use tokio::io::{
+    AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadHalf, WriteHalf,
+};
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_rustls::TlsAcceptor;
 
+use super::broker::{Broker, Conn, ConnId};
+use super::channel::Channels;
 use super::management::Management;
-use super::queue::{QueueState, queue_key};
-use super::wire::{self, Args, Field, Reader, method};
+use super::wire::{self, Args, Field, Frame, Reader, Value, method};
 use crate::auth::{Auth, AuthOutcome};
 use crate::control::{Arrival, Controls, Fault, Malformed, Response, Transport};
 use crate::http::Shared;
 
 type State = Arc<Shared<Management>>;
 
+/// The heartbeat the server proposes in `connection.tune`, in seconds (RabbitMQ's default).
+pub(super) const PROPOSED_HEARTBEAT: u16 = 60;
+/// The channels a connection may open (RabbitMQ's default `channel_max`).
+const CHANNEL_MAX: u16 = 2047;
+
 /// A client connection: plain TCP, or TLS over it (AMQPS).
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+pub(super) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-/// Dropping the accept loop drops its `JoinSet`, which aborts every connection task. With
-/// `tls`, every connection starts with a TLS handshake (AMQPS).
+/// Dropping the accept loop drops its `JoinSet`, which aborts every connection task (and
+/// with it the connection's reader and writer). With `tls`, every connection starts with a
+/// TLS handshake (AMQPS).
 pub(super) async fn accept_loop(listener: TcpListener, state: State, tls: Option<TlsAcceptor>) {
     let mut connections = JoinSet::new();
     loop {
@@ -52,17 +71,7 @@ pub(super) async fn accept_loop(listener: TcpListener, state: State, tls: Option
                                 }
                             },
                         };
-                        let mut conn = Connection {
-                            stream,
-                            transport,
-                            state,
-                            user: String::new(),
-                            vhost: String::new(),
-                            refused_channel: false,
-                        };
-                        if let Err(error) = conn.serve().await {
-                            tracing::debug!(%error, "amqp connection ended");
-                        }
+                        run(stream, transport, state).await;
                     });
                 }
                 Err(error) => {
@@ -76,8 +85,198 @@ pub(super) async fn accept_loop(listener: TcpListener, state: State, tls: Option
     }
 }
 
+/// What the reader and the writer tell the connection.
+pub(super) enum Inbound {
+    Frame(Frame),
+    /// The stream ended or broke.
+    Ended(std::io::Error),
+    /// Two heartbeat checks found nothing received.
+    HeartbeatTimeout,
+}
+
+async fn run(mut stream: Box<dyn Io>, transport: Transport, state: State) {
+    let mut header = [0u8; 8];
+    if stream.read_exact(&mut header).await.is_err() {
+        return;
+    }
+    if &header != wire::PROTOCOL_HEADER {
+        // The specification: answer with the header the server speaks, then close.
+        let _ = wire::send(&mut stream, wire::PROTOCOL_HEADER).await;
+        return;
+    }
+    let (source, sink) = tokio::io::split(stream);
+    let (inbound_tx, inbound) = mpsc::channel(64);
+    let (out, out_rx) = mpsc::unbounded_channel();
+    let (heartbeat, heartbeat_rx) = watch::channel(0u16);
+    let received = Arc::new(AtomicU64::new(0));
+    // Dropped with this future: an aborted connection takes its reader and writer along.
+    let _reader = AbortOnDrop(tokio::spawn(read_frames(
+        source,
+        inbound_tx.clone(),
+        received.clone(),
+    )));
+    let mut writer = AbortOnDrop(tokio::spawn(write_frames(
+        sink,
+        out_rx,
+        heartbeat_rx,
+        received,
+        inbound_tx,
+    )));
+    let broker = state.protocol().broker.clone();
+    let mut conn = Connection {
+        inbound,
+        out,
+        heartbeat,
+        transport,
+        state,
+        broker: broker.clone(),
+        registration: Registered(broker, None),
+        frame_max: wire::FRAME_MAX,
+        user: String::new(),
+        vhost: String::new(),
+        cancel_notify: false,
+    };
+    if let Err(error) = conn.serve().await {
+        tracing::debug!(%error, "amqp connection ended");
+    }
+    // Unregistered, and its sender dropped: the writer sends what is queued and ends.
+    drop(conn);
+    let _ = tokio::time::timeout(Duration::from_secs(1), &mut writer.0).await;
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Unregisters the connection from the broker however it ends (its channels close, its
+/// exclusive queues go, its sender is dropped so the writer can finish).
+struct Registered(Arc<Broker>, Option<ConnId>);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Some(id) = self.1.take() {
+            self.0.disconnect(id);
+        }
+    }
+}
+
+async fn read_frames(
+    mut source: ReadHalf<Box<dyn Io>>,
+    inbound: mpsc::Sender<Inbound>,
+    received: Arc<AtomicU64>,
+) {
+    loop {
+        match wire::read_frame(&mut source).await {
+            Ok(frame) => {
+                received.fetch_add(1, Ordering::Relaxed);
+                if inbound.send(Inbound::Frame(frame)).await.is_err() {
+                    return;
+                }
+            }
+            Err(error) => {
+                let _ = inbound.send(Inbound::Ended(error)).await;
+                return;
+            }
+        }
+    }
+}
+
+fn every(period: Duration) -> Interval {
+    let mut interval = tokio::time::interval_at(Instant::now() + period, period);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    interval
+}
+
+async fn tick(interval: &mut Option<Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends queued frames until every sender is gone, and keeps the heartbeats once the
+/// interval is known: a heartbeat frame at each half-interval check that finds nothing sent
+/// since the last one (the first check always sends), and a timeout when two checks an
+/// interval apart find nothing received.
+async fn write_frames(
+    mut sink: WriteHalf<Box<dyn Io>>,
+    mut out: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut heartbeat: watch::Receiver<u16>,
+    received: Arc<AtomicU64>,
+    inbound: mpsc::Sender<Inbound>,
+) {
+    let mut send_checks: Option<Interval> = None;
+    let mut receive_checks: Option<Interval> = None;
+    let mut watching = true;
+    let mut sent = false;
+    let mut first_send_check = true;
+    let mut last_received: Option<u64> = None;
+    let mut quiet_checks = 0u8;
+    loop {
+        tokio::select! {
+            biased;
+            frames = out.recv() => match frames {
+                Some(frames) => {
+                    if sink.write_all(&frames).await.is_err() || sink.flush().await.is_err() {
+                        return;
+                    }
+                    sent = true;
+                }
+                None => {
+                    let _ = sink.shutdown().await;
+                    return;
+                }
+            },
+            changed = heartbeat.changed(), if watching => {
+                if changed.is_err() {
+                    watching = false;
+                    continue;
+                }
+                let seconds = *heartbeat.borrow_and_update();
+                if seconds == 0 {
+                    send_checks = None;
+                    receive_checks = None;
+                } else {
+                    let interval = Duration::from_secs(u64::from(seconds));
+                    send_checks = Some(every(interval / 2));
+                    receive_checks = Some(every(interval));
+                    first_send_check = true;
+                    last_received = None;
+                    quiet_checks = 0;
+                }
+            }
+            () = tick(&mut send_checks) => {
+                let idle = first_send_check || !sent;
+                if idle && (sink.write_all(&wire::HEARTBEAT).await.is_err() || sink.flush().await.is_err()) {
+                    return;
+                }
+                first_send_check = false;
+                sent = false;
+            }
+            () = tick(&mut receive_checks) => {
+                let now = received.load(Ordering::Relaxed);
+                if last_received != Some(now) {
+                    last_received = Some(now);
+                    quiet_checks = 0;
+                } else if quiet_checks < 1 {
+                    quiet_checks += 1;
+                } else {
+                    let _ = inbound.send(Inbound::HeartbeatTimeout).await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// What the faults decided for one request.
-enum Verdict {
+pub(super) enum Verdict {
     Proceed,
     Malformed(Malformed),
     /// Refuse with this reply code and text.
@@ -85,14 +284,20 @@ enum Verdict {
     Close,
 }
 
-struct Connection {
-    stream: Box<dyn Io>,
+pub(super) struct Connection {
+    inbound: mpsc::Receiver<Inbound>,
+    out: mpsc::UnboundedSender<Vec<u8>>,
+    heartbeat: watch::Sender<u16>,
     transport: Transport,
     state: State,
+    pub(super) broker: Arc<Broker>,
+    /// Set once the connection is open and registered with the broker.
+    registration: Registered,
+    /// The negotiated largest frame (0: no limit).
+    pub(super) frame_max: u32,
     user: String,
-    vhost: String,
-    /// Set when the fake closed a channel by refusing a declare.
-    refused_channel: bool,
+    pub(super) vhost: String,
+    cancel_notify: bool,
 }
 
 fn server_properties() -> Vec<(&'static str, Field)> {
@@ -156,11 +361,21 @@ fn judge(auth: &Auth, mechanism: &str, response: &[u8]) -> AuthOutcome {
 }
 
 impl Connection {
-    fn controls(&self) -> &Controls {
+    pub(super) fn controls(&self) -> &Controls {
         self.state.controls()
     }
 
-    fn record(&self, method: &str, key: Option<String>, body: String, auth: AuthOutcome) -> u64 {
+    pub(super) fn id(&self) -> ConnId {
+        self.registration.1.unwrap_or_default()
+    }
+
+    pub(super) fn record(
+        &self,
+        method: &str,
+        key: Option<String>,
+        body: String,
+        auth: AuthOutcome,
+    ) -> u64 {
         self.controls().record(Arrival {
             method: method.to_string(),
             path: self.vhost.clone(),
@@ -174,53 +389,69 @@ impl Connection {
         })
     }
 
-    async fn send_method(
-        &mut self,
-        channel: u16,
-        id: (u16, u16),
-        args: Args,
-    ) -> std::io::Result<()> {
-        wire::send(&mut self.stream, &wire::method_frame(channel, id, &args.0)).await
+    /// Queues bytes for the writer.
+    pub(super) fn send_raw(&self, frames: Vec<u8>) {
+        // The writer is gone only when the connection is over; the next read says so.
+        let _ = self.out.send(frames);
     }
 
-    /// The next method frame, skipping heartbeats.
-    async fn next_method(&mut self) -> std::io::Result<(u16, (u16, u16), Vec<u8>)> {
+    pub(super) fn send_method(&self, channel: u16, id: (u16, u16), args: Args) {
+        self.send_raw(wire::method_frame(channel, id, &args.0));
+    }
+
+    /// The next frame other than a heartbeat.
+    pub(super) async fn next_frame(&mut self) -> std::io::Result<Frame> {
         loop {
-            let frame = wire::read_frame(&mut self.stream).await?;
-            match frame.kind {
-                wire::FRAME_HEARTBEAT => continue,
-                wire::FRAME_METHOD => {
-                    let (id, args) = wire::split_method(&frame.payload)?;
-                    return Ok((frame.channel, id, args.to_vec()));
-                }
-                other => {
+            match self.inbound.recv().await {
+                Some(Inbound::Frame(frame)) if frame.kind == wire::FRAME_HEARTBEAT => continue,
+                Some(Inbound::Frame(frame)) => return Ok(frame),
+                Some(Inbound::Ended(error)) => return Err(error),
+                Some(Inbound::HeartbeatTimeout) => {
                     return Err(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("unexpected frame type {other}"),
+                        std::io::ErrorKind::TimedOut,
+                        format!(
+                            "missed heartbeats from client, timeout: {}s",
+                            *self.heartbeat.borrow()
+                        ),
                     ));
                 }
+                None => return Err(std::io::ErrorKind::UnexpectedEof.into()),
             }
         }
     }
 
+    /// The next method frame; other frames are a protocol error here.
+    async fn next_method(&mut self) -> std::io::Result<(u16, (u16, u16), Vec<u8>)> {
+        let frame = self.next_frame().await?;
+        if frame.kind != wire::FRAME_METHOD {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("unexpected frame type {}", frame.kind),
+            ));
+        }
+        let (id, args) = wire::split_method(&frame.payload)?;
+        Ok((frame.channel, id, args.to_vec()))
+    }
+
     /// Closes the connection with a reply code, waiting briefly for the client's close-ok.
-    async fn close_connection(
-        &mut self,
-        code: u16,
-        text: &str,
-        id: (u16, u16),
-    ) -> std::io::Result<()> {
+    pub(super) async fn close_connection(&mut self, code: u16, text: &str, id: (u16, u16)) {
         let args = Args::default()
             .short(code)
             .shortstr(text)
             .short(id.0)
             .short(id.1);
-        self.send_method(0, method::CONNECTION_CLOSE, args).await?;
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.next_method()).await;
-        Ok(())
+        self.send_method(0, method::CONNECTION_CLOSE, args);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while let Ok(Ok(frame)) = tokio::time::timeout_at(deadline, self.next_frame()).await {
+            let closed = wire::split_method(&frame.payload)
+                .is_ok_and(|(id, _)| id == method::CONNECTION_CLOSE_OK);
+            if frame.kind == wire::FRAME_METHOD && frame.channel == 0 && closed {
+                return;
+            }
+        }
     }
 
-    async fn faults(&mut self, seq: u64, key: Option<&str>) -> Verdict {
+    pub(super) async fn faults(&mut self, seq: u64, key: Option<&str>) -> Verdict {
         let plan = self.controls().plan(key);
         if !plan.latency.is_zero() {
             tokio::time::sleep(plan.latency).await;
@@ -234,12 +465,11 @@ impl Connection {
             }
             Some((id, Fault::BlackHole)) => {
                 self.controls().respond(seq, Response::BlackHoled);
-                let mut probe = [0u8; 1];
-                let controls = self.state.controls();
+                let state = self.state.clone();
                 tokio::select! {
-                    () = controls.wait_cleared(id) => Verdict::Proceed,
+                    () = state.controls().wait_cleared(id) => Verdict::Proceed,
                     // Data or the end of the stream: either way the client moved on.
-                    _ = self.stream.read(&mut probe) => Verdict::Close,
+                    _ = self.inbound.recv() => Verdict::Close,
                 }
             }
             Some((_, Fault::Error { status, body, .. })) => {
@@ -254,7 +484,7 @@ impl Connection {
     }
 
     /// Sends the broken answer a malformed fault asks for instead of `expected`.
-    async fn malformed(&mut self, seq: u64, channel: u16, kind: Malformed) -> std::io::Result<()> {
+    pub(super) fn malformed(&self, seq: u64, channel: u16, kind: Malformed) {
         self.controls()
             .respond(seq, Response::Answered { status: 0 });
         let frame = match kind {
@@ -273,20 +503,14 @@ impl Connection {
             // The right method with no arguments.
             Malformed::EmptyBody => wire::method_frame(channel, method::QUEUE_DECLARE_OK, b""),
         };
-        wire::send(&mut self.stream, &frame).await
+        self.send_raw(frame);
     }
 
     async fn serve(&mut self) -> std::io::Result<()> {
-        let mut header = [0u8; 8];
-        self.stream.read_exact(&mut header).await?;
-        if &header != wire::PROTOCOL_HEADER {
-            // The specification: answer with the header the server speaks, then close.
-            return wire::send(&mut self.stream, wire::PROTOCOL_HEADER).await;
-        }
         if !self.handshake().await? {
             return Ok(());
         }
-        self.channels().await
+        Channels::default().serve(self).await
     }
 
     /// Start, credentials, tune, open. True when the client is in.
@@ -297,15 +521,23 @@ impl Connection {
             .table(&server_properties())
             .longstr(b"PLAIN AMQPLAIN")
             .longstr(b"en_US");
-        self.send_method(0, method::CONNECTION_START, start).await?;
+        self.send_method(0, method::CONNECTION_START, start);
         let (_, id, args) = self.next_method().await?;
         if id != method::CONNECTION_START_OK {
             self.close_connection(503, "COMMAND_INVALID - expected connection.start-ok", id)
-                .await?;
+                .await;
             return Ok(false);
         }
         let mut reader = Reader::new(&args);
-        let client_properties = reader.table()?;
+        let client_properties = reader.table_values()?;
+        self.cancel_notify = capability(&client_properties, "consumer_cancel_notify");
+        let client_properties: Vec<(String, String)> = client_properties
+            .into_iter()
+            .filter_map(|(name, value)| match value {
+                Value::Text(text) => Some((name, text)),
+                _ => None,
+            })
+            .collect();
         let mechanism = reader.shortstr()?;
         let response = reader.longstr()?;
         self.user = plain_credentials(&response)
@@ -329,21 +561,44 @@ impl Connection {
                  For details see the broker logfile."
             );
             self.close_connection(403, &text, method::CONNECTION_START_OK)
-                .await?;
+                .await;
             return Ok(false);
         }
-        let tune = Args::default().short(2047).long(wire::FRAME_MAX).short(60);
-        self.send_method(0, method::CONNECTION_TUNE, tune).await?;
-        let (_, id, _) = self.next_method().await?;
+        let tune = Args::default()
+            .short(CHANNEL_MAX)
+            .long(wire::FRAME_MAX)
+            .short(PROPOSED_HEARTBEAT);
+        self.send_method(0, method::CONNECTION_TUNE, tune);
+        let (_, id, args) = self.next_method().await?;
         if id != method::CONNECTION_TUNE_OK {
             self.close_connection(503, "COMMAND_INVALID - expected connection.tune-ok", id)
-                .await?;
+                .await;
             return Ok(false);
         }
+        let mut reader = Reader::new(&args);
+        let _channel_max = reader.short()?;
+        let frame_max = reader.long()?;
+        let heartbeat = reader.short()?;
+        if frame_max != 0 && !(wire::FRAME_MIN..=wire::FRAME_MAX).contains(&frame_max) {
+            let text = format!(
+                "NOT_ALLOWED - frame_max={frame_max} outside {}..={}",
+                wire::FRAME_MIN,
+                wire::FRAME_MAX
+            );
+            self.close_connection(530, &text, id).await;
+            return Ok(false);
+        }
+        self.frame_max = if frame_max == 0 {
+            wire::FRAME_MAX
+        } else {
+            frame_max
+        };
+        // The client's value is the one used, as RabbitMQ does; 0 turns heartbeats off.
+        self.heartbeat.send_replace(heartbeat);
         let (_, id, args) = self.next_method().await?;
         if id != method::CONNECTION_OPEN {
             self.close_connection(503, "COMMAND_INVALID - expected connection.open", id)
-                .await?;
+                .await;
             return Ok(false);
         }
         self.vhost = Reader::new(&args).shortstr()?;
@@ -356,159 +611,49 @@ impl Connection {
         match self.faults(seq, None).await {
             Verdict::Close => return Ok(false),
             Verdict::Malformed(kind) => {
-                self.malformed(seq, 0, kind).await?;
+                self.malformed(seq, 0, kind);
                 return Ok(false);
             }
             Verdict::Refuse(code, text) => {
                 self.controls()
                     .respond(seq, Response::Answered { status: code });
                 self.close_connection(code, &text, method::CONNECTION_OPEN)
-                    .await?;
+                    .await;
                 return Ok(false);
             }
             Verdict::Proceed => {}
         }
-        if !self.state.protocol().vhost_exists(&self.vhost) {
+        if !self.broker.vhost_exists(&self.vhost) {
             self.controls()
                 .respond(seq, Response::Answered { status: 530 });
             let text = format!("NOT_ALLOWED - vhost {} not found", self.vhost);
             self.close_connection(530, &text, method::CONNECTION_OPEN)
-                .await?;
+                .await;
             return Ok(false);
         }
         self.controls()
             .respond(seq, Response::Answered { status: 200 });
-        self.send_method(0, method::CONNECTION_OPEN_OK, Args::default().shortstr(""))
-            .await?;
+        let id = self.broker.connect(Conn {
+            out: self.out.clone(),
+            vhost: self.vhost.clone(),
+            frame_max: self.frame_max,
+            cancel_notify: self.cancel_notify,
+            channels: Default::default(),
+        });
+        self.registration.1 = Some(id);
+        self.send_method(0, method::CONNECTION_OPEN_OK, Args::default().shortstr(""));
         Ok(true)
-    }
-
-    async fn channels(&mut self) -> std::io::Result<()> {
-        let mut open = BTreeSet::new();
-        loop {
-            let (channel, id, args) = match self.next_method().await {
-                Ok(next) => next,
-                Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-                Err(error) => return Err(error),
-            };
-            match id {
-                method::CONNECTION_CLOSE => {
-                    self.send_method(0, method::CONNECTION_CLOSE_OK, Args::default())
-                        .await?;
-                    return Ok(());
-                }
-                method::CONNECTION_CLOSE_OK => return Ok(()),
-                method::CHANNEL_OPEN if channel != 0 && open.insert(channel) => {
-                    let ok = Args::default().longstr(b"");
-                    self.send_method(channel, method::CHANNEL_OPEN_OK, ok)
-                        .await?;
-                }
-                method::CHANNEL_CLOSE if open.remove(&channel) => {
-                    self.send_method(channel, method::CHANNEL_CLOSE_OK, Args::default())
-                        .await?;
-                }
-                // The client's answer to a channel the fake closed.
-                method::CHANNEL_CLOSE_OK => {}
-                method::QUEUE_DECLARE if open.contains(&channel) => {
-                    if !self.declare(channel, &args).await? {
-                        return Ok(());
-                    }
-                    // A refused declare closes the channel, as the broker does.
-                    if self.refused_channel {
-                        open.remove(&channel);
-                        self.refused_channel = false;
-                    }
-                }
-                other if !open.contains(&channel) && channel != 0 => {
-                    let text =
-                        format!("CHANNEL_ERROR - expected 'channel.open' on channel {channel}");
-                    return self.close_connection(504, &text, other).await;
-                }
-                (class, method_id) => {
-                    let text = format!(
-                        "NOT_IMPLEMENTED - fake-sources does not implement method {class}.{method_id}"
-                    );
-                    return self.close_connection(540, &text, (class, method_id)).await;
-                }
-            }
-        }
     }
 }
 
-impl Connection {
-    /// Answers a `queue.declare`; false when the connection is to be closed.
-    async fn declare(&mut self, channel: u16, args: &[u8]) -> std::io::Result<bool> {
-        let mut reader = Reader::new(args);
-        let _reserved = reader.short()?;
-        let queue = reader.shortstr()?;
-        let passive = reader.octet()? & 1 == 1;
-        let key = queue_key(&self.vhost, &queue);
-        let method_name = if passive {
-            "QUEUE_DECLARE_PASSIVE"
-        } else {
-            "QUEUE_DECLARE"
-        };
-        let seq = self.record(
-            method_name,
-            Some(key.clone()),
-            queue.clone(),
-            AuthOutcome::NotRequired,
-        );
-        match self.faults(seq, Some(&key)).await {
-            Verdict::Close => return Ok(false),
-            Verdict::Malformed(kind) => {
-                self.malformed(seq, channel, kind).await?;
-                return Ok(true);
-            }
-            Verdict::Refuse(code, text) => {
-                self.refuse(seq, channel, code, &text).await?;
-                return Ok(true);
-            }
-            Verdict::Proceed => {}
-        }
-        let queues = &self.state.protocol().queues;
-        let state = match queues.current(&key) {
-            Some(state) => state,
-            None if passive => {
-                let text = format!("NOT_FOUND - no queue '{queue}' in vhost '{}'", self.vhost);
-                self.refuse(seq, channel, 404, &text).await?;
-                return Ok(true);
-            }
-            None => {
-                queues.set(key, QueueState::default());
-                QueueState::default()
-            }
-        };
-        self.controls()
-            .respond(seq, Response::Answered { status: 200 });
-        let ok = Args::default()
-            .shortstr(&queue)
-            .long(u32::try_from(state.messages_ready).unwrap_or(u32::MAX))
-            .long(state.consumers);
-        self.send_method(channel, method::QUEUE_DECLARE_OK, ok)
-            .await?;
-        Ok(true)
-    }
-
-    async fn refuse(
-        &mut self,
-        seq: u64,
-        channel: u16,
-        code: u16,
-        text: &str,
-    ) -> std::io::Result<()> {
-        self.controls()
-            .respond(seq, Response::Answered { status: code });
-        self.refused_channel = true;
-        let (class, method_id) = method::QUEUE_DECLARE;
-        let close = Args::default()
-            .short(code)
-            .shortstr(text)
-            .short(class)
-            .short(method_id);
-        self.send_method(channel, method::CHANNEL_CLOSE, close)
-            .await
-    }
+/// Whether the client's properties announce a capability.
+fn capability(properties: &[(String, Value)], name: &str) -> bool {
+    properties.iter().any(|(key, value)| match value {
+        Value::Table(capabilities) if key == "capabilities" => capabilities
+            .iter()
+            .any(|(k, v)| k == name && *v == Value::Bool(true)),
+        _ => false,
+    })
 }
 
 fn properties_text(properties: &[(String, String)]) -> String {

@@ -1,68 +1,37 @@
 //! The management HTTP API's queue endpoints, answered as RabbitMQ 3.10 answers them.
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use super::queue::{QueueState, escape_vhost, split_key};
-use crate::control::{Malformed, UnknownKeys, Values};
+use super::broker::{Broker, QueueView};
+use super::queue::{QueueState, escape_vhost};
+use crate::control::{Malformed, UnknownKeys};
 use crate::http::{HttpRequest, HttpResponse, Protocol, percent_decode};
 
 /// RabbitMQ refuses larger pages.
 const MAX_PAGE_SIZE: u64 = 500;
 
-/// The management API over the queues both protocols share.
+/// The management API over the broker both protocols share.
 pub struct Management {
-    pub(super) queues: Arc<Values<QueueState>>,
-    /// Vhosts that exist without a queue in them (`/` always exists).
-    pub(super) vhosts: Mutex<BTreeSet<String>>,
+    pub(super) broker: Arc<Broker>,
 }
 
 impl Management {
     pub(super) fn new() -> Self {
         Management {
-            queues: Arc::new(Values::default()),
-            vhosts: Mutex::new(BTreeSet::from(["/".to_string()])),
+            broker: Arc::new(Broker::default()),
         }
-    }
-
-    pub(super) fn vhost_exists(&self, vhost: &str) -> bool {
-        let declared = self
-            .vhosts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .contains(vhost);
-        declared || self.queues_in(None).iter().any(|(v, _, _)| v == vhost)
-    }
-
-    /// Every queue with a current value, in `vhost` or in all of them, sorted as RabbitMQ
-    /// sorts them (by vhost, then name).
-    fn queues_in(&self, vhost: Option<&str>) -> Vec<(String, String, QueueState)> {
-        let mut found: Vec<(String, String, QueueState)> = self
-            .queues
-            .snapshot()
-            .into_iter()
-            .filter_map(|view| {
-                let (v, q) = split_key(&view.key)?;
-                let state = view.current?;
-                vhost
-                    .is_none_or(|wanted| wanted == v)
-                    .then_some((v, q, state))
-            })
-            .collect();
-        found.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-        found
     }
 
     fn list(&self, request: &HttpRequest, vhost: Option<&str>) -> HttpResponse {
         if let Some(v) = vhost
-            && !self.vhost_exists(v)
+            && !self.broker.vhost_exists(v)
         {
             return not_found();
         }
-        let all = self.queues_in(vhost);
+        let all = self.broker.queue_views(vhost);
         let total = all.len();
         let name = request.param("name").unwrap_or("");
         let use_regex = request.param("use_regex") == Some("true");
@@ -74,18 +43,18 @@ impl Management {
                 .case_insensitive(true)
                 .build()
             {
-                Ok(re) => all.into_iter().filter(|(_, q, _)| re.is_match(q)).collect(),
+                Ok(re) => all.into_iter().filter(|q| re.is_match(&q.name)).collect(),
                 Err(error) => return bad_request(&format!("invalid regex {name:?}: {error}")),
             }
         } else {
             // A plain name filter is a case-insensitive substring.
             let wanted = name.to_lowercase();
             all.into_iter()
-                .filter(|(_, q, _)| q.to_lowercase().contains(&wanted))
+                .filter(|q| q.name.to_lowercase().contains(&wanted))
                 .collect()
         };
-        let items = |queues: &[(String, String, QueueState)]| -> Vec<serde_json::Value> {
-            queues.iter().map(|(v, q, s)| queue_json(v, q, s)).collect()
+        let items = |queues: &[QueueView]| -> Vec<serde_json::Value> {
+            queues.iter().map(queue_json).collect()
         };
         let Some(page) = request.param("page") else {
             return HttpResponse::json(StatusCode::OK, &json!(items(&filtered)));
@@ -156,17 +125,20 @@ fn rate(value: f64) -> serde_json::Value {
     json!({ "rate": value })
 }
 
-/// The fields of a queue object the scalers read, and the ones around them.
-fn queue_json(vhost: &str, queue: &str, state: &QueueState) -> serde_json::Value {
+/// The fields of a queue object the scalers read, and the ones around them. The message
+/// statistics are counts since the queue was created and rates over the last five seconds
+/// (plus any rate a script set).
+fn queue_json(view: &QueueView) -> serde_json::Value {
+    let state: &QueueState = &view.state;
     json!({
-        "name": queue,
-        "vhost": vhost,
+        "name": view.name,
+        "vhost": view.vhost,
         "type": "classic",
         "state": "running",
         "node": "rabbit@fake-sources",
-        "durable": true,
-        "auto_delete": false,
-        "exclusive": false,
+        "durable": view.durable,
+        "auto_delete": view.auto_delete,
+        "exclusive": view.exclusive,
         "arguments": {},
         "consumers": state.consumers,
         "messages": state.messages(),
@@ -176,8 +148,14 @@ fn queue_json(vhost: &str, queue: &str, state: &QueueState) -> serde_json::Value
         "messages_unacknowledged": state.messages_unacknowledged,
         "messages_unacknowledged_details": rate(0.0),
         "message_stats": {
+            "publish": view.publish,
             "publish_details": rate(state.publish_rate),
+            "deliver_get": view.deliver_get,
             "deliver_get_details": rate(state.deliver_get_rate),
+            "ack": view.ack,
+            "ack_details": rate(0.0),
+            "redeliver": view.redeliver,
+            "redeliver_details": rate(0.0),
         },
     })
 }
@@ -235,12 +213,12 @@ impl Protocol for Management {
             [] => self.list(request, None),
             [vhost] => self.list(request, Some(vhost)),
             [vhost, queue] => match self
-                .queues
-                .current(&format!("{}/{queue}", escape_vhost(vhost)))
+                .broker
+                .queue_views(Some(vhost))
+                .into_iter()
+                .find(|view| view.name == *queue)
             {
-                Some(state) => {
-                    HttpResponse::json(StatusCode::OK, &queue_json(vhost, queue, &state))
-                }
+                Some(view) => HttpResponse::json(StatusCode::OK, &queue_json(&view)),
                 None => not_found(),
             },
             _ => not_found(),

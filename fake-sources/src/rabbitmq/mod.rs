@@ -1,6 +1,16 @@
-//! A fake RabbitMQ: an AMQP 0-9-1 broker that answers passive `queue.declare` with a queue's
-//! message and consumer counts, and the management HTTP API's queue endpoints, both served
-//! from one set of queues and one set of controls.
+//! A fake RabbitMQ: an AMQP 0-9-1 broker and the management HTTP API's queue endpoints,
+//! both served from one set of queues and one set of controls.
+//!
+//! The broker does what a producer, a consumer and a scaler need: heartbeats negotiated and
+//! kept as RabbitMQ keeps them; queues (server-named ones too), direct, fanout and topic
+//! exchanges and bindings; publish, get, consume with prefetch, ack, nack, reject, recover,
+//! cancel, purge, delete and publisher confirms. Messages handed out and not yet
+//! acknowledged count as unacknowledged, not ready, as RabbitMQ counts them; passive
+//! `queue.declare` answers the ready count, the management API all three counts and rates.
+//!
+//! A test sets or scripts a queue's state ([`QueueState`]): each step makes the queue hold
+//! that many ready messages (stand-ins with empty bodies join, or the last ones go), and
+//! adds the unacknowledged messages, consumers and rates it names to what real clients do.
 //!
 //! Queues are keyed `<escaped vhost>/<queue>` ([`queue_key`]): `%2F/orders` is queue
 //! `orders` in vhost `/`. A vhost exists when it is `/`, holds a queue, or was added with
@@ -18,8 +28,13 @@
 //! An answered AMQP request's `status` is 200, or the reply code it was refused with.
 
 mod amqp;
+mod broker;
+mod channel;
 mod management;
+mod ops;
 mod queue;
+mod routing;
+mod store;
 mod wire;
 
 use std::net::SocketAddr;
@@ -30,6 +45,7 @@ use tokio::task::JoinHandle;
 
 pub use queue::{QueueState, queue_key, split_key};
 
+use self::broker::Broker;
 use self::management::Management;
 use crate::auth::{Auth, Secret};
 use crate::control::{
@@ -47,6 +63,7 @@ pub struct FakeRabbitMq {
     amqp_addr: SocketAddr,
     amqp_scheme: &'static str,
     amqp_task: Option<JoinHandle<()>>,
+    script_task: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for FakeRabbitMq {
@@ -91,12 +108,14 @@ impl FakeRabbitMq {
         let amqp_addr = listener.local_addr().map_err(Error::LocalAddr)?;
         let management = HttpFake::start_with(Management::new(), options.management).await?;
         let amqp_task = tokio::spawn(amqp::accept_loop(listener, management.shared(), tls));
+        let script_task = tokio::spawn(management.shared().protocol().broker.clone().drive());
         tracing::debug!(fake = "rabbitmq", %amqp_addr, management = %management.url(), "fake started");
         Ok(FakeRabbitMq {
             management,
             amqp_addr,
             amqp_scheme,
             amqp_task: Some(amqp_task),
+            script_task: Some(script_task),
         })
     }
 
@@ -126,14 +145,17 @@ impl FakeRabbitMq {
         self.management.controls()
     }
 
-    fn shared_queues(&self) -> std::sync::Arc<crate::control::Values<QueueState>> {
-        self.management.shared().protocol().queues.clone()
+    fn broker(&self) -> std::sync::Arc<Broker> {
+        self.management.shared().protocol().broker.clone()
     }
 
     /// Sets `queue` in `vhost` (creating both) from now on.
     pub fn set_queue(&self, vhost: &str, queue: &str, state: impl Into<QueueState>) {
-        self.shared_queues()
-            .set(queue_key(vhost, queue), state.into());
+        let step = Step {
+            after: Duration::ZERO,
+            value: state.into(),
+        };
+        self.broker().script(queue_key(vhost, queue), [step]);
     }
 
     /// Serves `(offset, state)` steps for `queue` in `vhost`, offsets counted from now.
@@ -147,31 +169,28 @@ impl FakeRabbitMq {
             after,
             value: value.into(),
         });
-        self.shared_queues().script(queue_key(vhost, queue), steps);
+        self.broker().script(queue_key(vhost, queue), steps);
     }
 
+    /// The queue's state now: what real clients did to it on top of what a test set.
     pub fn queue(&self, vhost: &str, queue: &str) -> Option<QueueState> {
-        self.shared_queues().current(&queue_key(vhost, queue))
+        self.broker().state(&queue_key(vhost, queue))
     }
 
-    /// Deletes a queue; true if it existed.
+    /// Deletes a queue (and its script); true if either existed. Its consumers are told
+    /// with `basic.cancel`.
     pub fn delete_queue(&self, vhost: &str, queue: &str) -> bool {
-        self.shared_queues().clear(&queue_key(vhost, queue))
+        self.broker().clear(&queue_key(vhost, queue))
     }
 
+    /// Every queue (declared by a client or set by a test) and every script.
     pub fn value_views(&self) -> Vec<ValueView<QueueState>> {
-        self.shared_queues().snapshot()
+        self.broker().views()
     }
 
     /// Makes `vhost` exist even without queues.
     pub fn add_vhost(&self, vhost: &str) {
-        self.management
-            .shared()
-            .protocol()
-            .vhosts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(vhost.to_string());
+        self.broker().add_vhost(vhost);
     }
 
     /// Admits only `user` with `password`, on both protocols.
@@ -221,23 +240,19 @@ impl FakeRabbitMq {
         self.controls().clear_requests();
     }
 
-    /// Forgets queues, added vhosts, faults, credentials and requests.
+    /// Forgets queues, scripts, exchanges, bindings, added vhosts, faults, credentials and
+    /// requests. Open connections stay open.
     pub fn reset(&self) {
-        self.shared_queues().clear_all();
-        let shared = self.management.shared();
-        let mut vhosts = shared
-            .protocol()
-            .vhosts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        vhosts.retain(|v| v == "/");
-        drop(vhosts);
+        self.broker().reset();
         self.controls().reset();
     }
 
     /// Stops both listeners and closes every connection.
     pub async fn shutdown(mut self) {
-        if let Some(task) = self.amqp_task.take() {
+        for task in [self.amqp_task.take(), self.script_task.take()]
+            .into_iter()
+            .flatten()
+        {
             task.abort();
             // The task was aborted on purpose; its join error says only that.
             let _ = task.await;
@@ -247,7 +262,10 @@ impl FakeRabbitMq {
 
 impl Drop for FakeRabbitMq {
     fn drop(&mut self) {
-        if let Some(task) = self.amqp_task.take() {
+        for task in [self.amqp_task.take(), self.script_task.take()]
+            .into_iter()
+            .flatten()
+        {
             task.abort();
         }
     }
@@ -270,7 +288,11 @@ impl ControlTarget for FakeRabbitMq {
     fn set_json(&self, key: String, value: serde_json::Value) -> std::result::Result<(), String> {
         check_key(&key)?;
         let value: QueueState = serde_json::from_value(value).map_err(|e| format!("value: {e}"))?;
-        self.shared_queues().set(key, value);
+        let step = Step {
+            after: Duration::ZERO,
+            value,
+        };
+        self.broker().script(key, [step]);
         Ok(())
     }
 
@@ -292,12 +314,12 @@ impl ControlTarget for FakeRabbitMq {
                     .map_err(|e| format!("steps[{index}].value: {e}"))
             })
             .collect::<std::result::Result<Vec<Step<QueueState>>, String>>()?;
-        self.shared_queues().script(key, steps);
+        self.broker().script(key, steps);
         Ok(())
     }
 
     fn values_json(&self) -> serde_json::Value {
-        serde_json::to_value(self.shared_queues().snapshot())
+        serde_json::to_value(self.broker().views())
             .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}))
     }
 
@@ -306,11 +328,11 @@ impl ControlTarget for FakeRabbitMq {
     }
 
     fn clear_value(&self, key: &str) -> bool {
-        self.shared_queues().clear(key)
+        self.broker().clear(key)
     }
 
     fn clear_values(&self) {
-        self.shared_queues().clear_all();
+        self.broker().clear_queues();
     }
 }
 

@@ -5,10 +5,16 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
 pub const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
 pub const FRAME_METHOD: u8 = 1;
+pub const FRAME_HEADER: u8 = 2;
+pub const FRAME_BODY: u8 = 3;
 pub const FRAME_HEARTBEAT: u8 = 8;
 pub const FRAME_END: u8 = 0xCE;
 /// The largest frame the fake accepts and announces in `connection.tune`.
 pub const FRAME_MAX: u32 = 131_072;
+/// The smallest `frame_max` a client may ask for (the specification's minimum).
+pub const FRAME_MIN: u32 = 4096;
+/// A heartbeat frame: type 8 on channel 0, empty.
+pub const HEARTBEAT: [u8; 8] = [FRAME_HEARTBEAT, 0, 0, 0, 0, 0, 0, FRAME_END];
 
 /// `(class, method)` ids of the methods the fake speaks.
 pub mod method {
@@ -24,9 +30,46 @@ pub mod method {
     pub const CHANNEL_OPEN_OK: (u16, u16) = (20, 11);
     pub const CHANNEL_CLOSE: (u16, u16) = (20, 40);
     pub const CHANNEL_CLOSE_OK: (u16, u16) = (20, 41);
+    pub const CHANNEL_FLOW: (u16, u16) = (20, 20);
+    pub const CHANNEL_FLOW_OK: (u16, u16) = (20, 21);
+    pub const EXCHANGE_DECLARE: (u16, u16) = (40, 10);
+    pub const EXCHANGE_DECLARE_OK: (u16, u16) = (40, 11);
+    pub const EXCHANGE_DELETE: (u16, u16) = (40, 20);
+    pub const EXCHANGE_DELETE_OK: (u16, u16) = (40, 21);
     pub const QUEUE_DECLARE: (u16, u16) = (50, 10);
     pub const QUEUE_DECLARE_OK: (u16, u16) = (50, 11);
+    pub const QUEUE_BIND: (u16, u16) = (50, 20);
+    pub const QUEUE_BIND_OK: (u16, u16) = (50, 21);
+    pub const QUEUE_PURGE: (u16, u16) = (50, 30);
+    pub const QUEUE_PURGE_OK: (u16, u16) = (50, 31);
+    pub const QUEUE_DELETE: (u16, u16) = (50, 40);
+    pub const QUEUE_DELETE_OK: (u16, u16) = (50, 41);
+    pub const QUEUE_UNBIND: (u16, u16) = (50, 50);
+    pub const QUEUE_UNBIND_OK: (u16, u16) = (50, 51);
+    pub const BASIC_QOS: (u16, u16) = (60, 10);
+    pub const BASIC_QOS_OK: (u16, u16) = (60, 11);
+    pub const BASIC_CONSUME: (u16, u16) = (60, 20);
+    pub const BASIC_CONSUME_OK: (u16, u16) = (60, 21);
+    pub const BASIC_CANCEL: (u16, u16) = (60, 30);
+    pub const BASIC_CANCEL_OK: (u16, u16) = (60, 31);
+    pub const BASIC_PUBLISH: (u16, u16) = (60, 40);
+    pub const BASIC_RETURN: (u16, u16) = (60, 50);
+    pub const BASIC_DELIVER: (u16, u16) = (60, 60);
+    pub const BASIC_GET: (u16, u16) = (60, 70);
+    pub const BASIC_GET_OK: (u16, u16) = (60, 71);
+    pub const BASIC_GET_EMPTY: (u16, u16) = (60, 72);
+    pub const BASIC_ACK: (u16, u16) = (60, 80);
+    pub const BASIC_REJECT: (u16, u16) = (60, 90);
+    pub const BASIC_RECOVER_ASYNC: (u16, u16) = (60, 100);
+    pub const BASIC_RECOVER: (u16, u16) = (60, 110);
+    pub const BASIC_RECOVER_OK: (u16, u16) = (60, 111);
+    pub const BASIC_NACK: (u16, u16) = (60, 120);
+    pub const CONFIRM_SELECT: (u16, u16) = (85, 10);
+    pub const CONFIRM_SELECT_OK: (u16, u16) = (85, 11);
 }
+
+/// The basic class, whose content the fake carries.
+pub const CLASS_BASIC: u16 = 60;
 
 /// One frame as read.
 #[derive(Debug)]
@@ -69,13 +112,49 @@ pub fn method_frame(channel: u16, (class, method): (u16, u16), args: &[u8]) -> V
     payload.extend_from_slice(&class.to_be_bytes());
     payload.extend_from_slice(&method.to_be_bytes());
     payload.extend_from_slice(args);
+    frame(FRAME_METHOD, channel, &payload)
+}
+
+fn frame(kind: u8, channel: u16, payload: &[u8]) -> Vec<u8> {
     let mut frame = Vec::with_capacity(8 + payload.len());
-    frame.push(FRAME_METHOD);
+    frame.push(kind);
     frame.extend_from_slice(&channel.to_be_bytes());
     frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&payload);
+    frame.extend_from_slice(payload);
     frame.push(FRAME_END);
     frame
+}
+
+/// A method frame followed by its content: the header frame (class basic, the body size and
+/// the properties exactly as the publisher sent them) and body frames no larger than
+/// `frame_max` allows (0: no limit). All in one buffer, so nothing interleaves with them.
+pub fn with_content(
+    channel: u16,
+    id: (u16, u16),
+    args: &[u8],
+    properties: &[u8],
+    body: &[u8],
+    frame_max: u32,
+) -> Vec<u8> {
+    let mut out = method_frame(channel, id, args);
+    let mut header = Vec::with_capacity(12 + properties.len());
+    header.extend_from_slice(&CLASS_BASIC.to_be_bytes());
+    header.extend_from_slice(&0u16.to_be_bytes());
+    header.extend_from_slice(&(body.len() as u64).to_be_bytes());
+    if properties.is_empty() {
+        header.extend_from_slice(&0u16.to_be_bytes());
+    } else {
+        header.extend_from_slice(properties);
+    }
+    out.extend_from_slice(&frame(FRAME_HEADER, channel, &header));
+    let chunk = match frame_max {
+        0 => body.len().max(1),
+        max => (max as usize).saturating_sub(8).max(1),
+    };
+    for piece in body.chunks(chunk) {
+        out.extend_from_slice(&frame(FRAME_BODY, channel, piece));
+    }
+    out
 }
 
 pub async fn send(stream: &mut (impl AsyncWrite + Unpin), frame: &[u8]) -> std::io::Result<()> {
@@ -100,6 +179,11 @@ impl Args {
 
     pub fn octet(mut self, v: u8) -> Self {
         self.0.push(v);
+        self
+    }
+
+    pub fn longlong(mut self, v: u64) -> Self {
+        self.0.extend_from_slice(&v.to_be_bytes());
         self
     }
 
@@ -151,6 +235,15 @@ pub enum Field {
     Table(Vec<(String, Field)>),
 }
 
+/// A value in a table the fake reads.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Text(String),
+    Bool(bool),
+    Table(Vec<(String, Value)>),
+    Other,
+}
+
 /// Reads method arguments; every read checks the length, so a short payload is an error.
 pub struct Reader<'a> {
     bytes: &'a [u8],
@@ -184,6 +277,18 @@ impl<'a> Reader<'a> {
         Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
 
+    pub fn longlong(&mut self) -> std::io::Result<u64> {
+        let b = self.take(8)?;
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(b);
+        Ok(u64::from_be_bytes(bytes))
+    }
+
+    /// What is left, as it is (a content header's property flags and list).
+    pub fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.bytes)
+    }
+
     pub fn shortstr(&mut self) -> std::io::Result<String> {
         let n = self.octet()? as usize;
         Ok(String::from_utf8_lossy(self.take(n)?).into_owned())
@@ -194,32 +299,37 @@ impl<'a> Reader<'a> {
         Ok(self.take(n)?.to_vec())
     }
 
-    /// Reads a table, keeping the text values (the rest are skipped).
-    pub fn table(&mut self) -> std::io::Result<Vec<(String, String)>> {
+    /// Reads a table: text, booleans and nested tables kept, other values as [`Value::Other`].
+    pub fn table_values(&mut self) -> std::io::Result<Vec<(String, Value)>> {
         let body = self.longstr()?;
         let mut inner = Reader::new(&body);
         let mut entries = Vec::new();
         while !inner.bytes.is_empty() {
             let name = inner.shortstr()?;
-            if let Some(text) = inner.field()? {
-                entries.push((name, text));
-            }
+            let value = inner.field()?;
+            entries.push((name, value));
         }
         Ok(entries)
     }
 
-    /// One field value; text comes back, other types are skipped.
-    fn field(&mut self) -> std::io::Result<Option<String>> {
-        let skip = |r: &mut Self, n: usize| r.take(n).map(|_| None);
+    fn field(&mut self) -> std::io::Result<Value> {
+        let skip = |r: &mut Self, n: usize| r.take(n).map(|_| Value::Other);
         match self.octet()? {
-            b't' | b'b' | b'B' => skip(self, 1),
+            b't' => Ok(Value::Bool(self.octet()? != 0)),
+            b'b' | b'B' => skip(self, 1),
             b's' | b'u' => skip(self, 2),
             b'I' | b'i' | b'f' => skip(self, 4),
             b'l' | b'd' | b'T' => skip(self, 8),
             b'D' => skip(self, 5),
-            b'V' => Ok(None),
-            b'S' | b'x' => Ok(Some(String::from_utf8_lossy(&self.longstr()?).into_owned())),
-            b'F' | b'A' => {
+            b'V' => Ok(Value::Other),
+            b'S' | b'x' => Ok(Value::Text(
+                String::from_utf8_lossy(&self.longstr()?).into_owned(),
+            )),
+            b'F' => {
+                // The table's own length prefix is read by table_values.
+                Ok(Value::Table(self.table_values()?))
+            }
+            b'A' => {
                 let n = self.long()? as usize;
                 skip(self, n)
             }

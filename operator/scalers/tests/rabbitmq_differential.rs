@@ -1,6 +1,20 @@
-//! Differential: the rabbitmq scaler reads the same values, and fails with the same
-//! messages, over AMQP and over the management API, from a real RabbitMQ broker as from the
-//! fake set to what that broker holds.
+//! Differential: a real RabbitMQ broker and the fake answer the same clients alike.
+//!
+//! - The rabbitmq scaler reads the same values, and fails with the same messages, over AMQP
+//!   and over the management API, from the broker as from the fake set to what it holds.
+//! - Heartbeats: a client that negotiates 2 s as amqp091-go does (the server's proposal or
+//!   its own, the smaller) idles for three intervals keeping its side alive and then
+//!   declares; a client that stops sending is disconnected after two to three intervals.
+//! - pika (a client nobody here wrote, installed into a virtualenv under the project's cache
+//!   directory when missing) runs the same script against both: an idle connection with a
+//!   2 s heartbeat, and a producer and consumer (declare, publish with confirms, get,
+//!   nack/reject, consume with prefetch, ack, purge, exchanges, bindings, a server-named
+//!   queue, the errors). Its observations must be the same line for line, and at each
+//!   checkpoint both management APIs must show the counts the client expects.
+//! - amqp091-go, the client upstream KEDA uses (a small program pinned by its `go.mod`, built
+//!   with the Go toolchain and the module proxy into a temporary directory), runs an idle
+//!   connection (2 s heartbeat, eight intervals) and a producer and consumer; its lines
+//!   must be the same too.
 //!
 //! The test starts a throw-away broker on 127.0.0.1 (its own epmd, node name, ports, data,
 //! logs and Erlang cookie, all in a temporary directory) and stops it when it ends, failed or
@@ -13,9 +27,14 @@ mod amqp_get;
 #[path = "support/real_server.rs"]
 mod real_server;
 
+#[path = "../../../fake-sources/tests/clients/rabbitmq/raw.rs"]
+mod raw;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 
 use real_server::{find_or_install, find_program, free_port, progress};
 
@@ -315,7 +334,7 @@ impl Endpoints {
 }
 
 #[tokio::test]
-async fn the_scaler_reads_the_same_from_rabbitmq_and_from_the_fake() {
+async fn rabbitmq_and_the_fake_answer_the_scaler_idle_clients_and_pika_alike() {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -487,5 +506,408 @@ async fn the_scaler_reads_the_same_from_rabbitmq_and_from_the_fake() {
     )
     .await;
     assert_eq!(sum, Ok(((ORDERS + ORDERS_B) as f64, true)));
+
+    let phase = Instant::now();
+    heartbeats_alike(rabbit.amqp_port, fake.amqp_port()).await;
+    progress(
+        "rabbitmq differential",
+        &format!("heartbeats compared in {:?}", phase.elapsed()),
+    );
+    let phase = Instant::now();
+    let python = pika_python();
+    pika_alike(&python, &rabbit, &fake, &client).await;
+    progress(
+        "rabbitmq differential",
+        &format!("pika compared in {:?}", phase.elapsed()),
+    );
+    let phase = Instant::now();
+    let scratch = tempfile::tempdir().expect("a temporary directory");
+    let go_client = amqp091_client(scratch.path());
+    amqp091_alike(&go_client, rabbit.amqp_port, fake.amqp_port()).await;
+    progress(
+        "rabbitmq differential",
+        &format!("amqp091-go built and compared in {:?}", phase.elapsed()),
+    );
     drop(rabbit);
+}
+
+/// The heartbeat a client asks for, as amqp091-go picks it: its own and the server's
+/// proposal, the smaller when both are set.
+const HEARTBEAT: u16 = 2;
+
+fn pick(proposed: u16) -> u16 {
+    if proposed == 0 {
+        HEARTBEAT
+    } else {
+        proposed.min(HEARTBEAT)
+    }
+}
+
+/// What a broker did with a client that keeps its side alive for three intervals: its
+/// proposal, the heartbeats it sent (count, widest gap) and the declare after the idle.
+async fn idle_client(
+    port: u16,
+) -> (
+    u16,
+    usize,
+    Duration,
+    Result<(String, u32, u32), (u16, String)>,
+) {
+    let mut client = raw::Raw::connect(port, USER, PASSWORD, pick).await;
+    let interval = Duration::from_secs(u64::from(HEARTBEAT));
+    let started = Instant::now();
+    let mut beat = Instant::now();
+    while started.elapsed() < 3 * interval {
+        if beat.elapsed() >= interval / 2 {
+            client.send_heartbeat().await;
+            beat = Instant::now();
+        }
+        let _ = client.next(Duration::from_millis(100)).await;
+    }
+    let widest = client
+        .heartbeats
+        .windows(2)
+        .map(|pair| pair[1] - pair[0])
+        .max()
+        .unwrap_or(Duration::MAX);
+    let declared = client.declare("orders", true).await;
+    (
+        client.proposed_heartbeat,
+        client.heartbeats.len(),
+        widest,
+        declared,
+    )
+}
+
+/// When a broker ends the connection of a client that sends nothing after opening it, and
+/// whether it said `connection.close` first.
+async fn silent_client(port: u16) -> (Option<Duration>, bool) {
+    let mut client = raw::Raw::connect(port, USER, PASSWORD, pick).await;
+    client.wait_for_end(Duration::from_secs(12)).await
+}
+
+async fn heartbeats_alike(real: u16, fake: u16) {
+    let (real_idle, fake_idle, real_silent, fake_silent) = tokio::join!(
+        idle_client(real),
+        idle_client(fake),
+        silent_client(real),
+        silent_client(fake)
+    );
+    progress(
+        "rabbitmq differential",
+        &format!(
+            "idle: rabbitmq {real_idle:?}, fake {fake_idle:?}; silent: rabbitmq {real_silent:?}, \
+             fake {fake_silent:?}"
+        ),
+    );
+    assert_eq!(real_idle.0, 60, "RabbitMQ proposes 60 s");
+    assert_eq!(fake_idle.0, real_idle.0, "the proposal");
+    assert_eq!(
+        fake_idle.3, real_idle.3,
+        "the declare after three idle intervals"
+    );
+    assert!(real_idle.3.is_ok(), "{:?}", real_idle.3);
+    // Idle, both send a heartbeat every half interval (1 s): about six in 6 s.
+    assert!(
+        real_idle.1.abs_diff(fake_idle.1) <= 1,
+        "heartbeats sent: rabbitmq {}, fake {}",
+        real_idle.1,
+        fake_idle.1
+    );
+    for (who, widest) in [("rabbitmq", real_idle.2), ("fake", fake_idle.2)] {
+        assert!(
+            widest < Duration::from_millis(1600),
+            "{who}: widest gap {widest:?}"
+        );
+    }
+    // Silent, both close the socket two to three intervals (4-6 s) after the last frame.
+    assert_eq!(
+        real_silent.1, fake_silent.1,
+        "connection.close before the end"
+    );
+    for (who, (ended, _)) in [("rabbitmq", real_silent), ("fake", fake_silent)] {
+        let ended = ended.unwrap_or_else(|| panic!("{who} kept a silent client connected"));
+        assert!(
+            (Duration::from_millis(3800)..Duration::from_millis(7000)).contains(&ended),
+            "{who} closed a silent client after {ended:?}"
+        );
+    }
+}
+
+/// The pika release the client script is run with.
+const PIKA: &str = "pika==1.4.4";
+
+/// The project's cache directory, as the cluster providers find it.
+fn cache_root() -> PathBuf {
+    match std::env::var_os("KEDA_CONFORMANCE_CACHE").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(std::env::var_os("HOME").expect("HOME or KEDA_CONFORMANCE_CACHE"))
+            .join(".cache")
+            .join("keda-conformance"),
+    }
+}
+
+/// A Python with pika, in a virtualenv under the cache directory; made (with
+/// `python3 -m venv` and pip) when missing, broken or of another release.
+fn pika_python() -> PathBuf {
+    let tag = "rabbitmq differential";
+    let venv = cache_root().join("python").join("pika");
+    let python = venv.join("bin").join("python");
+    let pinned = venv.join("installed");
+    let works = |python: &Path| {
+        Command::new(python)
+            .args(["-c", "import pika"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if works(&python) && std::fs::read_to_string(&pinned).is_ok_and(|text| text.trim() == PIKA) {
+        return python;
+    }
+    let scratch = tempfile::tempdir().expect("a temporary directory");
+    let system = find_or_install(tag, scratch.path(), "python3-venv", || {
+        let python = find_program(&[], &["python3"])?;
+        Command::new(&python)
+            .args(["-c", "import venv, ensurepip"])
+            .stdin(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+            .then_some(python)
+    });
+    progress(tag, &format!("installing {PIKA} into {}", venv.display()));
+    let _ = std::fs::remove_dir_all(&venv);
+    let status = Command::new(&system)
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .stdin(Stdio::null())
+        .status()
+        .expect("python3 -m venv runs");
+    assert!(
+        status.success(),
+        "python3 -m venv {} failed",
+        venv.display()
+    );
+    let status = Command::new(venv.join("bin").join("pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check", PIKA])
+        .stdin(Stdio::null())
+        .status()
+        .expect("pip runs");
+    assert!(
+        status.success(),
+        "pip install {PIKA} failed; see its output above"
+    );
+    assert!(works(&python), "{PIKA} is installed but does not import");
+    std::fs::write(&pinned, PIKA).expect("recording the installed release");
+    python
+}
+
+/// The counts of a queue as a management API shows them: messages, ready, unacknowledged,
+/// consumers (missing fields as `None`).
+async fn api_counts(client: &reqwest::Client, base: &str, queue: &str) -> Vec<Option<u64>> {
+    let info: serde_json::Value = match client
+        .get(format!("{base}/api/queues/%2F/{queue}"))
+        .basic_auth(USER, Some(PASSWORD))
+        .send()
+        .await
+    {
+        Ok(response) => response.json().await.unwrap_or_default(),
+        Err(_) => serde_json::Value::Null,
+    };
+    [
+        "messages",
+        "messages_ready",
+        "messages_unacknowledged",
+        "consumers",
+    ]
+    .iter()
+    .map(|field| info[field].as_u64())
+    .collect()
+}
+
+/// Runs the pika script's `scenario` against a broker; returns its lines, with the
+/// management API's counts after each checkpoint. `patient`: the broker's statistics lag
+/// (RabbitMQ's), so the API is read until it shows what the client expects, for up to 20 s.
+async fn run_pika(
+    python: &Path,
+    scenario: &str,
+    amqp: u16,
+    api: &str,
+    client: &reqwest::Client,
+    patient: bool,
+) -> Vec<serde_json::Value> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fake-sources/tests/clients/rabbitmq/pika_client.py");
+    let mut child = tokio::process::Command::new(python)
+        .arg(&script)
+        .args([scenario, "127.0.0.1", &amqp.to_string(), USER, PASSWORD])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the pika script starts");
+    let mut stdin = child.stdin.take().expect("its stdin");
+    let mut lines = BufReader::new(child.stdout.take().expect("its stdout")).lines();
+    let mut seen = Vec::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let value: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("pika printed {line:?}: {e}"));
+        if let Some(name) = value["checkpoint"].as_str() {
+            let queue = value["queue"].as_str().unwrap_or_default();
+            let (ready, unacked) = (value["ready"].as_u64(), value["unacked"].as_u64());
+            let expected = vec![
+                ready.zip(unacked).map(|(r, u)| r + u),
+                ready,
+                unacked,
+                value["consumers"].as_u64(),
+            ];
+            let since = Instant::now();
+            let mut counts = api_counts(client, api, queue).await;
+            while patient && counts != expected && since.elapsed() < Duration::from_secs(20) {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                counts = api_counts(client, api, queue).await;
+            }
+            seen.push(value.clone());
+            seen.push(json!({"management": name, "counts": counts, "expected": expected}));
+            stdin
+                .write_all(b"go\n")
+                .await
+                .expect("writing to the script");
+        } else {
+            seen.push(value);
+        }
+    }
+    let output = child
+        .wait_with_output()
+        .await
+        .expect("the pika script ends");
+    assert!(
+        output.status.success(),
+        "the pika script ({scenario}) failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    seen
+}
+
+async fn pika_alike(
+    python: &Path,
+    rabbit: &RabbitMq,
+    fake: &FakeRabbitMq,
+    client: &reqwest::Client,
+) {
+    let real_api = rabbit.api("");
+    let fake_api = fake.management_url();
+    for scenario in ["idle", "messages"] {
+        let (real, faked) = tokio::join!(
+            run_pika(python, scenario, rabbit.amqp_port, &real_api, client, true),
+            run_pika(python, scenario, fake.amqp_port(), &fake_api, client, false)
+        );
+        let width = real.len().max(faked.len());
+        let mut differences = Vec::new();
+        for i in 0..width {
+            let (r, f) = (real.get(i), faked.get(i));
+            if r != f {
+                differences.push(format!("line {i}:\n  rabbitmq {r:?}\n  fake     {f:?}"));
+            }
+        }
+        progress(
+            "rabbitmq differential",
+            &format!(
+                "pika {scenario}: {} lines, {} differ",
+                width,
+                differences.len()
+            ),
+        );
+        assert!(
+            differences.is_empty(),
+            "pika {scenario} saw the brokers differ:\n{}",
+            differences.join("\n")
+        );
+        for line in &real {
+            if line.get("management").is_some() {
+                assert_eq!(line["counts"], line["expected"], "rabbitmq's API: {line}");
+            }
+        }
+    }
+}
+
+/// The amqp091-go client program, built into `dir` with the Go toolchain (Debian's
+/// `golang-go` is installed when no `go` is found) and the module proxy; the module cache is
+/// Go's own, outside the repository.
+fn amqp091_client(dir: &Path) -> PathBuf {
+    let tag = "rabbitmq differential";
+    let go = find_or_install(tag, dir, "golang-go", || {
+        find_program(&["/usr/local/go/bin", "/usr/lib/go/bin"], &["go"])
+    });
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fake-sources/tests/clients/rabbitmq/amqp091");
+    let binary = dir.join("amqp091");
+    progress(
+        tag,
+        &format!("building the amqp091-go client with {}", go.display()),
+    );
+    let output = Command::new(&go)
+        .args(["build", "-o"])
+        .arg(&binary)
+        .arg(".")
+        .current_dir(&source)
+        .env("GOTOOLCHAIN", "local")
+        .env("GOFLAGS", "-mod=mod")
+        .env("CGO_ENABLED", "0")
+        .stdin(Stdio::null())
+        .output()
+        .expect("go build runs");
+    assert!(
+        output.status.success(),
+        "building the amqp091-go client failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    binary
+}
+
+/// The lines the amqp091-go program printed for `scenario` against the broker on `port`.
+async fn run_amqp091(binary: &Path, scenario: &str, port: u16) -> Vec<serde_json::Value> {
+    let url = format!("amqp://{USER}:{PASSWORD}@127.0.0.1:{port}/");
+    let output = tokio::process::Command::new(binary)
+        .args([scenario, &url])
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("the amqp091-go client runs");
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("amqp091-go printed {line:?}: {e}"))
+        })
+        .collect();
+    assert!(
+        output.status.success(),
+        "the amqp091-go client ({scenario}) failed: {lines:?}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    lines
+}
+
+async fn amqp091_alike(binary: &Path, real: u16, fake: u16) {
+    for scenario in ["idle", "messages"] {
+        let (from_real, from_fake) = tokio::join!(
+            run_amqp091(binary, scenario, real),
+            run_amqp091(binary, scenario, fake)
+        );
+        progress(
+            "rabbitmq differential",
+            &format!(
+                "amqp091-go {scenario}: {} lines from rabbitmq",
+                from_real.len()
+            ),
+        );
+        assert_eq!(
+            from_real, from_fake,
+            "amqp091-go {scenario}: rabbitmq (left) and the fake (right) differ"
+        );
+    }
 }

@@ -1,5 +1,8 @@
 //! The rabbitmq scaler's AMQP client and HTTP client against the fake RabbitMQ.
 
+#[path = "../../../fake-sources/tests/clients/rabbitmq/raw.rs"]
+mod raw;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -67,6 +70,37 @@ async fn scaler_for(fake: &FakeRabbitMq, via: Via, extra: &[(&str, &str)]) -> Bo
     build_ready(trigger(host(fake, via, PASSWORD), extra))
         .await
         .unwrap()
+}
+
+#[tokio::test]
+async fn messages_a_client_took_count_as_unacknowledged_for_the_scaler() {
+    let fake = started().await;
+    let mut client = raw::Raw::connect(fake.amqp_port(), USER, PASSWORD, |_| 0).await;
+    client.declare("orders", false).await.unwrap();
+    for i in 0..6 {
+        client
+            .publish("", "orders", format!("job {i}").as_bytes())
+            .await;
+    }
+    for _ in 0..2 {
+        client.get("orders", false).await.expect("a message");
+    }
+    // AMQP sees the ready messages; the API all of them, or the ready ones when told to.
+    let amqp = scaler_for(&fake, Via::Amqp, &[]).await;
+    assert_eq!(read(amqp.as_ref()).await.unwrap(), (4.0, true));
+    let http = scaler_for(&fake, Via::Http, &[]).await;
+    assert_eq!(read(http.as_ref()).await.unwrap(), (6.0, true));
+    let ready = scaler_for(&fake, Via::Http, &[("excludeUnacknowledged", "true")]).await;
+    assert_eq!(read(ready.as_ref()).await.unwrap(), (4.0, true));
+    // Six published within the rate window of five seconds: 1.2 a second.
+    let rate = scaler_for(&fake, Via::Http, &[("mode", "MessageRate"), ("value", "1")]).await;
+    assert_eq!(read(rate.as_ref()).await.unwrap(), (1.2, true));
+    client.ack(0, true).await;
+    assert_eq!(
+        client.declare("orders", true).await,
+        Ok(("orders".into(), 4, 0))
+    );
+    assert_eq!(read(http.as_ref()).await.unwrap(), (4.0, true));
 }
 
 #[tokio::test]
