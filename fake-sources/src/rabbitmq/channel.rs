@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use super::amqp::{Connection, Verdict};
+use super::basic::{Publish, Settle};
 use super::broker::{Outcome, Refusal};
-use super::ops::{Publish, Settle};
 use super::queue::queue_key;
 use super::store::QueueFlags;
 use super::wire::{self, Args, Frame, Reader, method};

@@ -28,8 +28,10 @@
 //! An answered AMQP request's `status` is 200, or the reply code it was refused with.
 
 mod amqp;
+mod basic;
 mod broker;
 mod channel;
+mod frames;
 mod management;
 mod ops;
 mod queue;
