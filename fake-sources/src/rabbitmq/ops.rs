@@ -280,7 +280,10 @@ impl Broker {
                     format!("COMMAND_INVALID - unknown exchange type '{kind}'"),
                 ));
             };
-            if name.starts_with("amq.") {
+            // An existing exchange (the predeclared `amq.*` ones too) is checked for
+            // equivalence; only a new one is refused for its reserved prefix.
+            let existing = inner.routes.exchange(&vhost, name);
+            if existing.is_none() && name.starts_with("amq.") {
                 return Err(Refusal::channel(
                     403,
                     format!(
@@ -288,7 +291,7 @@ impl Broker {
                     ),
                 ));
             }
-            match inner.routes.exchange(&vhost, name) {
+            match existing {
                 Some(had) if had.kind != parsed => {
                     return Err(inequivalent(
                         "type",
@@ -340,11 +343,17 @@ impl Broker {
     ) -> Outcome {
         let mut inner = self.lock();
         let vhost = inner.vhost_of(conn);
-        if name.is_empty() || name.starts_with("amq.") {
+        if name.is_empty() {
+            return Err(Refusal::channel(
+                403,
+                "ACCESS_REFUSED - operation not permitted on the default exchange",
+            ));
+        }
+        if name.starts_with("amq.") {
             return Err(Refusal::channel(
                 403,
                 format!(
-                    "ACCESS_REFUSED - operation not permitted on exchange '{name}' in vhost '{vhost}'"
+                    "ACCESS_REFUSED - deletion of system exchange '{name}' in vhost '{vhost}' not allowed"
                 ),
             ));
         }

@@ -242,6 +242,30 @@ def messages():
         ch.basic_ack(99)
         ch.queue_declare(QUEUE, passive=True)
     channel = attempt(conn, "ack of an unknown tag", unknown_tag)
+    channel = attempt(conn, "purge of a missing queue",
+                      lambda ch: ch.queue_purge("diff-missing"))
+    channel = attempt(conn, "get from a missing queue",
+                      lambda ch: ch.basic_get("diff-missing"))
+    channel = attempt(conn, "consume from a missing queue",
+                      lambda ch: ch.basic_consume("diff-missing", lambda *a: None))
+    channel = attempt(conn, "bind to the default exchange",
+                      lambda ch: ch.queue_bind(QUEUE, ""))
+    channel = attempt(conn, "delete the default exchange",
+                      lambda ch: ch.exchange_delete(""))
+    channel = attempt(conn, "delete a system exchange",
+                      lambda ch: ch.exchange_delete("amq.direct"))
+    channel = attempt(conn, "redeclare a system exchange otherwise",
+                      lambda ch: ch.exchange_declare("amq.direct", "direct"))
+    channel = attempt(conn, "unbind what was never bound",
+                      lambda ch: ch.queue_unbind(QUEUE, "diff-direct", routing_key="none"))
+    emit(step="delete a missing queue", deleted=channel.queue_delete("diff-missing").method.message_count)
+    channel.exchange_delete("diff-missing")
+    emit(step="delete a missing exchange", ok=True)
+    mine = channel.queue_declare("diff-exclusive", exclusive=True).method.queue
+    other = connect(heartbeat=0)
+    attempt(other, "another connection's exclusive queue",
+            lambda ch: ch.queue_declare(mine, passive=True))
+    other.close()
     ok = channel.queue_delete(QUEUE).method
     emit(step="delete", deleted=ok.message_count)
     for exchange in ["diff-fanout", "diff-topic", "diff-direct"]:
