@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use http::{Method, StatusCode};
+use serde::Serialize;
 use serde_json::json;
 
 use crate::control::{Malformed, UnknownKeys};
@@ -54,15 +55,102 @@ impl HttpFake<Prometheus> {
     }
 }
 
-fn success(data: serde_json::Value) -> HttpResponse {
-    HttpResponse::json(StatusCode::OK, &json!({"status": "success", "data": data}))
+// The answers are structs, not `json!` maps, so their fields come in Prometheus's order: a
+// client's decoding error names a column, and that column should be the real server's.
+
+#[derive(Serialize)]
+struct Success<T> {
+    status: &'static str,
+    data: T,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Failure {
+    status: &'static str,
+    error_type: &'static str,
+    error: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct QueryData {
+    result_type: &'static str,
+    result: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stats: Option<Stats>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Stats {
+    timings: Timings,
+    samples: SampleCounts,
+}
+
+/// Seconds; the fake has no queue, preparation or sorting to time.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Timings {
+    eval_total_time: f64,
+    result_sort_time: u8,
+    query_preparation_time: u8,
+    inner_eval_time: f64,
+    exec_queue_time: u8,
+    exec_total_time: f64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SampleCounts {
+    total_queryable_samples: usize,
+    peak_samples: usize,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BuildInfo {
+    version: &'static str,
+    revision: &'static str,
+    branch: &'static str,
+    build_user: &'static str,
+    build_date: &'static str,
+    go_version: &'static str,
+}
+
+fn json_response(status: StatusCode, body: &impl Serialize) -> HttpResponse {
+    match serde_json::to_string(body) {
+        Ok(text) => HttpResponse::new(status, "application/json", text),
+        Err(error) => HttpResponse::text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("fake-sources could not write the answer: {error}\n"),
+        ),
+    }
+}
+
+fn success(data: impl Serialize) -> HttpResponse {
+    json_response(
+        StatusCode::OK,
+        &Success {
+            status: "success",
+            data,
+        },
+    )
+}
+
+fn failure(status: StatusCode, error_type: &'static str, message: String) -> HttpResponse {
+    json_response(
+        status,
+        &Failure {
+            status: "error",
+            error_type,
+            error: message,
+        },
+    )
 }
 
 fn bad_data(message: impl Into<String>) -> HttpResponse {
-    HttpResponse::json(
-        StatusCode::BAD_REQUEST,
-        &json!({"status": "error", "errorType": "bad_data", "error": message.into()}),
-    )
+    failure(StatusCode::BAD_REQUEST, "bad_data", message.into())
 }
 
 fn invalid_parameter(name: &str, message: &str) -> HttpResponse {
@@ -85,32 +173,35 @@ fn check_timeout(request: &HttpRequest) -> Result<(), HttpResponse> {
     };
     match parse_duration(text) {
         Err(message) => Err(invalid_parameter("timeout", &message)),
-        Ok(seconds) if seconds <= 0.0 => Err(HttpResponse::json(
+        Ok(seconds) if seconds <= 0.0 => Err(failure(
             StatusCode::SERVICE_UNAVAILABLE,
-            &json!({"status": "error", "errorType": "timeout",
-                    "error": "query timed out in query queue"}),
+            "timeout",
+            "query timed out in query queue".into(),
         )),
         Ok(_) => Ok(()),
     }
 }
 
 /// `stats`: any value asks for the query statistics, as in Prometheus.
-fn add_stats(request: &HttpRequest, data: &mut serde_json::Value, started: Instant, peak: usize) {
+fn stats(request: &HttpRequest, started: Instant, peak: usize) -> Option<Stats> {
     if request.param("stats").is_none_or(str::is_empty) {
-        return;
+        return None;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    data["stats"] = json!({
-        "timings": {
-            "evalTotalTime": elapsed,
-            "resultSortTime": 0,
-            "queryPreparationTime": 0,
-            "innerEvalTime": elapsed,
-            "execQueueTime": 0,
-            "execTotalTime": elapsed,
+    Some(Stats {
+        timings: Timings {
+            eval_total_time: elapsed,
+            result_sort_time: 0,
+            query_preparation_time: 0,
+            inner_eval_time: elapsed,
+            exec_queue_time: 0,
+            exec_total_time: elapsed,
         },
-        "samples": {"totalQueryableSamples": peak, "peakSamples": peak},
-    });
+        samples: SampleCounts {
+            total_queryable_samples: peak,
+            peak_samples: peak,
+        },
+    })
 }
 
 fn pair(millis: i64, value: f64) -> serde_json::Value {
@@ -157,25 +248,25 @@ impl Prometheus {
                 .iter()
                 .map(|s| json!({"metric": s.metric, "value": pair(time, s.value)}))
                 .collect();
-            json!({"resultType": "vector", "result": result})
+            ("vector", json!(result), samples.len())
         };
-        let scalar = |v: f64| json!({"resultType": "scalar", "result": pair(time, v)});
-        let (mut data, peak) = match (value, parsed) {
-            (Some(PromValue::Vector(samples)), _) => (vector(&samples), samples.len()),
-            (Some(PromValue::Scalar(v)), _) => (scalar(v), 1),
-            (None, QueryType::String(text)) => (
-                json!({"resultType": "string", "result": [timestamp_json(time), text]}),
-                1,
-            ),
-            (None, QueryType::Scalar(expr)) => (scalar(promql::scalar_at(&expr, time)), 1),
-            (None, QueryType::Vector) => (vector(&Self::no_data(query, unknown)?), 0),
+        let scalar = |v: f64| ("scalar", pair(time, v), 1);
+        let (result_type, result, peak) = match (value, parsed) {
+            (Some(PromValue::Vector(samples)), _) => vector(&samples),
+            (Some(PromValue::Scalar(v)), _) => scalar(v),
+            (None, QueryType::String(text)) => ("string", json!([timestamp_json(time), text]), 1),
+            (None, QueryType::Scalar(expr)) => scalar(promql::scalar_at(&expr, time)),
+            (None, QueryType::Vector) => vector(&Self::no_data(query, unknown)?),
             (None, QueryType::Matrix) => {
                 Self::no_data(query, unknown)?;
-                (json!({"resultType": "matrix", "result": []}), 0)
+                ("matrix", json!([]), 0)
             }
         };
-        add_stats(request, &mut data, started, peak);
-        Ok(success(data))
+        Ok(success(QueryData {
+            result_type,
+            result,
+            stats: stats(request, started, peak),
+        }))
     }
 
     fn range(
@@ -247,9 +338,11 @@ impl Prometheus {
             .into_iter()
             .map(|(metric, values)| json!({"metric": metric, "values": values}))
             .collect();
-        let mut data = json!({"resultType": "matrix", "result": result});
-        add_stats(request, &mut data, started, peak);
-        Ok(success(data))
+        Ok(success(QueryData {
+            result_type: "matrix",
+            result: json!(result),
+            stats: stats(request, started, peak),
+        }))
     }
 
     /// `/api/v1/series`: the label sets of the samples set for the first `match[]` selector.
@@ -261,7 +354,7 @@ impl Prometheus {
             return bad_data(error);
         }
         let sets: Vec<_> = samples_of(value).into_iter().map(|s| s.metric).collect();
-        success(json!(sets))
+        success(sets)
     }
 
     /// `/api/v1/labels` and `/api/v1/label/<name>/values`, over the samples set for the first
@@ -278,7 +371,7 @@ impl Prometheus {
                 .filter_map(|s| s.metric.get(label).map(String::as_str))
                 .collect(),
         };
-        success(json!(names))
+        success(names)
     }
 }
 
@@ -351,14 +444,14 @@ impl Protocol for Prometheus {
                 HttpResponse::text(StatusCode::OK, "Prometheus Server is Ready.\n")
             }
             "/api/v1/status/config" if get => success(json!({"yaml": CONFIG_YAML})),
-            "/api/v1/status/buildinfo" if get => success(json!({
-                "version": "2.53.0",
-                "revision": "fake-sources",
-                "branch": "HEAD",
-                "buildUser": "fake-sources",
-                "buildDate": "20240101-00:00:00",
-                "goVersion": "go1.22.0",
-            })),
+            "/api/v1/status/buildinfo" if get => success(BuildInfo {
+                version: "2.53.0",
+                revision: "fake-sources",
+                branch: "HEAD",
+                build_user: "fake-sources",
+                build_date: "20240101-00:00:00",
+                go_version: "go1.22.0",
+            }),
             "/api/v1/query" | "/api/v1/query_range" | "/api/v1/series" | "/api/v1/labels" => {
                 HttpResponse::text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n")
                     .with_header("allow", "GET, OPTIONS, POST")

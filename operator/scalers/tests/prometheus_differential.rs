@@ -546,12 +546,34 @@ fn shape(value: &Value) -> Value {
     }
 }
 
-fn prometheus_trigger(server: &str) -> TriggerConfig {
+/// An error message with the times in it (the second the scaler asked for) taken out: the two
+/// reads may fall in different seconds.
+fn without_times(message: &str) -> String {
+    let mut out = String::new();
+    let mut digits = String::new();
+    for c in message.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        if digits.len() >= 9 {
+            out.push_str("<time>");
+        } else {
+            out.push_str(&digits);
+        }
+        digits.clear();
+        out.push(c);
+    }
+    out.pop();
+    out
+}
+
+fn prometheus_trigger(server: &str, query: &str) -> TriggerConfig {
     TriggerConfig {
         trigger_type: "prometheus".into(),
         metadata: [
             ("serverAddress", server),
-            ("query", ORDERS),
+            ("query", query),
             ("threshold", "5"),
         ]
         .iter()
@@ -620,25 +642,41 @@ async fn the_fake_answers_every_query_as_a_real_prometheus_does() {
         }
     }
 
-    // The scaler reads the same value from both.
-    // The scaler asks for now cut to the second; wait until that is past the first sample.
+    // The scaler reads the same value, or fails the same way, from both.
+    // It asks for now cut to the second; wait until that is past the first sample.
     let wait = t0 - jiff::Timestamp::now().as_millisecond();
     if wait > 0 {
         tokio::time::sleep(Duration::from_millis(wait as u64 + 50)).await;
     }
-    for base in [real.url(), fake.url()] {
-        let scaler = build(prometheus_trigger(&base)).expect("the trigger is valid");
-        let read = read_within(scaler.as_ref(), "s0-prometheus", Duration::from_secs(10))
-            .await
-            .map(|r| r.value)
-            .map_err(|e| e.to_string());
-        if read != Ok(7.0) {
-            let which = if base == real.url() {
-                "the real server"
-            } else {
-                "the fake"
-            };
-            differences.push(format!("the scaler read {read:?} from {which} at {base}"));
+    let scaler_queries = [
+        ORDERS,
+        "sum(rate(queue_depth[1m])",
+        ORDERS_SCALAR,
+        "\"hello\"",
+    ];
+    for query in scaler_queries {
+        let mut reads = Vec::new();
+        for base in [real.url(), fake.url()] {
+            let scaler = build(prometheus_trigger(&base, query)).expect("the trigger is valid");
+            let read = read_within(scaler.as_ref(), "s0-prometheus", Duration::from_secs(10))
+                .await
+                .map(|r| r.value)
+                .map_err(|e| without_times(&e.to_string()));
+            reads.push(read);
+        }
+        if reads[0] != reads[1] {
+            differences.push(format!(
+                "the scaler, for {query}:\n  real {:?}\n  fake {:?}",
+                reads[0], reads[1]
+            ));
+        } else {
+            progress(
+                TAG,
+                &format!("same for the scaler: {query} ({:?})", reads[0]),
+            );
+        }
+        if query == ORDERS && reads[0] != Ok(7.0) {
+            differences.push(format!("the scaler read {:?} for {query}, not 7", reads[0]));
         }
     }
 
@@ -648,7 +686,7 @@ async fn the_fake_answers_every_query_as_a_real_prometheus_does() {
         TAG,
         &format!(
             "{} cases compared in {:?}",
-            cases.len() + 4,
+            cases.len() + 3 + scaler_queries.len(),
             started.elapsed()
         ),
     );

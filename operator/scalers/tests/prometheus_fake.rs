@@ -172,3 +172,26 @@ async fn a_black_hole_becomes_a_timeout_error_not_a_hang() {
     let err = read(scaler.as_ref()).await.unwrap_err();
     assert!(err.contains("timed out"), "{err}");
 }
+
+#[tokio::test]
+async fn a_query_prometheus_refuses_and_a_scalar_answer_are_errors() {
+    let prom = FakePrometheus::start(FakeOptions::default()).await.unwrap();
+    let broken = build(trigger(
+        &prom.url(),
+        &[("query", "sum(rate(queue[1m])")],
+        &[],
+    ))
+    .unwrap();
+    assert_eq!(
+        read(broken.as_ref()).await.unwrap_err(),
+        "prometheus query api returned error. status: 400"
+    );
+    let scalar = build(trigger(
+        &prom.url(),
+        &[("query", "scalar(sum(queue))")],
+        &[],
+    ))
+    .unwrap();
+    let error = read(scalar.as_ref()).await.unwrap_err();
+    assert!(error.contains("could not be decoded"), "{error}");
+}
