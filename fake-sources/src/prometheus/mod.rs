@@ -11,6 +11,7 @@
 
 mod format;
 mod params;
+mod parse_error;
 mod promql;
 mod value;
 

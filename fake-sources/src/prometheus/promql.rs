@@ -4,6 +4,8 @@
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{self, Expr};
 
+use super::parse_error;
+
 /// What a query evaluates to, as far as the fake can tell without data.
 #[derive(Debug)]
 pub enum QueryType {
@@ -31,7 +33,7 @@ impl QueryType {
 
 /// Parses `query`; a refusal is Prometheus's `<line>:<column>: parse error: <message>`.
 pub fn parse(query: &str) -> Result<QueryType, String> {
-    let expr = parser::parse(query).map_err(|message| parse_error(query, &message))?;
+    let expr = parser::parse(query).map_err(|message| parse_error::describe(query, &message))?;
     Ok(match expr.value_type() {
         ValueType::Vector => QueryType::Vector,
         ValueType::Matrix => QueryType::Matrix,
@@ -86,103 +88,9 @@ pub fn scalar_at(expr: &Expr, millis: i64) -> f64 {
     }
 }
 
-/// Prometheus's words for a parse error, with the position it gives: errors at the end of the
-/// input point just past it, an unterminated string at its opening quote; other positions the
-/// parser does not report, and they are given as 1:1.
-fn parse_error(query: &str, message: &str) -> String {
-    let message = if message.starts_with("no expression found in input") {
-        "no expression found in input"
-    } else if message.starts_with("unterminated quoted string") {
-        "unterminated quoted string"
-    } else if message == "unexpected end of input inside brackets" {
-        "unclosed left bracket"
-    } else {
-        message
-    };
-    let offset =
-        if message.starts_with("unclosed left") || message.starts_with("unexpected end of input") {
-            query.len()
-        } else if message == "unterminated quoted string" {
-            unterminated_quote(query).unwrap_or(0)
-        } else {
-            0
-        };
-    let (line, column) = line_and_column(query, offset);
-    format!("{line}:{column}: parse error: {message}")
-}
-
-/// The byte offset of the quote that opens a string the query never closes.
-fn unterminated_quote(query: &str) -> Option<usize> {
-    let mut open: Option<(usize, char)> = None;
-    let mut escaped = false;
-    let mut comment = false;
-    for (offset, c) in query.char_indices() {
-        match open {
-            Some(_) if escaped => escaped = false,
-            Some((_, quote)) if c == '\\' && quote != '`' => escaped = true,
-            Some((_, quote)) if c == quote => open = None,
-            Some(_) => {}
-            None if comment => comment = c != '\n',
-            None if c == '#' => comment = true,
-            None if matches!(c, '"' | '\'' | '`') => open = Some((offset, c)),
-            None => {}
-        }
-    }
-    open.map(|(offset, _)| offset)
-}
-
-/// 1-based line and column of a byte offset, as Prometheus counts them.
-fn line_and_column(query: &str, offset: usize) -> (usize, usize) {
-    let before = &query[..offset.min(query.len())];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
-    (line, offset - line_start + 1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn refusal(query: &str) -> String {
-        parse(query).unwrap_err()
-    }
-
-    #[test]
-    fn errors_at_the_end_of_the_input_point_just_past_it() {
-        assert_eq!(
-            refusal("sum(rate(x[1m])"),
-            "1:16: parse error: unclosed left parenthesis"
-        );
-        assert_eq!(
-            refusal("foo{"),
-            "1:5: parse error: unexpected end of input inside braces"
-        );
-        assert_eq!(refusal("foo[5m"), "1:7: parse error: unclosed left bracket");
-        assert_eq!(
-            refusal("sum(\n  x"),
-            "2:4: parse error: unclosed left parenthesis"
-        );
-    }
-
-    #[test]
-    fn an_empty_query_and_an_unterminated_string_read_as_prometheus_says() {
-        assert_eq!(
-            refusal(""),
-            "1:1: parse error: no expression found in input"
-        );
-        assert_eq!(
-            refusal("   "),
-            "1:1: parse error: no expression found in input"
-        );
-        assert_eq!(
-            refusal("\"unterminated"),
-            "1:1: parse error: unterminated quoted string"
-        );
-        assert_eq!(
-            refusal("x + 'open"),
-            "1:5: parse error: unterminated quoted string"
-        );
-    }
 
     #[test]
     fn result_types_follow_the_expression() {

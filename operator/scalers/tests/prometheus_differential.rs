@@ -325,6 +325,31 @@ fn cases(t0: i64) -> Vec<Case> {
         ),
         get("no query", "/api/v1/query", &[at(t0)]),
         get(
+            "an instant vector where a function wants a range",
+            "/api/v1/query",
+            &[q("sum(rate(queue_depth[1m])) / rate( queue_depth)"), at(t0)],
+        ),
+        get(
+            "too many arguments",
+            "/api/v1/query",
+            &[q("sum(abs(queue_depth, 2))"), at(t0)],
+        ),
+        get(
+            "an unknown function",
+            "/api/v1/query",
+            &[q("queue_depth + depth_of(queue_depth)"), at(t0)],
+        ),
+        get(
+            "a parenthesis that closes nothing",
+            "/api/v1/query",
+            &[q("(queue_depth))"), at(t0)],
+        ),
+        get(
+            "an unterminated string",
+            "/api/v1/query",
+            &[q("queue_depth{queue=\"orders}"), at(t0)],
+        ),
+        get(
             "a string literal",
             "/api/v1/query",
             &[q("\"hello\""), at(t0)],
