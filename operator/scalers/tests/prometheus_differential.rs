@@ -12,21 +12,20 @@
 //! `end=` fix them, otherwise only as numbers near now. Result order is not compared (the
 //! fake keeps the order it was given), nor the figures inside `stats`, only their fields.
 
+#[path = "support/real_prometheus.rs"]
+mod real_prometheus;
 #[path = "support/real_server.rs"]
 mod real_server;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use real_server::{find_or_install, find_program, free_port, progress};
+use real_prometheus::{RealPrometheus, serve_exporter};
+use real_server::progress;
 
 use fake_sources::{FakeOptions, FakePrometheus, PromValue, Sample};
 use keda_operator_scalers::{TriggerConfig, build, read_within};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpListener;
 
 const TAG: &str = "prometheus differential";
 const JOB: &str = "exporter";
@@ -53,159 +52,6 @@ fn exposition() -> String {
         text.push_str(&format!("{metric}{{{label}=\"{label_value}\"}} {value}\n"));
     }
     text
-}
-
-/// The exporter: every request gets the exposition, then the connection closes.
-async fn serve_exporter() -> (u16, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("exporter binds");
-    let port = listener.local_addr().expect("exporter address").port();
-    let body = exposition();
-    let task = tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let body = body.clone();
-            tokio::spawn(async move {
-                let mut request = Vec::new();
-                let mut buffer = [0u8; 1024];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buffer).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => request.extend_from_slice(&buffer[..n]),
-                    }
-                }
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n\
-                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-                let _ = stream.shutdown().await;
-            });
-        }
-    });
-    (port, task)
-}
-
-/// A running Prometheus. Dropping it kills the server and removes its directory.
-struct RealPrometheus {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    // Declared last: removed after the server is gone.
-    dir: tempfile::TempDir,
-}
-
-impl Drop for RealPrometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        progress(
-            TAG,
-            &format!("stopped Prometheus; removing {}", self.dir.path().display()),
-        );
-    }
-}
-
-fn prometheus_binary(scratch: &Path) -> PathBuf {
-    find_or_install(TAG, scratch, "prometheus", || {
-        find_program(&[], &["prometheus"])
-    })
-}
-
-impl RealPrometheus {
-    fn start(exporter_port: u16) -> RealPrometheus {
-        let dir = tempfile::Builder::new()
-            .prefix("prometheus-diff-")
-            .tempdir()
-            .expect("a temporary directory");
-        let binary = prometheus_binary(dir.path());
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n  - job_name: {JOB}\n    static_configs:\n      \
-                 - targets: ['127.0.0.1:{exporter_port}']\n"
-            ),
-        )
-        .expect("the config is written");
-        let port = free_port();
-        let log = dir.path().join("prometheus.log");
-        let log_file = std::fs::File::create(&log).expect("the log file is created");
-        // Spawned from this test's own thread, which outlives the server (Drop kills it
-        // first); setpriv also kills it if the whole test process dies.
-        let mut command = match find_program(&[], &["setpriv"]) {
-            Some(setpriv) => {
-                let mut c = Command::new(setpriv);
-                c.args(["--pdeathsig", "KILL", "--"]).arg(&binary);
-                c
-            }
-            None => Command::new(&binary),
-        };
-        command
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file);
-        let child = command.spawn().expect("prometheus starts");
-        RealPrometheus {
-            child,
-            port,
-            log,
-            dir,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits until every exported series has a sample; returns the first sample's time (ms).
-    async fn first_samples(&mut self, client: &reqwest::Client) -> i64 {
-        let started = Instant::now();
-        let url = format!("{}/api/v1/query", self.url());
-        loop {
-            let answer = client
-                .get(&url)
-                .query(&[("query", "timestamp(queue_depth or edge_value)")])
-                .send()
-                .await;
-            if let Ok(response) = answer
-                && let Ok(body) = response.json::<Value>().await
-                && let Some(result) = body["data"]["result"].as_array()
-                && result.len() == SERIES.len()
-            {
-                let first = result
-                    .iter()
-                    .filter_map(|r| r["value"][1].as_str()?.parse::<f64>().ok())
-                    .fold(f64::INFINITY, f64::min);
-                progress(
-                    TAG,
-                    &format!("first samples in after {:?}", started.elapsed()),
-                );
-                return (first * 1000.0).round() as i64;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("prometheus exited with {status}:\n{}", self.log());
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "prometheus had no samples within 60 s:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
 }
 
 fn labels(metric: &str, label: &str, value: &str, exporter_port: u16) -> Sample {
@@ -612,14 +458,16 @@ fn prometheus_trigger(server: &str, query: &str) -> TriggerConfig {
 #[tokio::test]
 async fn the_fake_answers_every_query_as_a_real_prometheus_does() {
     let started = Instant::now();
-    let (exporter_port, exporter) = serve_exporter().await;
-    let mut real = RealPrometheus::start(exporter_port);
+    let (exporter_port, exporter) = serve_exporter(exposition()).await;
+    let mut real = RealPrometheus::start(exporter_port, JOB);
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .build()
         .expect("a client");
-    let first_sample = real.first_samples(&client).await;
+    let first_sample = real
+        .first_samples(&client, "queue_depth or edge_value", SERIES.len())
+        .await;
     // A whole second at or after the first sample: every series has a value there.
     let t0 = (first_sample + 999) / 1000 * 1000;
     let fake = scripted_fake(exporter_port).await;
