@@ -507,26 +507,26 @@ async fn rabbitmq_and_the_fake_answer_the_scaler_idle_clients_and_pika_alike() {
     .await;
     assert_eq!(sum, Ok(((ORDERS + ORDERS_B) as f64, true)));
 
-    let phase = Instant::now();
-    heartbeats_alike(rabbit.amqp_port, fake.amqp_port()).await;
-    progress(
-        "rabbitmq differential",
-        &format!("heartbeats compared in {:?}", phase.elapsed()),
-    );
-    let phase = Instant::now();
     let python = pika_python();
-    pika_alike(&python, &rabbit, &fake, &client).await;
-    progress(
-        "rabbitmq differential",
-        &format!("pika compared in {:?}", phase.elapsed()),
-    );
-    let phase = Instant::now();
     let scratch = tempfile::tempdir().expect("a temporary directory");
     let go_client = amqp091_client(scratch.path());
-    amqp091_alike(&go_client, rabbit.amqp_port, fake.amqp_port()).await;
+    // The idle clients mostly wait, so they wait together.
+    let phase = Instant::now();
+    tokio::join!(
+        heartbeats_alike(rabbit.amqp_port, fake.amqp_port()),
+        pika_alike(&python, "idle", &rabbit, &fake, &client),
+        amqp091_alike(&go_client, "idle", rabbit.amqp_port, fake.amqp_port()),
+    );
     progress(
         "rabbitmq differential",
-        &format!("amqp091-go built and compared in {:?}", phase.elapsed()),
+        &format!("idle clients compared in {:?}", phase.elapsed()),
+    );
+    let phase = Instant::now();
+    pika_alike(&python, "messages", &rabbit, &fake, &client).await;
+    amqp091_alike(&go_client, "messages", rabbit.amqp_port, fake.amqp_port()).await;
+    progress(
+        "rabbitmq differential",
+        &format!("producers and consumers compared in {:?}", phase.elapsed()),
     );
     drop(rabbit);
 }
@@ -793,42 +793,41 @@ async fn run_pika(
 
 async fn pika_alike(
     python: &Path,
+    scenario: &str,
     rabbit: &RabbitMq,
     fake: &FakeRabbitMq,
     client: &reqwest::Client,
 ) {
     let real_api = rabbit.api("");
     let fake_api = fake.management_url();
-    for scenario in ["idle", "messages"] {
-        let (real, faked) = tokio::join!(
-            run_pika(python, scenario, rabbit.amqp_port, &real_api, client, true),
-            run_pika(python, scenario, fake.amqp_port(), &fake_api, client, false)
-        );
-        let width = real.len().max(faked.len());
-        let mut differences = Vec::new();
-        for i in 0..width {
-            let (r, f) = (real.get(i), faked.get(i));
-            if r != f {
-                differences.push(format!("line {i}:\n  rabbitmq {r:?}\n  fake     {f:?}"));
-            }
+    let (real, faked) = tokio::join!(
+        run_pika(python, scenario, rabbit.amqp_port, &real_api, client, true),
+        run_pika(python, scenario, fake.amqp_port(), &fake_api, client, false)
+    );
+    let width = real.len().max(faked.len());
+    let mut differences = Vec::new();
+    for i in 0..width {
+        let (r, f) = (real.get(i), faked.get(i));
+        if r != f {
+            differences.push(format!("line {i}:\n  rabbitmq {r:?}\n  fake     {f:?}"));
         }
-        progress(
-            "rabbitmq differential",
-            &format!(
-                "pika {scenario}: {} lines, {} differ",
-                width,
-                differences.len()
-            ),
-        );
-        assert!(
-            differences.is_empty(),
-            "pika {scenario} saw the brokers differ:\n{}",
-            differences.join("\n")
-        );
-        for line in &real {
-            if line.get("management").is_some() {
-                assert_eq!(line["counts"], line["expected"], "rabbitmq's API: {line}");
-            }
+    }
+    progress(
+        "rabbitmq differential",
+        &format!(
+            "pika {scenario}: {} lines, {} differ",
+            width,
+            differences.len()
+        ),
+    );
+    assert!(
+        differences.is_empty(),
+        "pika {scenario} saw the brokers differ:\n{}",
+        differences.join("\n")
+    );
+    for line in &real {
+        if line.get("management").is_some() {
+            assert_eq!(line["counts"], line["expected"], "rabbitmq's API: {line}");
         }
     }
 }
@@ -892,22 +891,20 @@ async fn run_amqp091(binary: &Path, scenario: &str, port: u16) -> Vec<serde_json
     lines
 }
 
-async fn amqp091_alike(binary: &Path, real: u16, fake: u16) {
-    for scenario in ["idle", "messages"] {
-        let (from_real, from_fake) = tokio::join!(
-            run_amqp091(binary, scenario, real),
-            run_amqp091(binary, scenario, fake)
-        );
-        progress(
-            "rabbitmq differential",
-            &format!(
-                "amqp091-go {scenario}: {} lines from rabbitmq",
-                from_real.len()
-            ),
-        );
-        assert_eq!(
-            from_real, from_fake,
-            "amqp091-go {scenario}: rabbitmq (left) and the fake (right) differ"
-        );
-    }
+async fn amqp091_alike(binary: &Path, scenario: &str, real: u16, fake: u16) {
+    let (from_real, from_fake) = tokio::join!(
+        run_amqp091(binary, scenario, real),
+        run_amqp091(binary, scenario, fake)
+    );
+    progress(
+        "rabbitmq differential",
+        &format!(
+            "amqp091-go {scenario}: {} lines from rabbitmq",
+            from_real.len()
+        ),
+    );
+    assert_eq!(
+        from_real, from_fake,
+        "amqp091-go {scenario}: rabbitmq (left) and the fake (right) differ"
+    );
 }
