@@ -5,6 +5,10 @@
 //! seconds apart, the last one at the request's `to`. A query the fake has no value for
 //! answers `status: ok` with no series, as Datadog does for a query over no data; with
 //! [`UnknownKeys::Error`] it answers 400. Wrong keys get Datadog's 403 `{"errors":["Forbidden"]}`.
+//!
+//! `GET /api/v1/validate` checks only the API key, as Datadog's does ("the API key, not the
+//! APP key"): the official clients send only `DD-API-KEY` there, and upstream KEDA's scaler calls it
+//! when it is built. It answers `{"valid": true}`, or the same 403 for a wrong or missing key.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +16,7 @@ use http::{Method, StatusCode};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
 
+use crate::auth::{Auth, AuthOutcome};
 use crate::control::{Fault, Malformed, UnknownKeys};
 use crate::http::{HttpFake, HttpRequest, HttpResponse, Protocol};
 
@@ -92,6 +97,9 @@ impl<'de> Deserialize<'de> for DatadogValue {
         }
     }
 }
+
+/// Datadog's key check, the one endpoint that needs no application key.
+const VALIDATE: &str = "/api/v1/validate";
 
 /// The Datadog metrics query API.
 #[derive(Clone, Copy, Debug, Default)]
@@ -269,13 +277,28 @@ impl Protocol for Datadog {
             "/api/v1/query" if get => {
                 Self::query(request, value, unknown).unwrap_or_else(|error| error)
             }
-            "/api/v1/validate" if get => {
-                HttpResponse::json(StatusCode::OK, &json!({"valid": true}))
-            }
-            "/api/v1/query" | "/api/v1/validate" => {
+            VALIDATE if get => HttpResponse::json(StatusCode::OK, &json!({"valid": true})),
+            "/api/v1/query" | VALIDATE => {
                 errors(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
             }
             _ => errors(StatusCode::NOT_FOUND, "Not found"),
+        }
+    }
+
+    fn check_auth(&self, request: &HttpRequest, auth: &Auth) -> AuthOutcome {
+        match auth {
+            Auth::ApiKeys { api_key, .. } if request.path == VALIDATE => {
+                match request.headers.get("dd-api-key").map(|v| v.to_str()) {
+                    None => AuthOutcome::Rejected {
+                        reason: "missing DD-API-KEY header".into(),
+                    },
+                    Some(Ok(given)) if given == api_key.expose() => AuthOutcome::Accepted,
+                    Some(_) => AuthOutcome::Rejected {
+                        reason: "wrong DD-API-KEY".into(),
+                    },
+                }
+            }
+            _ => auth.check_http(&request.headers),
         }
     }
 

@@ -101,6 +101,57 @@ async fn wrong_or_missing_keys_get_datadogs_403() {
     assert!(dd.requests().iter().all(|r| r.auth.is_rejected()));
 }
 
+/// `GET /api/v1/validate` with these headers, as the official clients send it (the API key
+/// only).
+async fn validate(dd: &FakeDatadog, headers: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    let mut request = client().get(format!("{}/api/v1/validate", dd.url()));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_key_check_needs_only_the_api_key() {
+    let dd = datadog().await;
+    let (status, body) = validate(&dd, &[("DD-API-KEY", "api-key")]).await;
+    assert_eq!((status, body), (200, json!({"valid": true})));
+    assert_eq!(dd.requests()[0].auth, AuthOutcome::Accepted);
+    // An application key, right or wrong, changes nothing there.
+    let (status, _) = validate(
+        &dd,
+        &[("DD-API-KEY", "api-key"), ("DD-APPLICATION-KEY", "wrong")],
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    for headers in [
+        &[("DD-API-KEY", "wrong"), ("DD-APPLICATION-KEY", "app-key")][..],
+        &[("DD-APPLICATION-KEY", "app-key")][..],
+        &[][..],
+    ] {
+        let (status, body) = validate(&dd, headers).await;
+        assert_eq!(
+            (status, body),
+            (403, json!({"errors": ["Forbidden"]})),
+            "{headers:?}"
+        );
+    }
+    assert!(dd.requests()[2..].iter().all(|r| r.auth.is_rejected()));
+
+    // Reading data still needs both keys.
+    dd.set(QUERY, 1.0);
+    let response = client()
+        .get(query_url(&dd, QUERY))
+        .header("DD-API-KEY", "api-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+}
+
 #[tokio::test]
 async fn an_unknown_query_answers_no_series() {
     let dd = datadog().await;

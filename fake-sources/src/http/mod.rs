@@ -8,6 +8,7 @@ use http::{HeaderMap, Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::auth::{Auth, AuthOutcome};
 use crate::control::{Malformed, UnknownKeys};
 
 pub use server::{FakeOptions, HttpFake};
@@ -88,6 +89,12 @@ pub trait Protocol: Send + Sync + 'static {
         value: Option<Self::Value>,
         unknown: UnknownKeys,
     ) -> HttpResponse;
+
+    /// Judges a request's credentials against what the fake demands. An endpoint that needs
+    /// less than the rest of its API (Datadog's key validation) overrides this.
+    fn check_auth(&self, request: &HttpRequest, auth: &Auth) -> AuthOutcome {
+        auth.check_http(&request.headers)
+    }
 
     /// The answer to a request whose credentials were rejected.
     fn unauthorized(&self, reason: &str) -> HttpResponse;

@@ -332,7 +332,7 @@ async fn handle<P: Protocol>(
     let request = read_request(parts, body);
     let key = shared.protocol.key(&request);
     let controls = &shared.controls;
-    let auth = controls.auth().check_http(&request.headers);
+    let auth = shared.protocol.check_auth(&request, &controls.auth());
     let seq = controls.record(Arrival {
         method: request.method.to_string(),
         path: request.path.clone(),
