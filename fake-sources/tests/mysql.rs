@@ -94,10 +94,10 @@ async fn a_query_is_answered_from_the_value_set_for_its_exact_text() {
         server_error(first(&mut conn, "SELECT x FROM gone").await),
         (1146, "Table 'queue.gone' doesn't exist".into())
     );
-    // Case and spacing matter: keys are exact.
+    // Case and spacing matter: keys are exact, and an unknown table does not exist.
     assert_eq!(
-        first(&mut conn, "select count(*) from jobs").await.unwrap(),
-        None
+        server_error(first(&mut conn, "select count(*) from jobs").await),
+        (1146, "Table 'queue.jobs' doesn't exist".into())
     );
 
     let log = fake.requests();
@@ -176,13 +176,31 @@ async fn what_clients_send_by_themselves_is_answered() {
 }
 
 #[tokio::test]
-async fn unknown_queries_are_empty_or_a_parse_error() {
+async fn unknown_queries_read_a_missing_table_or_no_rows_or_get_a_parse_error() {
     let fake = FakeMySql::start(FakeOptions::default()).await.unwrap();
     let mut conn = connect(&fake).await;
     assert_eq!(
-        first(&mut conn, JOBS).await.unwrap(),
+        server_error(first(&mut conn, JOBS).await),
+        (1146, "Table 'queue.jobs' doesn't exist".into()),
+        "what a server without the table answers"
+    );
+    assert_eq!(
+        server_error(first(&mut conn, "SELECT n FROM other.t WHERE x = 'FROM y'").await),
+        (1146, "Table 'other.t' doesn't exist".into())
+    );
+    assert_eq!(
+        first(&mut conn, "SELECT NOW()").await.unwrap(),
         None,
-        "no rows by default"
+        "a query without a table has no rows"
+    );
+    let mut nowhere = soon(Conn::new(
+        OptsBuilder::from_opts(opts(&fake, "keda", None)).db_name(None::<String>),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        server_error(first(&mut nowhere, JOBS).await),
+        (1046, "No database selected".into())
     );
     fake.set_unknown_keys(UnknownKeys::Error);
     let (code, message) = server_error(first(&mut conn, JOBS).await);
@@ -427,14 +445,12 @@ async fn another_plugin_is_switched_to_native_password_and_init_db_changes_the_d
 
     assert_eq!(client.command(0x02, b"stats").await[0], 0x00);
     assert_eq!(client.command(0x0E, b"").await[0], 0x00);
-    let unknown = client.command(0x16, b"").await; // COM_STMT_PREPARE
+    let unknown = client.command(0x11, b"").await; // COM_CHANGE_USER
     assert_eq!(unknown[0], 0xFF);
     assert_eq!(u16::from_le_bytes([unknown[1], unknown[2]]), 1047);
-    assert_eq!(
-        client.command(0x03, JOBS.as_bytes()).await[0],
-        1,
-        "one column"
-    );
+    let missing = client.command(0x03, JOBS.as_bytes()).await;
+    assert_eq!(missing[0], 0xFF);
+    assert_eq!(&missing[9..], b"Table 'stats.jobs' doesn't exist");
     let log = fake.requests();
     let init = log.iter().find(|r| r.method == "INIT_DB").unwrap();
     assert_eq!(init.body, "stats");
@@ -504,4 +520,208 @@ async fn the_control_api_drives_the_mysql_fake() {
     assert_eq!(log[1]["key"], JOBS);
     assert_eq!(log[1]["response"], json!({"kind": "answered", "status": 0}));
     assert_eq!(log[0]["auth"]["outcome"], "accepted");
+}
+
+#[tokio::test]
+async fn prepared_statements_answer_from_the_text_with_the_bound_values_in_binary_rows() {
+    let fake = FakeMySql::start(FakeOptions::default()).await.unwrap();
+    let by_priority = "SELECT COUNT(*) FROM jobs WHERE priority = ? AND state = ?";
+    fake.set(
+        "SELECT COUNT(*) FROM jobs WHERE priority = 2 AND state = 'it\\'s ready'",
+        7.0,
+    );
+    fake.set(
+        "SELECT AVG(score) FROM jobs WHERE score > 0.5",
+        MySqlValue::Number(2.25),
+    );
+    fake.set(
+        "SELECT name FROM jobs WHERE id = ?",
+        MySqlValue::Text("first".into()),
+    );
+    fake.set("SELECT MAX(id) FROM jobs WHERE id > NULL", MySqlValue::Null);
+    let mut conn = connect(&fake).await;
+
+    let row: mysql_async::Row = soon(conn.exec_first(by_priority, (2, "it's ready")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.columns()[0].name_str(), "COUNT(*)");
+    assert_eq!(
+        row.columns()[0].column_type(),
+        mysql_async::consts::ColumnType::MYSQL_TYPE_LONGLONG
+    );
+    assert_eq!(row.as_ref(0), Some(&Value::Int(7)), "a binary BIGINT");
+    let average: Option<f64> =
+        soon(conn.exec_first("SELECT AVG(score) FROM jobs WHERE score > ?", (0.5f64,)))
+            .await
+            .unwrap();
+    assert_eq!(average, Some(2.25));
+    // The text with its `?` answers for any value.
+    for id in [1, 2] {
+        let name: Option<String> =
+            soon(conn.exec_first("SELECT name FROM jobs WHERE id = ?", (id,)))
+                .await
+                .unwrap();
+        assert_eq!(name.as_deref(), Some("first"));
+    }
+    let max: Option<Value> =
+        soon(conn.exec_first("SELECT MAX(id) FROM jobs WHERE id > ?", (Value::NULL,)))
+            .await
+            .unwrap();
+    assert_eq!(max, Some(Value::NULL));
+    // A table nobody scripted fails the prepare, as on a real server.
+    let missing =
+        soon(conn.exec_first::<Value, _, _>("SELECT COUNT(*) FROM gone WHERE id = ?", (1,))).await;
+    assert_eq!(
+        server_error(missing),
+        (1146, "Table 'queue.gone' doesn't exist".into())
+    );
+
+    let log = fake.requests();
+    let executed: Vec<_> = log.iter().filter(|r| r.method == "EXECUTE").collect();
+    assert_eq!(
+        executed[0].body,
+        "SELECT COUNT(*) FROM jobs WHERE priority = 2 AND state = 'it\\'s ready'"
+    );
+    assert_eq!(executed[0].key.as_deref(), Some(executed[0].body.as_str()));
+    assert_eq!(executed[0].param("1"), Some("2"));
+    assert_eq!(executed[0].param("2"), Some("'it\\'s ready'"));
+    assert_eq!(
+        executed[2].key.as_deref(),
+        Some("SELECT name FROM jobs WHERE id = ?"),
+        "the key answered from"
+    );
+    assert_eq!(executed[2].body, "SELECT name FROM jobs WHERE id = 1");
+    let prepared = log.iter().find(|r| r.method == "PREPARE").unwrap();
+    assert_eq!(prepared.body, by_priority);
+    assert!(
+        log.iter()
+            .any(|r| r.method == "PREPARE" && r.response == Response::Answered { status: 1146 })
+    );
+}
+
+#[tokio::test]
+async fn a_keyed_fault_acts_on_the_execution_of_its_text() {
+    let fake = FakeMySql::start(FakeOptions::default()).await.unwrap();
+    let sql = "SELECT COUNT(*) FROM jobs WHERE priority = ?";
+    fake.set(sql, 3.0);
+    fake.add_fault(FaultSpec {
+        fault: Fault::error(1205, "Lock wait timeout exceeded"),
+        key: Some(sql.into()),
+        times: Some(1),
+    });
+    let mut conn = connect(&fake).await;
+    let failed = soon(conn.exec_first::<i64, _, _>(sql, (1,))).await;
+    assert_eq!(server_error(failed).0, 1205);
+    let id = fake.fault_for(sql, Fault::Malformed(Malformed::WrongShape));
+    let shape: Option<Value> = soon(conn.exec_first(sql, (1,))).await.unwrap();
+    assert_eq!(shape, Some(Value::Bytes(b"not a number".to_vec())));
+    fake.clear_fault(id);
+    let count: Option<i64> = soon(conn.exec_first(sql, (1,))).await.unwrap();
+    assert_eq!(count, Some(3), "a binary BIGINT");
+}
+
+/// A `COM_STMT_EXECUTE` payload binding these (type, unsigned, value) parameters.
+fn execute_payload(id: u32, params: &[(u8, bool, Option<&[u8]>)]) -> Vec<u8> {
+    let mut out = id.to_le_bytes().to_vec();
+    out.push(0);
+    out.extend_from_slice(&1u32.to_le_bytes());
+    if !params.is_empty() {
+        let mut nulls = vec![0u8; params.len().div_ceil(8)];
+        for (i, (_, _, value)) in params.iter().enumerate() {
+            if value.is_none() {
+                nulls[i / 8] |= 1 << (i % 8);
+            }
+        }
+        out.extend(nulls);
+        out.push(1);
+        for (kind, unsigned, _) in params {
+            out.extend_from_slice(&[*kind, if *unsigned { 0x80 } else { 0 }]);
+        }
+        for (_, _, value) in params {
+            out.extend_from_slice(value.unwrap_or_default());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn prepare_execute_reset_and_close_speak_mariadbs_packets() {
+    let fake = FakeMySql::start(FakeOptions::default()).await.unwrap();
+    fake.set("SELECT COUNT(*) FROM jobs WHERE priority = 200", 5.0);
+    let (mut client, _) = RawClient::connect(&fake).await;
+    client
+        .write(&handshake_response("keda", &[], "mysql_native_password"))
+        .await;
+    assert_eq!(client.read().await[0], 0x00);
+    client.command(0x02, b"queue").await;
+
+    let ok = client
+        .command(0x16, b"SELECT COUNT(*) FROM jobs WHERE priority = ?")
+        .await;
+    // OK, statement 1, one column, one parameter, filler, no warnings.
+    assert_eq!(ok, [0, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0]);
+    let param = client.read().await;
+    // Byte for byte what MariaDB 10.11 describes a placeholder with.
+    assert_eq!(
+        param,
+        [
+            3, b'd', b'e', b'f', 0, 0, 0, 1, b'?', 0, 0x0C, 63, 0, 0, 0, 0, 0, 6, 0x80, 0, 0, 0, 0
+        ]
+    );
+    assert_eq!(client.read().await[0], 0xFE);
+    let column = client.read().await;
+    assert!(column.windows(8).any(|w| w == b"COUNT(*)"));
+    assert_eq!(client.read().await[0], 0xFE);
+
+    let tiny = [200u8];
+    let answer = client
+        .command(0x17, &execute_payload(1, &[(0x01, true, Some(&tiny))]))
+        .await;
+    assert_eq!(answer, [1], "one column");
+    client.read().await; // its definition
+    assert_eq!(client.read().await[0], 0xFE);
+    let row = client.read().await;
+    assert_eq!(row, [[0u8, 0].as_slice(), &5i64.to_le_bytes()].concat());
+    assert_eq!(client.read().await[0], 0xFE);
+
+    // Long data stands in for a value; a reset forgets it.
+    client.seq = 0;
+    client
+        .write(&[&[0x18u8, 1, 0, 0, 0, 0, 0][..], b"20"].concat())
+        .await;
+    assert_eq!(client.command(0x1A, &1u32.to_le_bytes()).await[0], 0x00);
+    let unknown = client.command(0x1A, &9u32.to_le_bytes()).await;
+    assert_eq!(
+        &unknown[9..],
+        b"Unknown prepared statement handler (9) given to mysqld_stmt_reset"
+    );
+    let fetch = client.command(0x1C, &[1, 0, 0, 0, 1, 0, 0, 0]).await;
+    assert_eq!(&fetch[9..], b"The statement (1) has no open cursor");
+
+    // Closing gets no answer; the statement is gone.
+    client.seq = 0;
+    client.write(&[0x19, 1, 0, 0, 0]).await;
+    let gone = client
+        .command(0x17, &execute_payload(1, &[(0x01, true, Some(&tiny))]))
+        .await;
+    assert_eq!(u16::from_le_bytes([gone[1], gone[2]]), 1243);
+    assert_eq!(
+        &gone[9..],
+        b"Unknown prepared statement handler (1) given to mysqld_stmt_execute"
+    );
+    let methods: Vec<String> = fake.requests().into_iter().map(|r| r.method).collect();
+    assert_eq!(
+        methods[2..],
+        [
+            "PREPARE",
+            "EXECUTE",
+            "SEND_LONG_DATA",
+            "RESET_STMT",
+            "RESET_STMT",
+            "FETCH_STMT",
+            "CLOSE_STMT",
+            "EXECUTE"
+        ]
+    );
 }

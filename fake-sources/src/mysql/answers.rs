@@ -95,10 +95,22 @@ pub fn from_value(sql: &str, value: MySqlValue) -> Answer {
     }
 }
 
-/// The answer to a query nobody set a value for.
-pub fn unknown(sql: &str, policy: UnknownKeys) -> Answer {
+/// The answer to a query nobody set a value for. By default, what a server with no tables
+/// answers: a query that reads a table (`... FROM t`) gets `ER_NO_SUCH_TABLE` (1146), or
+/// `ER_NO_DB_ERROR` (1046) when no database is selected and the name is unqualified; any
+/// other query gets a result without rows.
+pub fn unknown(sql: &str, policy: UnknownKeys, session: &Session) -> Answer {
     match policy {
-        UnknownKeys::Empty => from_value(sql, MySqlValue::NoRows),
+        UnknownKeys::Empty => match from_table(sql) {
+            Some((Some(database), table)) => {
+                Answer::Error(SqlError::no_such_table(&database, &table))
+            }
+            Some((None, table)) => match &session.database {
+                Some(database) => Answer::Error(SqlError::no_such_table(database, &table)),
+                None => Answer::Error(SqlError::new(1046, "3D000", "No database selected")),
+            },
+            None => from_value(sql, MySqlValue::NoRows),
+        },
         UnknownKeys::Error => {
             let near: String = sql.chars().take(80).collect();
             Answer::Error(SqlError::new(
@@ -111,6 +123,64 @@ pub fn unknown(sql: &str, policy: UnknownKeys) -> Answer {
             ))
         }
     }
+}
+
+/// The table the first top-level `FROM` of a statement reads, with its database when the
+/// name is qualified: `SELECT x FROM q.jobs WHERE ...` → (`q`, `jobs`). `None` for a
+/// statement without one, a derived table (`FROM (SELECT ...)`) or `DUAL`.
+pub fn from_table(sql: &str) -> Option<(Option<String>, String)> {
+    let bytes = sql.as_bytes();
+    let mut depth = 0i32;
+    let mut i = 0;
+    let mut after_from = None;
+    while i < bytes.len() {
+        match bytes[i] {
+            quote @ (b'\'' | b'"' | b'`') => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != quote {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'(' => depth += 1,
+            b')' => depth -= 1,
+            b'f' | b'F' if depth == 0 => {
+                let word = bytes.get(i..i + 4)?;
+                let before = i.checked_sub(1).map(|b| bytes[b]);
+                let next = bytes.get(i + 4).copied();
+                if word.eq_ignore_ascii_case(b"from")
+                    && before.is_some_and(|b| b.is_ascii_whitespace() || b == b')')
+                    && next.is_some_and(|b| b.is_ascii_whitespace() || b == b'`')
+                {
+                    after_from = Some(i + 4);
+                    break;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let rest = sql[after_from?..].trim_start();
+    let (first, rest) = identifier(rest)?;
+    let (database, table) = match rest.strip_prefix('.') {
+        Some(rest) => (Some(first), identifier(rest)?.0),
+        None => (None, first),
+    };
+    if database.is_none() && table.eq_ignore_ascii_case("dual") {
+        return None;
+    }
+    Some((database, table))
+}
+
+/// A bare or back-quoted name at the start of `text`, and what follows it.
+fn identifier(text: &str) -> Option<(String, &str)> {
+    if let Some(quoted) = text.strip_prefix('`') {
+        let end = quoted.find('`')?;
+        return Some((quoted[..end].to_string(), &quoted[end + 1..]));
+    }
+    let end = text
+        .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+        .unwrap_or(text.len());
+    (end > 0).then(|| (text[..end].to_string(), &text[end..]))
 }
 
 /// The statements a client sends by itself, or `None`.
@@ -352,11 +422,52 @@ mod tests {
 
     #[test]
     fn unknown_queries_follow_the_policy() {
+        let s = session();
+        assert_eq!(
+            unknown("SELECT COUNT(*) FROM t WHERE x = 1", UnknownKeys::Empty, &s),
+            Answer::Error(SqlError::no_such_table("jobs", "t"))
+        );
         assert!(matches!(
-            unknown("SELECT x FROM t", UnknownKeys::Empty),
+            unknown("SELECT x()", UnknownKeys::Empty, &s),
             Answer::Rows { ref rows, .. } if rows.is_empty()
         ));
-        assert_eq!(unknown("SELEC x", UnknownKeys::Error).status(), 1064);
+        let nowhere = Session {
+            database: None,
+            ..session()
+        };
+        assert_eq!(
+            unknown("SELECT x FROM t", UnknownKeys::Empty, &nowhere).status(),
+            1046
+        );
+        assert_eq!(unknown("SELEC x", UnknownKeys::Error, &s).status(), 1064);
+    }
+
+    #[test]
+    fn the_table_read_is_the_first_top_level_from() {
+        let table = |sql: &str| from_table(sql);
+        assert_eq!(
+            table("SELECT COUNT(*) FROM jobs"),
+            Some((None, "jobs".into()))
+        );
+        assert_eq!(
+            table("select max(x) from `q`.`my jobs` where y = 'from z'"),
+            Some((Some("q".into()), "my jobs".into()))
+        );
+        assert_eq!(
+            table("SELECT (SELECT 1 FROM a) FROM b;"),
+            Some((None, "b".into()))
+        );
+        assert_eq!(
+            table("SELECT 'from x' FROM\n  t1"),
+            Some((None, "t1".into()))
+        );
+        assert_eq!(table("SELECT n FROM (SELECT 1 AS n) AS d"), None);
+        assert_eq!(table("SELECT 1 FROM DUAL"), None);
+        assert_eq!(
+            table("SELECT fromage FROM cheese"),
+            Some((None, "cheese".into()))
+        );
+        assert_eq!(table("SELECT 1"), None);
     }
 
     #[test]

@@ -1,24 +1,37 @@
 //! A fake MySQL server: the real wire protocol (handshake v10, `mysql_native_password`,
-//! `COM_QUERY` with text result sets, `COM_PING`, `COM_INIT_DB`, `COM_RESET_CONNECTION`,
-//! `COM_QUIT`), so a scaler's real MySQL client talks to it.
+//! `COM_QUERY` with text result sets, server-side prepared statements with binary result
+//! sets, `COM_PING`, `COM_INIT_DB`, `COM_RESET_CONNECTION`, `COM_QUIT`), so a scaler's real
+//! MySQL client, and the clients of tests, talk to it.
 //!
 //! A query is answered from the value a test set for its exact text: one row with one
-//! column ([`MySqlValue`]), or an error. A query nobody set answers as a real server does for
-//! a query over an empty table: a result set with no rows (which KEDA's scaler reports as
-//! `sql: no rows in result set`); with [`UnknownKeys::Error`] it gets `ER_PARSE_ERROR` (1064).
+//! column ([`MySqlValue`]), or an error. A query nobody set answers as a server without that
+//! table does: one that reads a table (`... FROM t`) gets `ER_NO_SUCH_TABLE` (1146,
+//! `Table 'db.t' doesn't exist`; 1046 when no database is selected), any other a result set
+//! with no rows. With [`UnknownKeys::Error`] every unknown query gets `ER_PARSE_ERROR` (1064).
 //! What clients send by themselves (`SET ...`, `USE`, `SELECT @@max_allowed_packet`,
 //! `SELECT DATABASE()`, ...) is answered sensibly unless a test set a value for that text.
+//!
+//! Prepared statements (`COM_STMT_PREPARE`/`EXECUTE`/`SEND_LONG_DATA`/`RESET`/`CLOSE`, which
+//! Go's driver uses for every query with arguments): an execution is answered from the value
+//! set for the statement's text with each bound value's SQL literal in place of its `?`
+//! (`5`, `2.5`, `'ready'`, `NULL`), else from the value set for the text with the `?` as
+//! prepared, else as that substituted query would be. The prepare already answers 1146 for a
+//! table nobody scripted, as a real server does. Cursors are not opened.
 //!
 //! Credentials: [`Auth::Basic`] names the one user and password the server admits; a wrong
 //! one gets error 1045 `Access denied for user '<user>'@'localhost' (using password: YES)`.
 //! Any database name is accepted.
 //!
 //! The request log records `CONNECT` (the handshake, with the user and the auth outcome),
-//! `QUERY` (key and body: the SQL), `PING`, `INIT_DB`, `RESET_CONNECTION` and `QUIT`; `path`
-//! is the connection's database, the `user` header the MySQL user, and an answered
-//! request's `status` is 0 for success or the MySQL error number.
+//! `QUERY` (key and body: the SQL), `PREPARE` (body: the SQL with its `?`), `EXECUTE` (key:
+//! the text answered from; body: the substituted SQL; the bound literals as parameters
+//! `"1"`, `"2"`, ...), `RESET_STMT`, `CLOSE_STMT` and `SEND_LONG_DATA` (no answer, recorded as
+//! dropped), `PING`, `INIT_DB`, `RESET_CONNECTION` and `QUIT`; `path` is the connection's
+//! database, the `user` header the MySQL user, and an answered request's `status` is 0 for
+//! success or the MySQL error number.
 
 mod answers;
+mod prepared;
 mod server;
 mod value;
 mod wire;

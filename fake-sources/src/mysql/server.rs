@@ -14,6 +14,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::Shared;
 use super::answers::{self, Answer, SERVER_VERSION, Session};
+use super::prepared::{self, Statement, Statements};
 use super::wire::{self, HandshakeResponse, NATIVE_PASSWORD, Wire, command};
 use crate::auth::{Auth, AuthOutcome};
 use crate::control::{Arrival, Controls, Fault, FaultId, Malformed, Response, Transport};
@@ -71,6 +72,7 @@ struct Connection {
     session: Session,
     tls: Option<TlsAcceptor>,
     transport: Transport,
+    statements: Statements,
 }
 
 async fn serve(
@@ -84,6 +86,7 @@ async fn serve(
         wire: Wire::new(Box::new(stream)),
         tls,
         transport: Transport::Plain,
+        statements: Statements::default(),
         session: Session {
             connection_id,
             database: None,
@@ -104,10 +107,22 @@ impl Connection {
     }
 
     fn record(&self, method: &str, key: Option<String>, body: String, auth: AuthOutcome) -> u64 {
+        self.record_with(method, key, body, auth, Vec::new())
+    }
+
+    /// Records a request; `params` are an execution's bound values by position (`"1"`, ...).
+    fn record_with(
+        &self,
+        method: &str,
+        key: Option<String>,
+        body: String,
+        auth: AuthOutcome,
+        params: Vec<(String, String)>,
+    ) -> u64 {
         self.controls().record(Arrival {
             method: method.to_string(),
             path: self.session.database.clone().unwrap_or_default(),
-            query: Vec::new(),
+            query: params,
             form: Vec::new(),
             headers: vec![("user".into(), self.session.user.clone())],
             body,
@@ -181,16 +196,23 @@ impl Connection {
         self.wire.send(&answer.packets()).await
     }
 
-    async fn malformed(&mut self, seq: u64, kind: Malformed) -> std::io::Result<()> {
+    /// A broken answer; `binary` for an execution of a prepared statement.
+    async fn malformed(&mut self, seq: u64, kind: Malformed, binary: bool) -> std::io::Result<()> {
         let packets = match kind {
             // A result set that announces a column and then breaks off mid-definition.
             Malformed::InvalidJson => vec![vec![1], vec![3, b'd', b'e']],
             // A well-formed answer a scaler cannot read as a number.
-            Malformed::WrongShape => answers::from_value(
-                "SELECT value",
-                super::MySqlValue::Text("not a number".into()),
-            )
-            .packets(),
+            Malformed::WrongShape => {
+                let answer = answers::from_value(
+                    "SELECT value",
+                    super::MySqlValue::Text("not a number".into()),
+                );
+                if binary {
+                    prepared::binary_packets(&answer)
+                } else {
+                    answer.packets()
+                }
+            }
             // What a statement without a result set answers.
             Malformed::EmptyBody => vec![wire::ok()],
         };
@@ -248,7 +270,7 @@ impl Connection {
                 return Ok(false);
             }
             Verdict::Proceed(Some(kind)) if !outcome.is_rejected() => {
-                self.malformed(seq, kind).await?;
+                self.malformed(seq, kind, false).await?;
                 return Ok(false);
             }
             Verdict::Proceed(_) => {}
@@ -286,6 +308,20 @@ impl Connection {
             let Some((&code, argument)) = packet.split_first() else {
                 continue;
             };
+            if matches!(
+                code,
+                command::STMT_PREPARE
+                    | command::STMT_EXECUTE
+                    | command::STMT_SEND_LONG_DATA
+                    | command::STMT_CLOSE
+                    | command::STMT_RESET
+                    | command::STMT_FETCH
+            ) {
+                if self.statement_command(code, argument).await? {
+                    continue;
+                }
+                return Ok(());
+            }
             let argument = String::from_utf8_lossy(argument).into_owned();
             let (method, key) = match code {
                 command::QUIT => ("QUIT", None),
@@ -317,8 +353,11 @@ impl Connection {
                 Verdict::Proceed(malformed) => malformed,
             };
             if let Some(kind) = malformed {
-                self.malformed(seq, kind).await?;
+                self.malformed(seq, kind, false).await?;
                 continue;
+            }
+            if code == command::RESET_CONNECTION {
+                self.statements.clear();
             }
             let answer = match code {
                 command::QUERY => self.query(&argument),
@@ -334,7 +373,207 @@ impl Connection {
             return answers::from_value(sql, value);
         }
         answers::builtin(sql, &mut self.session)
-            .unwrap_or_else(|| answers::unknown(sql, self.controls().unknown_keys()))
+            .unwrap_or_else(|| answers::unknown(sql, self.controls().unknown_keys(), &self.session))
+    }
+
+    /// One prepared-statement command; false when the connection is to close.
+    async fn statement_command(&mut self, code: u8, payload: &[u8]) -> std::io::Result<bool> {
+        let id = prepared::statement_id(payload).unwrap_or(0);
+        let (method, body, replies) = match code {
+            command::STMT_PREPARE => {
+                return self.prepare(&String::from_utf8_lossy(payload)).await;
+            }
+            command::STMT_EXECUTE => return self.execute(id, payload).await,
+            command::STMT_SEND_LONG_DATA => {
+                let param = payload
+                    .get(4..6)
+                    .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
+                if let Some(statement) = self.statements.get_mut(id) {
+                    statement.add_long_data(usize::from(param), payload.get(6..).unwrap_or(&[]));
+                }
+                (
+                    "SEND_LONG_DATA",
+                    format!("statement {id} parameter {param}"),
+                    false,
+                )
+            }
+            command::STMT_CLOSE => {
+                self.statements.remove(id);
+                ("CLOSE_STMT", format!("statement {id}"), false)
+            }
+            command::STMT_RESET => ("RESET_STMT", format!("statement {id}"), true),
+            _ => ("FETCH_STMT", format!("statement {id}"), true),
+        };
+        let seq = self.record(method, None, body, AuthOutcome::NotRequired);
+        if !replies {
+            // Neither closing a statement nor sending it data gets an answer.
+            self.controls().respond(seq, Response::Dropped);
+            return Ok(true);
+        }
+        match self.faults(seq, None).await {
+            Verdict::Close => return Ok(false),
+            Verdict::Error(answer) => {
+                self.answer(seq, &answer).await?;
+                return Ok(true);
+            }
+            Verdict::Proceed(_) => {}
+        }
+        let answer = match (code, self.statements.get_mut(id)) {
+            (command::STMT_RESET, Some(statement)) => {
+                statement.reset();
+                Answer::Ok
+            }
+            (command::STMT_RESET, None) => {
+                Answer::Error(prepared::unknown_statement(id, "mysqld_stmt_reset"))
+            }
+            (_, Some(_)) => Answer::Error(super::SqlError::new(
+                1421,
+                "HY000",
+                format!("The statement ({id}) has no open cursor"),
+            )),
+            (_, None) => Answer::Error(prepared::unknown_statement(id, "mysqld_stmt_fetch")),
+        };
+        self.answer(seq, &answer).await?;
+        Ok(true)
+    }
+
+    /// `COM_STMT_PREPARE`: the statement id, its parameters and the columns its executions
+    /// will answer with. A statement over a table nobody scripted fails here, as it does on a
+    /// real server.
+    async fn prepare(&mut self, sql: &str) -> std::io::Result<bool> {
+        let seq = self.record("PREPARE", None, sql.to_string(), AuthOutcome::NotRequired);
+        match self.faults(seq, None).await {
+            Verdict::Close => return Ok(false),
+            Verdict::Error(answer) => {
+                self.answer(seq, &answer).await?;
+                return Ok(true);
+            }
+            Verdict::Proceed(Some(kind)) => {
+                self.malformed(seq, kind, false).await?;
+                return Ok(true);
+            }
+            Verdict::Proceed(None) => {}
+        }
+        let statement = Statement::new(sql);
+        let columns = match self.prepared_columns(&statement) {
+            Ok(columns) => columns,
+            Err(error) => {
+                self.answer(seq, &Answer::Error(error)).await?;
+                return Ok(true);
+            }
+        };
+        let params = statement.params();
+        let id = self.statements.add(statement);
+        self.controls()
+            .respond(seq, Response::Answered { status: 0 });
+        self.wire
+            .send(&prepared::prepare_packets(id, params, &columns))
+            .await?;
+        Ok(true)
+    }
+
+    /// The columns an execution of `statement` will answer with: those of the value set for
+    /// its text, or for a text it matches with values in place of its `?`; else those of the
+    /// built-in or unknown answer, whose error fails the prepare.
+    fn prepared_columns(
+        &self,
+        statement: &Statement,
+    ) -> Result<Vec<(String, wire::ColumnType)>, super::SqlError> {
+        let sql = statement.sql.as_str();
+        let scripted = self.shared.values.current(sql).or_else(|| {
+            self.shared
+                .values
+                .snapshot()
+                .into_iter()
+                .find(|view| statement.matches(&view.key))
+                .and_then(|view| view.current)
+        });
+        let answer = match scripted {
+            // An error set for the text is the execution's answer, not the prepare's.
+            Some(super::MySqlValue::Error(_)) => {
+                answers::from_value(sql, super::MySqlValue::NoRows)
+            }
+            Some(value) => answers::from_value(sql, value),
+            None => answers::builtin(sql, &mut self.session.clone()).unwrap_or_else(|| {
+                answers::unknown(sql, self.controls().unknown_keys(), &self.session)
+            }),
+        };
+        match answer {
+            Answer::Rows { columns, .. } => Ok(columns),
+            Answer::Ok => Ok(Vec::new()),
+            Answer::Error(error) => Err(error),
+        }
+    }
+
+    /// `COM_STMT_EXECUTE`: binds the values, then answers from the value set for the text
+    /// with their literals in place of the `?`, else for the text as prepared, else as a query
+    /// of the substituted text would be answered; rows in the binary protocol.
+    async fn execute(&mut self, id: u32, payload: &[u8]) -> std::io::Result<bool> {
+        let bound = match self.statements.get_mut(id) {
+            None => Err(prepared::unknown_statement(id, "mysqld_stmt_execute")),
+            Some(statement) => prepared::bind(statement, payload).map(|literals| {
+                (
+                    statement.sql.clone(),
+                    statement.substitute(&literals),
+                    literals,
+                )
+            }),
+        };
+        let (raw, sql, literals) = match bound {
+            Ok(bound) => bound,
+            Err(error) => {
+                let seq = self.record(
+                    "EXECUTE",
+                    None,
+                    format!("statement {id}"),
+                    AuthOutcome::NotRequired,
+                );
+                self.answer(seq, &Answer::Error(error)).await?;
+                return Ok(true);
+            }
+        };
+        let values = &self.shared.values;
+        let key = if values.current(&sql).is_none() && values.current(&raw).is_some() {
+            raw
+        } else {
+            sql.clone()
+        };
+        let params = literals
+            .into_iter()
+            .enumerate()
+            .map(|(i, literal)| ((i + 1).to_string(), literal))
+            .collect();
+        let seq = self.record_with(
+            "EXECUTE",
+            Some(key.clone()),
+            sql.clone(),
+            AuthOutcome::NotRequired,
+            params,
+        );
+        match self.faults(seq, Some(&key)).await {
+            Verdict::Close => return Ok(false),
+            Verdict::Error(answer) => {
+                self.answer(seq, &answer).await?;
+                return Ok(true);
+            }
+            Verdict::Proceed(Some(kind)) => {
+                self.malformed(seq, kind, true).await?;
+                return Ok(true);
+            }
+            Verdict::Proceed(None) => {}
+        }
+        let answer = match self.shared.values.current(&key) {
+            Some(value) => answers::from_value(&sql, value),
+            None => self.query(&sql),
+        };
+        self.controls().respond(
+            seq,
+            Response::Answered {
+                status: answer.status(),
+            },
+        );
+        self.wire.send(&prepared::binary_packets(&answer)).await?;
+        Ok(true)
     }
 }
 

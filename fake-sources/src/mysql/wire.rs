@@ -1,5 +1,6 @@
-//! The MySQL client/server protocol, as much of it as a scaler needs: framing, the v10
-//! handshake with `mysql_native_password`, OK/ERR/EOF packets and text result sets.
+//! The MySQL client/server protocol, as much of it as a scaler and its clients need: framing,
+//! the v10 handshake with `mysql_native_password`, OK/ERR/EOF packets and text result sets
+//! (binary ones, for prepared statements, are in `prepared`).
 //!
 //! The fake speaks protocol 4.1 without `CLIENT_DEPRECATE_EOF`, so result sets end with
 //! classic EOF packets, as every client still accepts.
@@ -54,6 +55,12 @@ pub mod command {
     pub const INIT_DB: u8 = 0x02;
     pub const QUERY: u8 = 0x03;
     pub const PING: u8 = 0x0E;
+    pub const STMT_PREPARE: u8 = 0x16;
+    pub const STMT_EXECUTE: u8 = 0x17;
+    pub const STMT_SEND_LONG_DATA: u8 = 0x18;
+    pub const STMT_CLOSE: u8 = 0x19;
+    pub const STMT_RESET: u8 = 0x1A;
+    pub const STMT_FETCH: u8 = 0x1C;
     pub const RESET_CONNECTION: u8 = 0x1F;
 }
 

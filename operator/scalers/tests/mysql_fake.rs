@@ -97,8 +97,14 @@ async fn null_no_rows_text_and_server_errors_are_read_errors() {
     let scaler = build_ready(trigger(&fake, &[], &[])).await.unwrap();
     assert_eq!(
         message(read(scaler.as_ref()).await),
+        "error inspecting MySQL: Error 1146 (42S02): Table 'queue.jobs' doesn't exist",
+        "an unset query reads a table that does not exist, as on a server without it"
+    );
+    fake.set(JOBS, MySqlValue::NoRows);
+    assert_eq!(
+        message(read(scaler.as_ref()).await),
         "error inspecting MySQL: sql: no rows in result set",
-        "an unset query is an empty result, as over an empty table"
+        "a result without rows, as over an empty table"
     );
     fake.set(JOBS, MySqlValue::Null);
     assert_eq!(
