@@ -165,6 +165,40 @@ async fn wrong_keys_rate_limits_and_broken_answers_are_errors() {
     assert_eq!(read(scaler.as_ref()).await.unwrap().0, 4.0);
 }
 
+/// What upstream KEDA's datadog scaler asks when it is built: `GET /api/v1/validate` with the
+/// API key only, as Datadog's Go client sends it.
+async fn keda_build_check(dd: &FakeDatadog, api_key: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("{}/api/v1/validate", dd.url()))
+        .header("DD-API-KEY", api_key)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_wrong_app_key_passes_the_build_time_key_check_and_fails_every_read() {
+    let dd = datadog().await;
+    dd.set_points(QUERY, [Some(4.0)]);
+    assert_eq!(keda_build_check(&dd, "api-key").await, 200);
+    assert_eq!(keda_build_check(&dd, "wrong").await, 403);
+    let scaler = build(api_trigger(&dd, &[], "wrong-app-key")).unwrap();
+    assert!(
+        read(scaler.as_ref())
+            .await
+            .unwrap_err()
+            .starts_with("unauthorized to connect to Datadog")
+    );
+    let checked = dd
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/api/v1/validate")
+        .count();
+    assert_eq!(checked, 2);
+}
+
 #[tokio::test]
 async fn a_black_hole_is_a_timeout_within_the_trigger_deadline() {
     let dd = datadog().await;
