@@ -120,6 +120,10 @@ fn unsupported(spec: &TriggerAuthenticationSpec) -> Option<&'static str> {
     [
         (spec.hashi_corp_vault.is_some(), "hashiCorpVault"),
         (spec.azure_key_vault.is_some(), "azureKeyVault"),
+        (
+            spec.azure_service_principal.is_some(),
+            "azureServicePrincipal",
+        ),
         (spec.gcp_secret_manager.is_some(), "gcpSecretManager"),
         (spec.aws_secret_manager.is_some(), "awsSecretManager"),
         (

@@ -455,7 +455,7 @@ async fn crds_are_the_generated_ones(_cluster: Arc<Cluster>) -> Result<(), TestE
         let copy = std::fs::read_to_string(copies.join(name))?;
         assert!(
             &copy == yaml,
-            "charts/keda-operator/files/crds/{name} is stale: copy operator/deploy/crds/{name} there (regenerated with `{}`)",
+            "charts/keda-operator/files/crds/{name} is stale: run `{}`, which writes both copies",
             keda_operator_api::CRDGEN_COMMAND
         );
     }

@@ -159,6 +159,16 @@ pub async fn authentication_sources_resolve(
                 "secrets": [{"parameter": "password", "path": "secret/db", "key": "password"}]}}}),
     )
     .await?;
+    // KEDA v2.21's shared Azure service principal: the schema takes it as upstream's does.
+    apply(
+        &tas,
+        serde_json::json!({"apiVersion": "keda.sh/v1alpha1", "kind": "TriggerAuthentication",
+            "metadata": {"name": "azure-sp"},
+            "spec": {"azureServicePrincipal": {"tenantId": "t", "clientId": "c", "cloud": "Private",
+                "activeDirectoryEndpoint": "https://login.private.example",
+                "clientSecret": {"valueFrom": {"secretKeyRef": {"name": "sp", "key": "secret"}}}}}}),
+    )
+    .await?;
     let ctas: Api<ClusterTriggerAuthentication> = Api::all(client.clone());
     let cta_name = format!("cluster-{}", ns.name());
     apply(
@@ -223,6 +233,26 @@ pub async fn authentication_sources_resolve(
     assert!(
         message.contains(
             "TriggerAuthentication \"vault\" uses hashiCorpVault, which this operator does not support"
+        ),
+        "{message}"
+    );
+    worker_with_env(&client, ns.name(), "azure-sp").await?;
+    apply_scaled_object(
+        &client,
+        ns.name(),
+        &mysql_so(
+            "azure-sp",
+            "azure-sp",
+            port,
+            "    authenticationRef: {name: azure-sp}",
+            "",
+        ),
+    )
+    .await?;
+    let message = wait_for_ready(&client, ns.name(), "azure-sp", "False").await?;
+    assert!(
+        message.contains(
+            "TriggerAuthentication \"azure-sp\" uses azureServicePrincipal, which this operator does not support"
         ),
         "{message}"
     );

@@ -462,6 +462,38 @@ async fn corpus_dry_run(cluster: Arc<Cluster>, _op: Arc<Operator>) -> Result<(),
         "only {applied} documents found in {}",
         dir.display()
     );
+
+    // behavior.scale{Up,Down}.tolerance is a quantity, as in upstream's CRD: "abc" is refused
+    // at admission, naming the field, while a number or a quantity string passes.
+    let with_tolerance = |tolerance: serde_json::Value| {
+        serde_json::json!({
+            "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+            "metadata": {"name": "tolerance"},
+            "spec": {"scaleTargetRef": {"name": "web"},
+                "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {
+                    "scaleDown": {"tolerance": tolerance}}}},
+                "triggers": [{"type": "cron", "metadata": {"timezone": "UTC",
+                    "start": "0 * * * *", "end": "30 * * * *", "desiredReplicas": "2"}}]},
+        })
+    };
+    for accepted in [
+        serde_json::json!("0.05"),
+        serde_json::json!("50m"),
+        serde_json::json!(1),
+    ] {
+        kind::apply::apply_with(&client, &with_tolerance(accepted.clone()), &options)
+            .await
+            .map_err(|e| format!("tolerance {accepted} was refused: {e}"))?;
+    }
+    let refused = kind::apply::apply_with(&client, &with_tolerance("abc".into()), &options)
+        .await
+        .expect_err("tolerance \"abc\" is not a quantity")
+        .to_string();
+    assert!(
+        refused
+            .contains("spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.tolerance"),
+        "{refused}"
+    );
     Ok(())
 }
 

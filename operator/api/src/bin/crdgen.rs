@@ -1,4 +1,5 @@
-//! Writes the CRDs of keda.sh/v1alpha1 to `operator/deploy/crds/keda.sh_<plural>.yaml`.
+//! Writes the CRDs of keda.sh/v1alpha1 to `operator/deploy/crds/keda.sh_<plural>.yaml`, and the
+//! same files to the Helm chart's `charts/keda-operator/files/crds/`.
 //!
 //! Run from anywhere in the workspace:
 //! `cargo run -p keda-operator-api --features crdgen --bin crdgen`.
@@ -7,17 +8,23 @@ use std::path::Path;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    // operator/api → operator/deploy/crds
+    // operator/api → operator/deploy/crds, and the workspace's charts/keda-operator/files/crds
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let directory = manifest_dir
-        .parent()
-        .unwrap_or(manifest_dir)
-        .join("deploy/crds");
-    match write_all(&directory) {
-        Ok(count) => {
-            println!("wrote {count} CRDs to {}", directory.display());
-            ExitCode::SUCCESS
-        }
+    let operator = manifest_dir.parent().unwrap_or(manifest_dir);
+    let directories = [
+        operator.join("deploy/crds"),
+        operator
+            .parent()
+            .unwrap_or(operator)
+            .join("charts/keda-operator/files/crds"),
+    ];
+    let written = directories.iter().try_for_each(|directory| {
+        let count = write_all(directory)?;
+        println!("wrote {count} CRDs to {}", directory.display());
+        Ok::<_, Box<dyn std::error::Error>>(())
+    });
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("crdgen: {error}");
             let mut source = std::error::Error::source(error.as_ref());

@@ -107,6 +107,9 @@ const MAX_STABILIZATION_WINDOW_SECONDS: i64 = 3600;
 
 /// `advanced.horizontalPodAutoscalerConfig.behavior`: autoscaling/v2 HorizontalPodAutoscalerBehavior
 /// with `stabilizationWindowSeconds` bounded to 0..=3600 in both directions.
+/// The pattern Kubernetes' OpenAPI gives `resource.Quantity`.
+pub const QUANTITY_PATTERN: &str = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$";
+
 pub(crate) fn hpa_behavior(generator: &mut SchemaGenerator) -> Schema {
     let mut behavior = HorizontalPodAutoscalerBehavior::json_schema(generator);
     for direction in ["scaleUp", "scaleDown"] {
@@ -114,6 +117,11 @@ pub(crate) fn hpa_behavior(generator: &mut SchemaGenerator) -> Schema {
         if let Some(window) = property_mut(&mut rules, "stabilizationWindowSeconds") {
             window.insert("minimum".into(), json!(0));
             window.insert("maximum".into(), json!(MAX_STABILIZATION_WINDOW_SECONDS));
+        }
+        // A Kubernetes quantity, checked as the apiserver checks quantities (upstream's CRD
+        // carries the same pattern): `"abc"` is refused at admission, not at the HPA.
+        if let Some(tolerance) = property_mut(&mut rules, "tolerance") {
+            tolerance.insert("pattern".into(), json!(QUANTITY_PATTERN));
         }
         if let Some(slot) = property_mut(&mut behavior, direction) {
             // Keep the direction's own description; take everything else from the patched rules.

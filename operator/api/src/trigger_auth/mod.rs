@@ -13,10 +13,10 @@ use crate::common::schema;
 
 pub use sources::{
     AwsSecretManager, AwsSecretManagerCredentials, AwsSecretManagerSecret, AzureKeyVault,
-    AzureKeyVaultCloudInfo, AzureKeyVaultCredentials, AzureKeyVaultSecret, GcpCredentials,
-    GcpSecretManager, GcpSecretManagerSecret, HashiCorpVault, OAuth2, OAuth2GrantType,
-    SecretKeyRef, SecretKeyRefSource, ValueFromSecret, VaultAuthentication, VaultCredential,
-    VaultPkiData, VaultSecret, VaultSecretType,
+    AzureKeyVaultCloudInfo, AzureKeyVaultCredentials, AzureKeyVaultSecret, AzureServicePrincipal,
+    GcpCredentials, GcpSecretManager, GcpSecretManagerSecret, HashiCorpVault, OAuth2,
+    OAuth2GrantType, SecretKeyRef, SecretKeyRefSource, ValueFromSecret, VaultAuthentication,
+    VaultCredential, VaultPkiData, VaultSecret, VaultSecretType,
 };
 
 /// The sources of a trigger's authentication parameters. They are read in this order, a later
@@ -99,6 +99,10 @@ pub struct TriggerAuthenticationSpec {
     /// Parameters read from Azure Key Vault.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub azure_key_vault: Option<AzureKeyVault>,
+
+    /// Microsoft Entra service principal credentials shared by Azure scalers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure_service_principal: Option<AzureServicePrincipal>,
 
     /// Parameters read from GCP Secret Manager.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -169,6 +169,37 @@ pub struct AzureKeyVault {
     pub cloud: Option<AzureKeyVaultCloudInfo>,
 }
 
+/// Microsoft Entra service principal credentials that Azure scalers can share (KEDA v2.21+).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AzureServicePrincipal {
+    /// The tenant id.
+    pub tenant_id: String,
+
+    /// The application's client id.
+    pub client_id: String,
+
+    /// The Azure cloud environment. Default: AzurePublicCloud.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud: Option<String>,
+
+    /// Required when `cloud` is `Private`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_directory_endpoint: Option<String>,
+
+    /// The Secret key holding the client secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<ValueFromSecret>,
+
+    /// The Secret key holding a client certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<ValueFromSecret>,
+
+    /// The Secret key holding the client certificate's password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate_password: Option<ValueFromSecret>,
+}
+
 /// An Azure AD application's credentials.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
