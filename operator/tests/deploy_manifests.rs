@@ -208,7 +208,7 @@ fn expected_kinds(with_namespace: bool, with_crds: bool) -> BTreeMap<String, usi
         kinds.insert("Namespace".into(), 1);
     }
     if with_crds {
-        kinds.insert("CustomResourceDefinition".into(), 4);
+        kinds.insert("CustomResourceDefinition".into(), 6);
     }
     kinds
 }

@@ -9,7 +9,8 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 
 use keda_operator_api::{
-    ClusterTriggerAuthentication, ScaledJob, ScaledObject, TriggerAuthentication, crds,
+    CloudEventSource, ClusterCloudEventSource, ClusterTriggerAuthentication, ScaledJob,
+    ScaledObject, TriggerAuthentication, crds,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -19,11 +20,13 @@ use support::{
     Manifest, corpus, differences, open_api_schema, schema_paths, validate, value_paths,
 };
 
-const KINDS: [&str; 4] = [
+const KINDS: [&str; 6] = [
     "ScaledObject",
     "ScaledJob",
     "TriggerAuthentication",
     "ClusterTriggerAuthentication",
+    "CloudEventSource",
+    "ClusterCloudEventSource",
 ];
 
 fn round_trip(manifest: &Manifest) -> Result<Value, String> {
@@ -32,6 +35,8 @@ fn round_trip(manifest: &Manifest) -> Result<Value, String> {
         "ScaledJob" => through::<ScaledJob>(&manifest.value),
         "TriggerAuthentication" => through::<TriggerAuthentication>(&manifest.value),
         "ClusterTriggerAuthentication" => through::<ClusterTriggerAuthentication>(&manifest.value),
+        "CloudEventSource" => through::<CloudEventSource>(&manifest.value),
+        "ClusterCloudEventSource" => through::<ClusterCloudEventSource>(&manifest.value),
         other => Err(format!("kind {other:?} is not one of {KINDS:?}")),
     }
 }

@@ -41,7 +41,7 @@ fn no_other_keda_crd_file_is_committed() {
                 .ok()
                 .map(|entry| entry.file_name().to_string_lossy().into_owned())
         })
-        .filter(|name| name.starts_with("keda.sh_") && !expected.contains(name))
+        .filter(|name| name.ends_with(".yaml") && !expected.contains(name))
         .collect();
     extra.sort();
     assert!(
