@@ -46,6 +46,10 @@ pub trait ControlTarget: Send + Sync {
     }
     fn clear_value(&self, key: &str) -> bool;
     fn clear_values(&self);
+    /// What a sink received (the CloudEvents sink's events); `None` for other fakes.
+    fn received_json(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 impl<P: Protocol> ControlTarget for HttpFake<P> {
@@ -114,6 +118,12 @@ impl<P: Protocol> ControlTarget for HttpFake<P> {
     fn clear_values(&self) {
         self.values().clear_all();
     }
+
+    fn received_json(&self) -> Option<serde_json::Value> {
+        self.shared()
+            .protocol()
+            .received(&self.controls().requests())
+    }
 }
 
 /// The fakes the control API serves, by name.
@@ -142,6 +152,7 @@ pub fn router(fakes: Registry) -> Router {
             "/fakes/{fake}/requests",
             get(get_requests).delete(delete_requests),
         )
+        .route("/fakes/{fake}/events", get(get_events))
         .route("/fakes/{fake}/reset", post(post_reset))
         .with_state(Arc::new(fakes))
 }
@@ -364,6 +375,13 @@ async fn delete_requests(State(fakes): Shared, Path(name): Path<String>) -> Repl
         fake.controls().clear_requests();
         no_content()
     })
+}
+
+async fn get_events(State(fakes): Shared, Path(name): Path<String>) -> Reply {
+    let fake = find(&fakes, &name)?;
+    fake.received_json()
+        .map(|events| axum::Json(events).into_response())
+        .ok_or_else(|| not_found(format!("fake {name:?} is not a sink; it keeps no events")))
 }
 
 async fn post_reset(State(fakes): Shared, Path(name): Path<String>) -> Reply {

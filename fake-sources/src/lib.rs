@@ -12,6 +12,7 @@
 //! ```
 
 pub mod auth;
+pub mod cloudevents;
 pub mod control;
 pub mod control_api;
 pub mod datadog;
@@ -24,6 +25,7 @@ pub mod rabbitmq;
 pub mod tls;
 
 pub use auth::{Auth, AuthOutcome, Secret};
+pub use cloudevents::{CloudEvent, FakeCloudEventsSink};
 pub use control::{
     Fault, FaultId, FaultRule, FaultSpec, Malformed, RecordedRequest, Response, Step, Transport,
     UnknownKeys,

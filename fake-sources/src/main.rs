@@ -8,16 +8,17 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use fake_sources::{
-    ControlServer, ControlTarget, FakeDatadog, FakeDatadogClusterAgent, FakeMySql, FakeOptions,
-    FakePrometheus, FakeRabbitMq, Registry, Secret, TestCa, TlsOptions,
+    ControlServer, ControlTarget, FakeCloudEventsSink, FakeDatadog, FakeDatadogClusterAgent,
+    FakeMySql, FakeOptions, FakePrometheus, FakeRabbitMq, Registry, Secret, TestCa, TlsOptions,
 };
 
-const KINDS: [&str; 5] = [
+const KINDS: [&str; 6] = [
     "prometheus",
     "datadog",
     "datadog-cluster-agent",
     "mysql",
     "rabbitmq",
+    "cloudevents",
 ];
 
 /// Controllable fake metric sources speaking the real protocols.
@@ -25,7 +26,7 @@ const KINDS: [&str; 5] = [
 #[command(name = "fake-sources", version)]
 struct Args {
     /// A fake to start, as NAME or NAME:PORT (prometheus, datadog, datadog-cluster-agent,
-    /// mysql, rabbitmq). Repeatable; all of them on free ports when absent. For rabbitmq the
+    /// mysql, rabbitmq, cloudevents). Repeatable; all of them on free ports when absent. For rabbitmq the
     /// port is the management API's; AMQP takes a free port (listed as "rabbitmq").
     #[arg(long = "fake", value_name = "NAME[:PORT]")]
     fakes: Vec<String>,
@@ -117,6 +118,7 @@ async fn start(name: &str, options: FakeOptions) -> anyhow::Result<Arc<dyn Contr
         "datadog-cluster-agent" => Arc::new(FakeDatadogClusterAgent::start(options).await?),
         "mysql" => Arc::new(FakeMySql::start(options).await?),
         "rabbitmq" => Arc::new(FakeRabbitMq::start(options).await?),
+        "cloudevents" => Arc::new(FakeCloudEventsSink::start(options).await?),
         other => bail!("unknown fake {other:?}"),
     };
     Ok(started)

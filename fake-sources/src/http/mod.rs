@@ -101,6 +101,13 @@ pub trait Protocol: Send + Sync + 'static {
 
     /// A success status with a broken body.
     fn malformed(&self, kind: Malformed) -> HttpResponse;
+
+    /// What a sink fake received, read from its request log (the CloudEvents sink's events);
+    /// `None` for a fake that only answers.
+    fn received(&self, requests: &[crate::control::RecordedRequest]) -> Option<serde_json::Value> {
+        let _ = requests;
+        None
+    }
 }
 
 /// A Go-style `FormatFloat(v, 'f', -1, 64)`: shortest exact digits, no exponent; non-finite
