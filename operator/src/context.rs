@@ -28,6 +28,8 @@ pub struct Settings {
     /// Where ClusterTriggerAuthentications read Secrets and ConfigMaps
     /// (`KEDA_CLUSTER_OBJECT_NAMESPACE`, by default the operator's namespace).
     pub cluster_object_namespace: String,
+    /// Goes into the `source` and `subject` of every CloudEvent (`--k8s-cluster-name`).
+    pub cluster_name: String,
 }
 
 impl Default for Settings {
@@ -38,6 +40,7 @@ impl Default for Settings {
             max_concurrent_polls: 256,
             per_source_concurrency: 16,
             cluster_object_namespace: "keda".to_string(),
+            cluster_name: "kubernetes-default".to_string(),
         }
     }
 }
@@ -54,6 +57,8 @@ pub struct Context {
     /// The scale loop (set when the runtime starts it).
     pub scheduler: OnceLock<Scheduler>,
     pub metrics: crate::metrics::Metrics,
+    /// Where events also go as CloudEvents (CloudEventSources).
+    pub eventing: std::sync::Arc<crate::eventing::Emitter>,
     /// Per ScaledObject: whether fallback was last announced active. The scale loop and the
     /// metrics API both update the Fallback condition, each from its own copy of the status;
     /// one memory of what was announced gives one event per flip, whichever path flips it.
@@ -71,6 +76,11 @@ impl Context {
                 },
             ),
             scalers: ScalersStore::new(settings.scaler_timeout),
+            eventing: std::sync::Arc::new(crate::eventing::Emitter::new(
+                client.clone(),
+                settings.cluster_name.clone(),
+                settings.cluster_object_namespace.clone(),
+            )),
             client,
             scaled_objects: OnceLock::new(),
             hpas: OnceLock::new(),
@@ -129,6 +139,7 @@ impl Context {
     }
 
     /// Publishes an event about `regarding`; a failure is only logged (events are best effort).
+    /// An event with a CloudEvent type also goes to the CloudEventSources that take it.
     pub async fn publish(
         &self,
         regarding: &k8s_openapi::api::core::v1::ObjectReference,
@@ -147,6 +158,7 @@ impl Context {
         if let Err(e) = self.recorder.publish(&event, regarding).await {
             tracing::debug!(error = %e, %reason, "publishing an event failed");
         }
+        self.eventing.emit(regarding, reason, note);
     }
 
     pub fn record_poll_lag(&self, lag: Duration) {

@@ -7,6 +7,7 @@ pub mod auth_controller;
 pub mod context;
 pub mod core_input;
 pub mod error;
+pub mod eventing;
 pub mod metric_provider;
 pub mod metrics;
 pub mod metrics_api;

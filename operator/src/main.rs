@@ -102,6 +102,9 @@ struct RunArgs {
     /// Where ClusterTriggerAuthentications read Secrets and ConfigMaps.
     #[arg(long, env = "KEDA_CLUSTER_OBJECT_NAMESPACE", default_value = "keda")]
     cluster_object_namespace: String,
+    /// The cluster's name in CloudEvents' `source` and `subject` (KEDA's flag of that name).
+    #[arg(long = "k8s-cluster-name", default_value = "kubernetes-default")]
+    k8s_cluster_name: String,
 }
 
 fn main() -> ExitCode {
@@ -204,6 +207,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             settings: keda_operator::context::Settings {
                 scaler_timeout: Duration::from_millis(args.http_default_timeout_ms),
                 cluster_object_namespace: args.cluster_object_namespace,
+                cluster_name: args.k8s_cluster_name,
                 ..Default::default()
             },
         };

@@ -175,6 +175,10 @@ pub async fn start(client: kube::Client, options: Options) -> Result<Running, St
         context.clone(),
         options.namespace.clone(),
     )));
+    tasks.push(tokio::spawn(crate::eventing::run(
+        context.clone(),
+        options.namespace.clone(),
+    )));
     let controller_ctx = context.clone();
     let namespace = options.namespace.clone();
     // The metrics API is bound above; readiness now waits for the controller's cache.

@@ -2,6 +2,7 @@
 //! controller scaling through our metrics API, garbage collection, and bad input.
 
 mod auth;
+mod eventing;
 mod executor;
 mod external;
 mod fixture;
@@ -126,6 +127,14 @@ fn main() -> ExitCode {
         ClusterTest::with_fixture(
             "a_rotated_password_is_picked_up_after_the_failed_read",
             rotation::a_rotated_password_is_picked_up_after_the_failed_read,
+        ),
+        ClusterTest::with_fixture(
+            "cloud_events_reach_the_sink_filtered_by_subscription",
+            eventing::cloud_events_reach_the_sink_filtered_by_subscription,
+        ),
+        ClusterTest::with_fixture(
+            "a_sink_that_keeps_failing_makes_its_source_inactive",
+            eventing::a_sink_that_keeps_failing_makes_its_source_inactive,
         ),
     ];
     run_cluster_tests_with(fixture::crds(), fixture::start, tests)
