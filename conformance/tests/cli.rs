@@ -575,9 +575,8 @@ spec:
 
     // The runner says what it derived, before any rule runs (the rule's verdict does not
     // matter here: no operator serves this cluster).
-    let run = cli(
-        state.path(),
-        &[
+    let run_on_it = |extra: &[&str]| {
+        let mut args = vec![
             "run",
             "--provider",
             "existing",
@@ -587,32 +586,18 @@ spec:
             "external",
             "--rules",
             "WEBHOOK-005",
-        ],
-    );
-    let stderr = text(&run.stderr);
+        ];
+        args.extend_from_slice(extra);
+        text(&cli(state.path(), &args).stderr)
+    };
+    let stderr = run_on_it(&[]);
     assert!(
         stderr.contains(
             "HPA sync period 2s, downscale stabilization 7s (flags given, else kube-controller-manager's flags)"
         ),
         "{stderr}"
     );
-    let given = cli(
-        state.path(),
-        &[
-            "run",
-            "--provider",
-            "existing",
-            "--kubeconfig",
-            &kubeconfig,
-            "--operator",
-            "external",
-            "--hpa-sync-period",
-            "3",
-            "--rules",
-            "WEBHOOK-005",
-        ],
-    );
-    let stderr = text(&given.stderr);
+    let stderr = run_on_it(&["--hpa-sync-period", "3"]);
     assert!(
         stderr.contains("HPA sync period 3s, downscale stabilization 7s"),
         "{stderr}"
