@@ -101,6 +101,12 @@ pub fn set_by_cargo_for_its_program(name: &str) -> bool {
 /// rustls, kube and everything above them on every run, both ways.
 pub fn nested_cargo(cargo: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut command = Command::new(cargo);
+    without_cargo_program_env(&mut command);
+    command
+}
+
+/// Runs `command` as the user's shell would: without the variables cargo set for this program.
+pub fn without_cargo_program_env(command: &mut Command) -> &mut Command {
     for (name, _) in std::env::vars_os() {
         if name.to_str().is_some_and(set_by_cargo_for_its_program) {
             command.env_remove(name);

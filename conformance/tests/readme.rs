@@ -121,14 +121,7 @@ fn run_block(root: &Path, state: &Path, script: &str) -> Outcome {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     // The blocks run as in the user's shell: without what `cargo test` set for this program.
-    for (name, _) in std::env::vars_os() {
-        if name
-            .to_str()
-            .is_some_and(keda_conformance::operator::set_by_cargo_for_its_program)
-        {
-            command.env_remove(name);
-        }
-    }
+    keda_conformance::operator::without_cargo_program_env(&mut command);
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
     let mut child = command.spawn().expect("bash starts");
     // Both pipes are drained on threads so a chatty block cannot fill them and stall.
