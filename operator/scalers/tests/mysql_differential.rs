@@ -430,83 +430,14 @@ async fn compare_prepared_statements(real_port: u16, fake_port: u16) {
     }
 }
 
-/// The project's cache directory, as the cluster providers find it.
-fn cache_root() -> PathBuf {
-    match std::env::var_os("KEDA_CONFORMANCE_CACHE").filter(|v| !v.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME").expect("HOME or KEDA_CONFORMANCE_CACHE"))
-            .join(".cache")
-            .join("keda-conformance"),
-    }
-}
-
-/// A Python with mysql-connector-python, in a virtualenv under the cache directory; made
-/// (with `python3 -m venv` and pip) when missing or broken.
+/// A Python with mysql-connector-python, in a virtualenv under the cache directory.
 fn connector_python() -> PathBuf {
-    let tag = "mysql differential";
-    let venv = cache_root().join("python").join("mysql-connector");
-    let python = venv.join("bin").join("python");
-    let works = |python: &Path| {
-        Command::new(python)
-            .args(["-c", "import mysql.connector"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    let pinned = venv.join("installed");
-    if works(&python)
-        && std::fs::read_to_string(&pinned).is_ok_and(|text| text.trim() == CONNECTOR_PYTHON)
-    {
-        return python;
-    }
-    let scratch = tempfile::tempdir().expect("a temporary directory");
-    let system = find_or_install(tag, scratch.path(), "python3-venv", || {
-        let python = find_program(&[], &["python3"])?;
-        Command::new(&python)
-            .args(["-c", "import venv, ensurepip"])
-            .stdin(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-            .then_some(python)
-    });
-    progress(
-        tag,
-        &format!("installing {CONNECTOR_PYTHON} into {}", venv.display()),
-    );
-    let _ = std::fs::remove_dir_all(&venv);
-    let status = Command::new(&system)
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .stdin(Stdio::null())
-        .status()
-        .expect("python3 -m venv runs");
-    assert!(
-        status.success(),
-        "python3 -m venv {} failed",
-        venv.display()
-    );
-    let status = Command::new(venv.join("bin").join("pip"))
-        .args([
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            CONNECTOR_PYTHON,
-        ])
-        .stdin(Stdio::null())
-        .status()
-        .expect("pip runs");
-    assert!(
-        status.success(),
-        "pip install {CONNECTOR_PYTHON} failed; see its output above"
-    );
-    assert!(
-        works(&python),
-        "{CONNECTOR_PYTHON} is installed but does not import"
-    );
-    std::fs::write(&pinned, CONNECTOR_PYTHON).expect("recording the installed release");
-    python
+    real_server::python_with(
+        "mysql differential",
+        "mysql-connector",
+        CONNECTOR_PYTHON,
+        "mysql.connector",
+    )
 }
 
 /// What mysql-connector-python's prepared cursor made of every statement, as JSON.

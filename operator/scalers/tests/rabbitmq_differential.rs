@@ -637,70 +637,9 @@ async fn heartbeats_alike(real: u16, fake: u16) {
 /// The pika release the client script is run with.
 const PIKA: &str = "pika==1.4.4";
 
-/// The project's cache directory, as the cluster providers find it.
-fn cache_root() -> PathBuf {
-    match std::env::var_os("KEDA_CONFORMANCE_CACHE").filter(|v| !v.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME").expect("HOME or KEDA_CONFORMANCE_CACHE"))
-            .join(".cache")
-            .join("keda-conformance"),
-    }
-}
-
-/// A Python with pika, in a virtualenv under the cache directory; made (with
-/// `python3 -m venv` and pip) when missing, broken or of another release.
+/// A Python with pika, in a virtualenv under the cache directory.
 fn pika_python() -> PathBuf {
-    let tag = "rabbitmq differential";
-    let venv = cache_root().join("python").join("pika");
-    let python = venv.join("bin").join("python");
-    let pinned = venv.join("installed");
-    let works = |python: &Path| {
-        Command::new(python)
-            .args(["-c", "import pika"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if works(&python) && std::fs::read_to_string(&pinned).is_ok_and(|text| text.trim() == PIKA) {
-        return python;
-    }
-    let scratch = tempfile::tempdir().expect("a temporary directory");
-    let system = find_or_install(tag, scratch.path(), "python3-venv", || {
-        let python = find_program(&[], &["python3"])?;
-        Command::new(&python)
-            .args(["-c", "import venv, ensurepip"])
-            .stdin(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-            .then_some(python)
-    });
-    progress(tag, &format!("installing {PIKA} into {}", venv.display()));
-    let _ = std::fs::remove_dir_all(&venv);
-    let status = Command::new(&system)
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .stdin(Stdio::null())
-        .status()
-        .expect("python3 -m venv runs");
-    assert!(
-        status.success(),
-        "python3 -m venv {} failed",
-        venv.display()
-    );
-    let status = Command::new(venv.join("bin").join("pip"))
-        .args(["install", "--quiet", "--disable-pip-version-check", PIKA])
-        .stdin(Stdio::null())
-        .status()
-        .expect("pip runs");
-    assert!(
-        status.success(),
-        "pip install {PIKA} failed; see its output above"
-    );
-    assert!(works(&python), "{PIKA} is installed but does not import");
-    std::fs::write(&pinned, PIKA).expect("recording the installed release");
-    python
+    real_server::python_with("rabbitmq differential", "pika", PIKA, "pika")
 }
 
 /// The counts of a queue as a management API shows them: messages, ready, unacknowledged,

@@ -1,5 +1,6 @@
 //! What the differential tests share: finding a real server's programs, installing its Debian
-//! package when they are missing (only as root, with apt-get), a free port, and progress lines.
+//! package when they are missing (only as root, with apt-get), a Python client in a virtualenv
+//! under the project's cache, a free port, and progress lines.
 
 use std::io::Write as _;
 use std::net::{Ipv4Addr, TcpListener};
@@ -72,4 +73,84 @@ pub fn find_or_install<T>(
         );
     }
     find().unwrap_or_else(|| panic!("{package} is installed but its programs are not found"))
+}
+
+/// The project's cache directory, as the cluster providers find it.
+pub fn cache_root() -> PathBuf {
+    match std::env::var_os("KEDA_CONFORMANCE_CACHE").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(std::env::var_os("HOME").expect("HOME or KEDA_CONFORMANCE_CACHE"))
+            .join(".cache")
+            .join("keda-conformance"),
+    }
+}
+
+/// A Python in which `import <module>` works, from a virtualenv `<cache>/python/<name>` holding
+/// `requirement` (a pinned pip requirement); made with `python3 -m venv` and pip when missing,
+/// broken or of another release.
+#[allow(dead_code)] // not every differential test drives a Python client
+pub fn python_with(tag: &str, name: &str, requirement: &str, module: &str) -> PathBuf {
+    let venv = cache_root().join("python").join(name);
+    let python = venv.join("bin").join("python");
+    let pinned = venv.join("installed");
+    let works = |python: &Path| {
+        Command::new(python)
+            .args(["-c", &format!("import {module}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if works(&python)
+        && std::fs::read_to_string(&pinned).is_ok_and(|text| text.trim() == requirement)
+    {
+        return python;
+    }
+    let scratch = tempfile::tempdir().expect("a temporary directory");
+    let system = find_or_install(tag, scratch.path(), "python3-venv", || {
+        let python = find_program(&[], &["python3"])?;
+        Command::new(&python)
+            .args(["-c", "import venv, ensurepip"])
+            .stdin(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+            .then_some(python)
+    });
+    progress(
+        tag,
+        &format!("installing {requirement} into {}", venv.display()),
+    );
+    let _ = std::fs::remove_dir_all(&venv);
+    let status = Command::new(&system)
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .stdin(Stdio::null())
+        .status()
+        .expect("python3 -m venv runs");
+    assert!(
+        status.success(),
+        "python3 -m venv {} failed",
+        venv.display()
+    );
+    let status = Command::new(venv.join("bin").join("pip"))
+        .args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            requirement,
+        ])
+        .stdin(Stdio::null())
+        .status()
+        .expect("pip runs");
+    assert!(
+        status.success(),
+        "pip install {requirement} failed; see its output above"
+    );
+    assert!(
+        works(&python),
+        "{requirement} is installed but does not import"
+    );
+    std::fs::write(&pinned, requirement).expect("recording the installed release");
+    python
 }
