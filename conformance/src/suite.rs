@@ -90,7 +90,6 @@ impl Suite {
         } else {
             progress("connecting to the cluster");
         }
-        let is_local = matches!(options.provider, kind::Provider::Local(_));
         let cluster = Arc::new(
             kind::Cluster::start(options.provider)
                 .await
@@ -121,7 +120,8 @@ impl Suite {
             }
         };
         let (hpa_sync, stabilization) = (timing.sync_period, timing.downscale_stabilization);
-        if !is_local && !preinstall.is_empty() {
+        // A local cluster had the CRDs applied before its controllers started.
+        if local_timing.is_none() && !preinstall.is_empty() {
             let deadline = std::time::Instant::now() + Duration::from_secs(60);
             kind::apply::apply_all(&cluster.client(), &preinstall, deadline)
                 .await
