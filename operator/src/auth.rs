@@ -78,17 +78,8 @@ struct Owner<'a> {
     template: PodTemplate<'a>,
 }
 
-/// The authentication objects a ScaledObject's triggers reference, each once.
-pub fn references(so: &ScaledObject) -> Vec<AuthRef> {
-    trigger_references(&so.spec.triggers)
-}
-
-/// The authentication objects a ScaledJob's triggers reference, each once.
-pub fn job_references(sj: &ScaledJob) -> Vec<AuthRef> {
-    trigger_references(&sj.spec.triggers)
-}
-
-fn trigger_references(triggers: &[ScaleTrigger]) -> Vec<AuthRef> {
+/// The authentication objects a ScaledObject's or ScaledJob's triggers reference, each once.
+pub fn references(triggers: &[ScaleTrigger]) -> Vec<AuthRef> {
     let refs: BTreeSet<(u8, String)> = triggers
         .iter()
         .filter_map(|t| t.authentication_ref.as_ref())
@@ -275,7 +266,7 @@ async fn resolve_for(ctx: &Context, owner: &Owner<'_>) -> Result<Vec<TriggerAuth
     let client = &ctx.client;
     // The authentication objects, each read once.
     let mut specs: BTreeMap<(u8, String), (TriggerAuthenticationSpec, String)> = BTreeMap::new();
-    for (kind, name) in trigger_references(owner.triggers) {
+    for (kind, name) in references(owner.triggers) {
         let found = match kind {
             AuthenticationRefKind::TriggerAuthentication => {
                 Api::<TriggerAuthentication>::namespaced(client.clone(), &ns)
@@ -399,13 +390,9 @@ async fn resolve_for(ctx: &Context, owner: &Owner<'_>) -> Result<Vec<TriggerAuth
     Ok(out)
 }
 
-/// Adds (or removes) `so` in the `status.scaledobjects` list of each authentication object.
 /// The references in `previous` that `current` no longer has, and those it adds: only they
 /// are written to the authentications' status.
-pub fn changed_references(
-    previous: &[AuthRef],
-    current: &[AuthRef],
-) -> (Vec<AuthRef>, Vec<AuthRef>) {
+fn changed_references(previous: &[AuthRef], current: &[AuthRef]) -> (Vec<AuthRef>, Vec<AuthRef>) {
     let missing_from = |a: &[AuthRef], b: &[AuthRef]| -> Vec<AuthRef> {
         a.iter().filter(|r| !b.contains(r)).cloned().collect()
     };
@@ -415,15 +402,20 @@ pub fn changed_references(
     )
 }
 
-pub async fn record_references(ctx: &Context, so: &ScaledObject, refs: &[AuthRef], add: bool) {
-    let ns = so.namespace().unwrap_or_default();
-    record_owner(ctx, OwnerKind::ScaledObject, &ns, &so.name_any(), refs, add).await;
-}
-
-/// Adds (or removes) `sj` in the `status.scaledjobs` list of each authentication object.
-pub async fn record_job_references(ctx: &Context, sj: &ScaledJob, refs: &[AuthRef], add: bool) {
-    let ns = sj.namespace().unwrap_or_default();
-    record_owner(ctx, OwnerKind::ScaledJob, &ns, &sj.name_any(), refs, add).await;
+/// Keeps each authentication object's status list of its users (`scaledobjects` or
+/// `scaledjobs`) up to date for one owner whose references went from `previous` to
+/// `current`: only the references that changed are written (a deleted owner has none left).
+pub async fn record_changed_references(
+    ctx: &Context,
+    owner: OwnerKind,
+    ns: &str,
+    owner_name: &str,
+    previous: &[AuthRef],
+    current: &[AuthRef],
+) {
+    let (dropped, added) = changed_references(previous, current);
+    record_owner(ctx, owner, ns, owner_name, &dropped, false).await;
+    record_owner(ctx, owner, ns, owner_name, &added, true).await;
 }
 
 async fn record_owner(

@@ -19,4 +19,5 @@ pub mod scalers_store;
 pub mod serving_cert;
 pub mod simulate;
 pub mod status_patch;
+mod trigger_scalers;
 pub mod webhook;

@@ -17,7 +17,7 @@ use keda_operator_api::{Condition, ScaledJob};
 use keda_operator_core::annotations::{PAUSED, flag};
 use keda_operator_core::conditions::{Condition as CoreCondition, ConditionStatus, ConditionType};
 use keda_operator_core::scaled_job::{self as sj, reasons};
-use keda_operator_scalers::{MetricType, Scaler, TriggerConfig};
+use keda_operator_scalers::Scaler;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
@@ -26,6 +26,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
+use crate::auth::OwnerKind;
 use crate::context::join_unique;
 use crate::context::{Context, FIELD_MANAGER};
 use crate::error::{Error, Result};
@@ -147,8 +148,17 @@ async fn reconcile(sj: Arc<ScaledJob>, shared: Arc<Shared>) -> Result<Action> {
 
 async fn cleanup(sj: Arc<ScaledJob>, shared: &Shared) -> Result<Action> {
     shared.forget(&(sj.namespace().unwrap_or_default(), sj.name_any()));
-    let refs = crate::auth::job_references(&sj);
-    crate::auth::record_job_references(&shared.ctx, &sj, &refs, false).await;
+    let refs = crate::auth::references(&sj.spec.triggers);
+    let (ns, name) = (sj.namespace().unwrap_or_default(), sj.name_any());
+    crate::auth::record_changed_references(
+        &shared.ctx,
+        OwnerKind::ScaledJob,
+        &ns,
+        &name,
+        &refs,
+        &[],
+    )
+    .await;
     publish(
         &shared.ctx,
         &sj,
@@ -398,64 +408,39 @@ async fn build_scalers(sj: &ScaledJob, shared: &Shared) -> Result<(), String> {
         return Ok(());
     }
     // As for a ScaledObject, but the env comes from the job template's containers.
-    let mut auths = crate::auth::resolve_job(ctx, sj).await?.into_iter();
-    let mut scalers = Vec::with_capacity(sj.spec.triggers.len());
-    let mut sources = Vec::with_capacity(sj.spec.triggers.len());
-    for (index, trigger) in sj.spec.triggers.iter().enumerate() {
-        let auth = auths.next().unwrap_or_default();
-        let config = TriggerConfig {
-            trigger_type: trigger.scaler_type.clone(),
-            trigger_index: index,
-            trigger_name: trigger.name.clone(),
-            metadata: trigger.metadata.clone(),
-            auth_params: auth.auth_params,
-            resolved_env: auth.resolved_env,
-            metric_type: MetricType::AverageValue,
-            namespace: key.0.clone(),
-            owner_name: key.1.clone(),
-            timeout: ctx.settings.scaler_timeout,
-            ..Default::default()
-        };
-        if trigger.scaler_type == crate::scale_loop::push::PUSH_TYPE {
-            // As in KEDA: the trigger is polled like `external`; its pushes are not watched.
-            tracing::info!(ns = %key.0, name = %key.1, index, "external-push activity is not watched for a ScaledJob; the trigger is polled");
-        }
-        let scaler = keda_operator_scalers::build(config)
-            .map_err(|e| format!("error getting scaler for trigger #{index}: {e}"))?;
-        match tokio::time::timeout(ctx.settings.scaler_timeout, scaler.ready()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(format!("error getting scaler for trigger #{index}: {e}")),
-            Err(_) => {
-                return Err(format!(
-                    "error getting scaler for trigger #{index}: the source did not answer within {:?}",
-                    ctx.settings.scaler_timeout
-                ));
-            }
-        }
-        scalers.push(scaler);
-        let server = ["serverAddress", "host", "endpoint", "scalerAddress"]
-            .iter()
-            .find_map(|k| trigger.metadata.get(*k))
-            .map(String::as_str)
-            .unwrap_or("");
-        sources.push(format!("{} {server}", trigger.scaler_type));
-    }
+    let auths = crate::auth::resolve_job(ctx, sj).await?;
+    let owner = crate::trigger_scalers::Owner {
+        kind: OwnerKind::ScaledJob,
+        namespace: &key.0,
+        name: &key.1,
+        triggers: &sj.spec.triggers,
+        as_metric_source: false,
+    };
+    let built = crate::trigger_scalers::build(&owner, auths, ctx.settings.scaler_timeout)
+        .await
+        .map_err(|e| e.to_string())?;
     // Only the references that changed are written to the authentications' status.
-    let auth_refs = crate::auth::job_references(sj);
+    let auth_refs = crate::auth::references(&sj.spec.triggers);
     let previous = shared
         .scalers(&key)
         .map(|s| s.auth_refs.clone())
         .unwrap_or_default();
-    let (dropped, added) = crate::auth::changed_references(&previous, &auth_refs);
-    crate::auth::record_job_references(ctx, sj, &dropped, false).await;
-    crate::auth::record_job_references(ctx, sj, &added, true).await;
+    crate::auth::record_changed_references(
+        ctx,
+        OwnerKind::ScaledJob,
+        &key.0,
+        &key.1,
+        &previous,
+        &auth_refs,
+    )
+    .await;
     if let Ok(mut all) = shared.scalers.write() {
         all.insert(
             key,
             Arc::new(JobScalers {
                 generation,
-                scalers,
-                sources,
+                scalers: built.scalers,
+                sources: built.sources,
                 auth_refs,
             }),
         );

@@ -41,15 +41,6 @@ impl Poller for ScaledJobPoller {
     }
 }
 
-/// The `scaler` label of a trigger's metrics: its name, else KEDA's struct-like name.
-fn scaler_label(trigger: &keda_operator_api::ScaleTrigger) -> String {
-    trigger
-        .name
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| format!("{}Scaler", trigger.scaler_type))
-}
-
 /// KEDA's per-scaler series, with `type="scaledjob"` (the object's name goes in the
 /// `scaledObject` label, as upstream does for both kinds).
 fn record(
@@ -125,7 +116,7 @@ impl ScaledJobPoller {
                 .spec
                 .triggers
                 .get(index)
-                .map(scaler_label)
+                .map(crate::trigger_scalers::scaler_label)
                 .unwrap_or_default();
             async move {
                 let mut metrics = Vec::new();

@@ -81,3 +81,47 @@ fn the_status_patch_holds_only_changed_fields() {
         serde_json::json!({"status": {"authenticationsTypes": "", "triggersTypes": null}})
     );
 }
+
+/// A context whose client points at a closed port: enough for work that needs no apiserver.
+fn offline_shared() -> Shared {
+    let config = kube::Config::new("http://127.0.0.1:9".parse().expect("a valid url"));
+    let client = kube::Client::try_from(config).expect("a client");
+    Shared {
+        ctx: Arc::new(Context::new(client, crate::context::Settings::default())),
+        scheduler: OnceLock::new(),
+        store: OnceLock::new(),
+        scalers: RwLock::new(HashMap::new()),
+        scheduled: RwLock::new(HashMap::new()),
+    }
+}
+
+#[tokio::test]
+async fn triggers_reading_their_host_from_env_are_limited_per_host_as_for_scaled_objects() {
+    let sj = scaled_job(
+        "apiVersion: keda.sh/v1alpha1
+kind: ScaledJob
+metadata: {name: a, namespace: apps, generation: 1}
+spec:
+  jobTargetRef:
+    template:
+      spec:
+        containers:
+        - name: w
+          env:
+          - {name: QUEUE_A, value: 'http://127.0.0.1:1/'}
+          - {name: QUEUE_B, value: 'http://127.0.0.1:2/'}
+  triggers:
+  - {type: rabbitmq, metadata: {hostFromEnv: QUEUE_A, queueName: q}}
+  - {type: rabbitmq, metadata: {hostFromEnv: QUEUE_B, queueName: q}}
+",
+    );
+    let shared = offline_shared();
+    build_scalers(&sj, &shared)
+        .await
+        .expect("the scalers build");
+    let built = shared
+        .scalers(&("apps".to_string(), "a".to_string()))
+        .expect("the scalers are stored");
+    // Each host gets its own read slots: a slow queue must not hold up the other one's reads.
+    assert_eq!(built.sources, ["rabbitmq QUEUE_A", "rabbitmq QUEUE_B"]);
+}

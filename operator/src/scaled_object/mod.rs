@@ -18,7 +18,6 @@ use keda_operator_core::conditions::Condition as CoreCondition;
 use keda_operator_core::formula::{ModifiersMetricType, ValidatedModifiers, validate_modifiers};
 use keda_operator_core::hpa::{self as hpa_spec, HpaInputs, Metric, ScaleTarget, Target};
 use keda_operator_core::names::{COMPOSITE_METRIC_NAME, SCALED_OBJECT_NAME_LABEL};
-use keda_operator_scalers::{MetricType, TriggerConfig};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
@@ -29,6 +28,7 @@ use kube::{Resource, ResourceExt};
 
 pub use hpa::is_derivative;
 
+use crate::auth::OwnerKind;
 use crate::context::join_unique;
 use crate::context::{Context, FIELD_MANAGER};
 use crate::error::{Error, Result};
@@ -119,7 +119,9 @@ async fn cleanup(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {
     }
     ctx.scalers.remove(&ns, &name);
     ctx.forget(&ns, &name);
-    crate::auth::record_references(&ctx, &so, &crate::auth::references(&so), false).await;
+    let refs = crate::auth::references(&so.spec.triggers);
+    crate::auth::record_changed_references(&ctx, OwnerKind::ScaledObject, &ns, &name, &refs, &[])
+        .await;
     restore_original_replicas(&ctx, &so).await;
     publish(
         &ctx,
@@ -598,79 +600,42 @@ async fn scalers_for(
     {
         return Ok(existing);
     }
-    let mut auths = crate::auth::resolve(ctx, so, target).await?.into_iter();
-    let mut scalers = Vec::with_capacity(so.spec.triggers.len());
-    let mut sources = Vec::with_capacity(so.spec.triggers.len());
-    let mut cached = Vec::with_capacity(so.spec.triggers.len());
-    let mut names = Vec::with_capacity(so.spec.triggers.len());
-    let mut push_configs = Vec::new();
-    for (index, trigger) in so.spec.triggers.iter().enumerate() {
-        let metric_type = MetricType::parse(trigger.metric_type.as_deref().unwrap_or(""))
-            .map_err(|e| format!("error getting scaler for trigger #{index}: {e}"))?;
-        let auth = auths.next().unwrap_or_default();
-        let config = TriggerConfig {
-            trigger_type: trigger.scaler_type.clone(),
-            trigger_index: index,
-            trigger_name: trigger.name.clone(),
-            metadata: trigger.metadata.clone(),
-            auth_params: auth.auth_params,
-            resolved_env: auth.resolved_env,
-            metric_type,
-            metric_type_given: trigger
-                .metric_type
-                .as_deref()
-                .is_some_and(|t| !t.is_empty()),
-            namespace: ns.clone(),
-            owner_name: name.clone(),
-            timeout: ctx.settings.scaler_timeout,
-            as_metric_source: so.spec.scaling_modifiers().is_some(),
-        };
-        if trigger.scaler_type == crate::scale_loop::push::PUSH_TYPE {
-            push_configs.push(config.clone());
-        }
-        let scaler = keda_operator_scalers::build(config)
-            .map_err(|e| format!("error getting scaler for trigger #{index}: {e}"))?;
-        // KEDA checks a source at build time (e.g. the mysql scaler pings): within the deadline.
-        match tokio::time::timeout(ctx.settings.scaler_timeout, scaler.ready()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(format!("error getting scaler for trigger #{index}: {e}")),
-            Err(_) => {
-                return Err(format!(
-                    "error getting scaler for trigger #{index}: the source did not answer within {:?}",
-                    ctx.settings.scaler_timeout
-                ));
-            }
-        }
-        scalers.push(scaler);
-        sources.push(source_key(trigger));
-        cached.push(trigger.use_cached_metrics());
-        names.push(
-            trigger
-                .name
-                .clone()
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| format!("{}Scaler", trigger.scaler_type)),
-        );
-    }
+    let auths = crate::auth::resolve(ctx, so, target).await?;
+    let owner = crate::trigger_scalers::Owner {
+        kind: OwnerKind::ScaledObject,
+        namespace: &ns,
+        name: &name,
+        triggers: &so.spec.triggers,
+        as_metric_source: so.spec.scaling_modifiers().is_some(),
+    };
+    let built = crate::trigger_scalers::build(&owner, auths, ctx.settings.scaler_timeout)
+        .await
+        .map_err(|e| e.to_string())?;
     // Each authentication object lists the ScaledObjects using it.
     // Only the references that changed are written: a rebuild after a failed read (every poll
     // while a source is down) must not read and patch the authentication objects again.
-    let auth_refs = crate::auth::references(so);
+    let auth_refs = crate::auth::references(&so.spec.triggers);
     let previous = ctx
         .scalers
         .get(&ns, &name)
         .map(|p| p.auth_refs.clone())
         .unwrap_or_default();
-    let (dropped, added) = crate::auth::changed_references(&previous, &auth_refs);
-    crate::auth::record_references(ctx, so, &dropped, false).await;
-    crate::auth::record_references(ctx, so, &added, true).await;
+    crate::auth::record_changed_references(
+        ctx,
+        OwnerKind::ScaledObject,
+        &ns,
+        &name,
+        &previous,
+        &auth_refs,
+    )
+    .await;
     // Started only once every scaler is built; replacing this generation's scalers stops them.
     let push_watchers = crate::scale_loop::push::start(
         &ctx.scalers,
         ctx.scheduler.get().cloned(),
         &ns,
         &name,
-        push_configs,
+        built.push_configs,
     );
     Ok(ctx.scalers.insert(
         &ns,
@@ -680,31 +645,25 @@ async fn scalers_for(
             stale: Default::default(),
             push_watchers,
             generation,
-            scalers,
-            sources,
-            cached,
-            names,
+            scalers: built.scalers,
+            sources: built.sources,
+            cached: so
+                .spec
+                .triggers
+                .iter()
+                .map(|t| t.use_cached_metrics())
+                .collect(),
+            names: so
+                .spec
+                .triggers
+                .iter()
+                .map(crate::trigger_scalers::scaler_label)
+                .collect(),
             trigger_names: so.spec.triggers.iter().map(|t| t.name.clone()).collect(),
             modifiers,
             target: Some(target.clone()),
         },
     ))
-}
-
-/// What reads of a trigger are limited by: its type and the server it talks to.
-fn source_key(trigger: &keda_operator_api::ScaleTrigger) -> String {
-    let server = [
-        "serverAddress",
-        "host",
-        "hostFromEnv",
-        "endpoint",
-        "scalerAddress",
-    ]
-    .iter()
-    .find_map(|k| trigger.metadata.get(*k))
-    .map(String::as_str)
-    .unwrap_or("");
-    format!("{} {server}", trigger.scaler_type)
 }
 
 /// Puts `scaledobject.keda.sh/name` on the ScaledObject if missing. Returns the labels as they
