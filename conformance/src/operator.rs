@@ -184,7 +184,7 @@ impl Running {
     /// Starts our operator against `cluster` and registers its metrics API; returns once the
     /// APIService is Available.
     pub async fn start_builtin(cluster: &kind::Cluster, binary: &Path) -> anyhow::Result<Self> {
-        let prepared = Prepared::new(cluster, false).await?;
+        let mut prepared = Prepared::new(cluster, false).await?;
         let dir = prepared.dir();
         let metrics_port = kind::ports::free_port()?;
         let health_port = kind::ports::free_port()?;
@@ -213,7 +213,11 @@ impl Running {
             log: dir.join("keda-operator.log"),
             grace: Duration::from_secs(5),
         })?;
-        prepared.register_webhooks(cluster, webhook_port).await?;
+        prepared
+            .register_webhooks(cluster, webhook_port, |service, ca| {
+                Ok(webhook_configuration(service, ca))
+            })
+            .await?;
         prepared
             .register(cluster, metrics_port, vec![component])
             .await
@@ -234,6 +238,9 @@ pub struct Prepared {
     /// The address to listen on where the apiserver dials: this machine's loopback for a local
     /// cluster, the address the cluster was told to use otherwise.
     pub listen: String,
+    /// Set once admission webhooks are registered: `register` then also waits until they
+    /// answer.
+    webhooks_registered: bool,
 }
 
 impl Prepared {
@@ -271,7 +278,12 @@ impl Prepared {
             host if host.parse::<std::net::IpAddr>().is_ok() => host.to_string(),
             _ => "0.0.0.0".to_string(),
         };
-        Ok(Prepared { dir, ca, listen })
+        Ok(Prepared {
+            dir,
+            ca,
+            listen,
+            webhooks_registered: false,
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -279,17 +291,23 @@ impl Prepared {
     }
 
     /// Exposes `port` (where the admission webhooks listen) through an ExternalName Service
-    /// and registers KEDA's webhook configuration with this CA's bundle.
+    /// and registers the webhook configuration `configuration` makes for that service and this
+    /// CA's bundle (KEDA's `keda-admission`).
     pub async fn register_webhooks(
-        &self,
+        &mut self,
         cluster: &kind::Cluster,
         port: u16,
+        configuration: impl FnOnce(
+            &kind::cluster::LocalService,
+            &str,
+        ) -> anyhow::Result<serde_json::Value>,
     ) -> anyhow::Result<()> {
         let webhooks = cluster
             .expose_local_service(OPERATOR_NAMESPACE, WEBHOOK_SERVICE, port)
             .await?;
         let configuration: ValidatingWebhookConfiguration =
-            serde_json::from_value(webhook_configuration(&webhooks, self.ca.cert_pem()))?;
+            serde_json::from_value(configuration(&webhooks, self.ca.cert_pem())?)
+                .context("the admission webhook configuration")?;
         Api::<ValidatingWebhookConfiguration>::all(cluster.client())
             .patch(
                 WEBHOOK_CONFIGURATION,
@@ -298,12 +316,14 @@ impl Prepared {
             )
             .await
             .context("applying the admission webhook configuration")?;
+        self.webhooks_registered = true;
         Ok(())
     }
 
     /// Exposes `port` (where the metrics API listens) through an ExternalName Service, applies
-    /// the APIService with this CA's bundle and waits until it is Available, reporting at once
-    /// a process that exits meanwhile.
+    /// the APIService with this CA's bundle and waits until it is Available (and, with webhooks
+    /// registered, until they deny an invalid object), reporting at once a process that exits
+    /// meanwhile.
     pub async fn register(
         self,
         cluster: &kind::Cluster,
@@ -326,6 +346,7 @@ impl Prepared {
                 "caBundle": base64::engine::general_purpose::STANDARD.encode(self.ca.cert_pem()),
             },
         }))?;
+        let webhooks_registered = self.webhooks_registered;
         let apiservices: Api<APIService> = Api::all(cluster.client());
         apiservices
             .patch(
@@ -341,7 +362,11 @@ impl Prepared {
             if let Err(exited) = running.check() {
                 bail!("the operator stopped before its metrics API was Available: {exited}");
             }
-            match wait_available(&apiservices, Duration::from_secs(1)).await {
+            let ready = match wait_available(&apiservices, Duration::from_secs(1)).await {
+                Ok(()) if webhooks_registered => webhooks_deny(cluster).await,
+                other => other,
+            };
+            match ready {
                 Ok(()) => break,
                 Err(e) if started.elapsed() > Duration::from_secs(90) => {
                     let tails: Vec<String> = running
@@ -357,6 +382,49 @@ impl Prepared {
             }
         }
         Ok(running)
+    }
+}
+
+/// The name of the object `webhooks_deny` offers (never stored: a server-side dry run).
+pub const WEBHOOK_PROBE: &str = "keda-conformance-webhook-probe";
+
+/// Whether the admission webhooks answer: a server-side dry run of a ScaledObject whose only
+/// fault is two triggers of one name (which no CRD schema rule catches, and every KEDA release's
+/// `verifyTriggers` denies) must be denied by a webhook. With `failurePolicy: Ignore` a webhook
+/// that is not serving yet lets everything through, so the rules wait for this before the first
+/// one runs.
+pub async fn webhooks_deny(cluster: &kind::Cluster) -> anyhow::Result<()> {
+    let trigger = serde_json::json!({"type": "cron", "name": "twice", "metadata": {
+        "timezone": "Etc/UTC", "start": "0 * * * *", "end": "30 * * * *", "desiredReplicas": "1",
+    }});
+    let probe: kube::api::DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": WEBHOOK_PROBE, "namespace": OPERATOR_NAMESPACE},
+        "spec": {
+            "scaleTargetRef": {"name": WEBHOOK_PROBE},
+            "triggers": [trigger.clone(), trigger],
+        },
+    }))?;
+    let resource = kube::api::ApiResource {
+        group: "keda.sh".into(),
+        version: "v1alpha1".into(),
+        api_version: "keda.sh/v1alpha1".into(),
+        kind: "ScaledObject".into(),
+        plural: "scaledobjects".into(),
+    };
+    let api: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(cluster.client(), OPERATOR_NAMESPACE, &resource);
+    let params = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    match api.create(&params, &probe).await {
+        Err(kube::Error::Api(e)) if e.message.contains("denied the request") => Ok(()),
+        Err(e) => bail!("the admission webhooks did not deny the probe yet: {e}"),
+        Ok(_) => bail!(
+            "the admission webhooks let a ScaledObject with two triggers named \"twice\" through (not serving yet?)"
+        ),
     }
 }
 

@@ -1,12 +1,14 @@
-//! `--operator upstream`: upstream KEDA's operator and metrics adapter, built from a released
-//! module by `conformance/upstream/build-keda.sh`, run as two processes on this machine against
-//! the cluster, exactly where our operator would run. Nothing of KEDA is kept in this
+//! `--operator upstream`: upstream KEDA's operator, metrics adapter and admission webhooks, built
+//! from a released module by `conformance/upstream/build-keda.sh`, run as three processes on this
+//! machine against the cluster, exactly where our operator would run. Nothing of KEDA is kept in this
 //! repository: the binaries and the CRDs are read from the build directory at run time.
 //!
 //! Topology (as in a real install, with 127.0.0.1 for the Services):
 //! the apiserver → (ExternalName Service, APIService with our CA) → `keda-adapter`
 //! `--secure-port` → (gRPC, mutual TLS with the same certificate) → `keda` operator
-//! `--metrics-service-bind-address`.
+//! `--metrics-service-bind-address`; the apiserver → (ExternalName Service, KEDA's own
+//! `keda-admission` ValidatingWebhookConfiguration with our CA) → `keda-admission-webhooks`
+//! `--port`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,6 +23,9 @@ pub const DEFAULT_VERSION: &str = "v2.21.0";
 pub const CACHE_ENV: &str = "KEDA_CONFORMANCE_CACHE";
 const OPERATOR_BINARY: &str = "keda";
 const ADAPTER_BINARY: &str = "keda-adapter";
+const WEBHOOKS_BINARY: &str = "keda-admission-webhooks";
+/// The release's ValidatingWebhookConfiguration, as `build-keda.sh` copies it.
+const WEBHOOK_CONFIGURATION_FILE: &str = "validation_webhooks.yaml";
 
 /// Where `build-keda.sh <version>` puts its output.
 pub fn default_dir(version: &str) -> anyhow::Result<PathBuf> {
@@ -34,17 +39,21 @@ pub fn default_dir(version: &str) -> anyhow::Result<PathBuf> {
     Ok(cache.join(format!("upstream-keda-{version}")))
 }
 
-/// A finished build: the two binaries and the directory of the release's CRDs.
+/// A finished build: the three binaries, the directory of the release's CRDs and its webhook
+/// configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Build {
     pub operator: PathBuf,
     pub adapter: PathBuf,
+    pub webhooks: PathBuf,
     pub crd_dir: PathBuf,
+    pub webhook_configuration: PathBuf,
 }
 
 impl Build {
-    /// Finds the binaries under `dir/bin` (or in `dir` itself) and the CRDs under `dir/crd`,
-    /// else in the module copy's `dir/src/config/crd/bases`.
+    /// Finds the binaries under `dir/bin` (or in `dir` itself), the CRDs under `dir/crd`, else
+    /// in the module copy's `dir/src/config/crd/bases`, and the webhook configuration under
+    /// `dir/webhooks`, else in `dir/src/config/webhooks`.
     pub fn locate(dir: &Path) -> anyhow::Result<Self> {
         let hint = format!(
             "build it first: conformance/upstream/build-keda.sh {DEFAULT_VERSION} (or give --keda-bin-dir)"
@@ -57,6 +66,7 @@ impl Build {
         };
         let operator = find(OPERATOR_BINARY)?;
         let adapter = find(ADAPTER_BINARY)?;
+        let webhooks = find(WEBHOOKS_BINARY)?;
         let crd_dir = [
             dir.join("crd"),
             dir.join("src").join("config").join("crd").join("bases"),
@@ -64,10 +74,25 @@ impl Build {
         .into_iter()
         .find(|d| crd_files(d).is_ok_and(|f| !f.is_empty()))
         .with_context(|| format!("no CRD files in {}/crd — {hint}", dir.display()))?;
+        let webhook_configuration = [
+            dir.join("webhooks"),
+            dir.join("src").join("config").join("webhooks"),
+        ]
+        .into_iter()
+        .map(|d| d.join(WEBHOOK_CONFIGURATION_FILE))
+        .find(|f| f.is_file())
+        .with_context(|| {
+            format!(
+                "no {WEBHOOK_CONFIGURATION_FILE} in {}/webhooks — {hint}",
+                dir.display()
+            )
+        })?;
         Ok(Build {
             operator,
             adapter,
+            webhooks,
             crd_dir,
+            webhook_configuration,
         })
     }
 
@@ -95,6 +120,49 @@ impl Build {
     }
 }
 
+/// The release's own ValidatingWebhookConfiguration (`keda-admission`: its webhook names, paths,
+/// rules, failure policy and timeouts stay KEDA's), with every webhook's service pointed at
+/// `service` and trusted through `ca_pem` — what KEDA's cert rotation and install do in a pod.
+pub fn release_webhook_configuration(
+    text: &str,
+    service: &kind::cluster::LocalService,
+    ca_pem: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let mut configuration = crate::scenario::model::parse_objects(text)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .into_iter()
+        .find(|o| o["kind"] == "ValidatingWebhookConfiguration")
+        .context("no ValidatingWebhookConfiguration in the release's webhook file")?;
+    let bundle = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, ca_pem);
+    let webhooks = configuration["webhooks"]
+        .as_array_mut()
+        .filter(|w| !w.is_empty())
+        .context("the release's ValidatingWebhookConfiguration lists no webhooks")?;
+    for webhook in webhooks {
+        let name = webhook["name"].as_str().unwrap_or("?").to_string();
+        let client = webhook
+            .get_mut("clientConfig")
+            .and_then(|c| c.as_object_mut())
+            .with_context(|| format!("webhook {name} has no clientConfig"))?;
+        let path = client
+            .get("service")
+            .and_then(|s| s.get("path"))
+            .cloned()
+            .with_context(|| format!("webhook {name} has no clientConfig.service.path"))?;
+        client.insert("caBundle".into(), bundle.clone().into());
+        client.insert(
+            "service".into(),
+            serde_json::json!({
+                "namespace": service.namespace,
+                "name": service.name,
+                "port": service.port,
+                "path": path,
+            }),
+        );
+    }
+    Ok(configuration)
+}
+
 /// The `.yaml`/`.yml` files of a directory, sorted by name.
 pub fn crd_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -119,6 +187,10 @@ pub struct Ports {
     /// Prometheus metrics (`--port`, default 8080).
     pub adapter_secure: u16,
     pub adapter_metrics: u16,
+    /// The admission webhooks (`--port`, default 9443), their metrics (8080) and probes (8081).
+    pub webhooks: u16,
+    pub webhooks_metrics: u16,
+    pub webhooks_health: u16,
 }
 
 impl Ports {
@@ -129,6 +201,9 @@ impl Ports {
             operator_health: kind::ports::free_port()?,
             adapter_secure: kind::ports::free_port()?,
             adapter_metrics: kind::ports::free_port()?,
+            webhooks: kind::ports::free_port()?,
+            webhooks_metrics: kind::ports::free_port()?,
+            webhooks_health: kind::ports::free_port()?,
         })
     }
 }
@@ -209,10 +284,32 @@ pub fn adapter_args(
     ]
 }
 
-/// Starts the operator, then the adapter, registers the adapter as the external metrics API and
-/// returns once that is Available.
+/// The admission webhooks' flags: the certificate directory holds `tls.crt`/`tls.key` (the names
+/// controller-runtime's webhook server reads), issued for the webhook Service's name. KEDA gives
+/// the webhook server no bind address: it listens on every interface at `--port`.
+pub fn webhooks_args(cert_dir: &Path, ports: &Ports) -> Vec<String> {
+    vec![
+        format!("--port={}", ports.webhooks),
+        format!("--cert-dir={}", cert_dir.display()),
+        format!(
+            "--metrics-bind-address=127.0.0.1:{}",
+            ports.webhooks_metrics
+        ),
+        format!(
+            "--health-probe-bind-address=127.0.0.1:{}",
+            ports.webhooks_health
+        ),
+        "--zap-encoder=console".into(),
+        format!("--kube-api-qps={KUBE_API_QPS}"),
+        format!("--kube-api-burst={KUBE_API_BURST}"),
+    ]
+}
+
+/// Starts the operator, the adapter and the admission webhooks, registers the webhooks as KEDA
+/// does and the adapter as the external metrics API, and returns once the webhooks answer and
+/// the APIService is Available.
 pub async fn start(cluster: &kind::Cluster, build: &Build) -> anyhow::Result<Running> {
-    let prepared = Prepared::new(cluster, true).await?;
+    let mut prepared = Prepared::new(cluster, true).await?;
     let dir = prepared.dir().to_path_buf();
     let ports = Ports::free()?;
     let env = env(cluster.kubeconfig_path());
@@ -234,8 +331,24 @@ pub async fn start(cluster: &kind::Cluster, build: &Build) -> anyhow::Result<Run
         &build.adapter,
         adapter_args(&dir, cluster.kubeconfig_path(), &prepared.listen, &ports),
     ))?;
+    let webhooks = kind::process::Component::start(spec(
+        "keda-admission-webhooks",
+        &build.webhooks,
+        webhooks_args(&dir, &ports),
+    ))?;
+    let text = std::fs::read_to_string(&build.webhook_configuration)
+        .with_context(|| format!("reading {}", build.webhook_configuration.display()))?;
     prepared
-        .register(cluster, ports.adapter_secure, vec![operator, adapter])
+        .register_webhooks(cluster, ports.webhooks, |service, ca| {
+            release_webhook_configuration(&text, service, ca)
+        })
+        .await?;
+    prepared
+        .register(
+            cluster,
+            ports.adapter_secure,
+            vec![operator, adapter, webhooks],
+        )
         .await
 }
 
@@ -250,7 +363,81 @@ mod tests {
             operator_health: 1003,
             adapter_secure: 1004,
             adapter_metrics: 1005,
+            webhooks: 1006,
+            webhooks_metrics: 1007,
+            webhooks_health: 1008,
         }
+    }
+
+    #[test]
+    fn the_webhooks_serve_on_their_port_with_our_certificates_and_loopback_probes() {
+        let args = webhooks_args(Path::new("/c"), &ports());
+        for expected in [
+            "--port=1006",
+            "--cert-dir=/c",
+            "--metrics-bind-address=127.0.0.1:1007",
+            "--health-probe-bind-address=127.0.0.1:1008",
+        ] {
+            assert!(args.iter().any(|a| a == expected), "{expected} in {args:?}");
+        }
+    }
+
+    const RELEASE_WEBHOOKS: &str = "\
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata:
+  name: keda-admission
+webhooks:
+- admissionReviewVersions: [v1]
+  clientConfig:
+    service: {name: keda-admission-webhooks, namespace: keda, path: /validate-keda-sh-v1alpha1-scaledobject}
+  failurePolicy: Ignore
+  name: vscaledobject.kb.io
+  rules: [{apiGroups: [keda.sh], apiVersions: [v1alpha1], operations: [CREATE, UPDATE], resources: [scaledobjects]}]
+  sideEffects: None
+- admissionReviewVersions: [v1]
+  clientConfig:
+    service: {name: keda-admission-webhooks, namespace: keda, path: /validate-eventing-keda-sh-v1alpha1-cloudeventsource}
+  failurePolicy: Ignore
+  name: vcloudeventsource.kb.io
+  sideEffects: None
+";
+
+    fn service() -> kind::cluster::LocalService {
+        kind::cluster::LocalService {
+            namespace: "keda".into(),
+            name: "keda-admission-webhooks".into(),
+            port: 41234,
+        }
+    }
+
+    #[test]
+    fn the_release_webhook_configuration_keeps_keda_paths_and_policy_and_gets_our_service_and_ca() {
+        let c = release_webhook_configuration(RELEASE_WEBHOOKS, &service(), "PEM").unwrap();
+        assert_eq!(c["metadata"]["name"], "keda-admission");
+        let webhooks = c["webhooks"].as_array().unwrap();
+        assert_eq!(webhooks.len(), 2);
+        assert_eq!(webhooks[0]["failurePolicy"], "Ignore");
+        assert_eq!(
+            webhooks[1]["clientConfig"]["service"]["path"],
+            "/validate-eventing-keda-sh-v1alpha1-cloudeventsource"
+        );
+        for w in webhooks {
+            assert_eq!(w["clientConfig"]["service"]["port"], 41234);
+            assert_eq!(w["clientConfig"]["service"]["namespace"], "keda");
+            assert_eq!(w["clientConfig"]["caBundle"], "UEVN");
+        }
+    }
+
+    #[test]
+    fn a_release_webhook_without_a_path_is_named() {
+        let text =
+            RELEASE_WEBHOOKS.replace("path: /validate-keda-sh-v1alpha1-scaledobject", "port: 443");
+        let e = release_webhook_configuration(&text, &service(), "PEM")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("vscaledobject.kb.io"), "{e}");
+        assert!(e.contains("clientConfig.service.path"), "{e}");
     }
 
     #[test]
@@ -309,6 +496,13 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("bin")).unwrap();
         std::fs::write(dir.path().join("bin/keda"), "").unwrap();
         std::fs::write(dir.path().join("bin/keda-adapter"), "").unwrap();
+        std::fs::write(dir.path().join("bin/keda-admission-webhooks"), "").unwrap();
+        std::fs::create_dir_all(dir.path().join("webhooks")).unwrap();
+        std::fs::write(
+            dir.path().join("webhooks/validation_webhooks.yaml"),
+            RELEASE_WEBHOOKS,
+        )
+        .unwrap();
         std::fs::create_dir_all(dir.path().join("crd")).unwrap();
         std::fs::write(dir.path().join("crd/b.yaml"), crd("b.keda.sh")).unwrap();
         // Two documents in one file, one of them not a CRD.
@@ -322,6 +516,10 @@ mod tests {
         let build = Build::locate(dir.path()).unwrap();
         assert_eq!(build.operator, dir.path().join("bin/keda"));
         assert_eq!(build.adapter, dir.path().join("bin/keda-adapter"));
+        assert_eq!(
+            build.webhooks,
+            dir.path().join("bin/keda-admission-webhooks")
+        );
         let names: Vec<_> = build
             .crds()
             .unwrap()
@@ -336,6 +534,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("keda"), "").unwrap();
         std::fs::write(dir.path().join("keda-adapter"), "").unwrap();
+        std::fs::write(dir.path().join("keda-admission-webhooks"), "").unwrap();
+        let webhooks = dir.path().join("src/config/webhooks");
+        std::fs::create_dir_all(&webhooks).unwrap();
+        std::fs::write(webhooks.join("validation_webhooks.yaml"), RELEASE_WEBHOOKS).unwrap();
         let bases = dir.path().join("src/config/crd/bases");
         std::fs::create_dir_all(&bases).unwrap();
         std::fs::write(
@@ -345,6 +547,10 @@ mod tests {
         .unwrap();
         let build = Build::locate(dir.path()).unwrap();
         assert_eq!(build.crd_dir, bases);
+        assert_eq!(
+            build.webhook_configuration,
+            webhooks.join("validation_webhooks.yaml")
+        );
         assert_eq!(build.crds().unwrap().len(), 1);
     }
 
