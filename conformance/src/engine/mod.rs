@@ -263,15 +263,15 @@ impl RuleRun<'_> {
                 }
                 (Some(wanted), Err(e)) => {
                     let message = e.to_string();
-                    if !message.contains(wanted.as_str()) {
+                    if !wanted.matches(&message) {
                         return Err(format!(
-                            "expected a denial containing {wanted:?}; the denial was {message:?}"
+                            "expected a denial containing {wanted}; the denial was {message:?}"
                         ));
                     }
                 }
                 (Some(wanted), Ok(_)) => {
                     return Err(format!(
-                        "expected a denial containing {wanted:?}; the object was accepted {}",
+                        "expected a denial containing {wanted}; the object was accepted {}",
                         self.at()
                     ));
                 }

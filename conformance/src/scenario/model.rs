@@ -173,15 +173,47 @@ impl Step {
     }
 }
 
+/// The text a denial must contain: one text, or a list of which any one will do — for a
+/// refusal whose reason an operator may pick among several true ones (upstream KEDA runs its
+/// ScaledObject checks in Go map order, so a workload both scaled by a ScaledObject and by that
+/// object's HPA is refused naming either, at random).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Denied {
+    One(String),
+    AnyOf(Vec<String>),
+}
+
+impl Denied {
+    pub fn texts(&self) -> &[String] {
+        match self {
+            Denied::One(text) => std::slice::from_ref(text),
+            Denied::AnyOf(texts) => texts,
+        }
+    }
+
+    /// Whether `message` contains the text (or one of them).
+    pub fn matches(&self, message: &str) -> bool {
+        self.texts().iter().any(|t| message.contains(t.as_str()))
+    }
+}
+
+impl std::fmt::Display for Denied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let quoted: Vec<String> = self.texts().iter().map(|t| format!("{t:?}")).collect();
+        f.write_str(&quoted.join(" or "))
+    }
+}
+
 /// Server-side apply of one or more manifests (`---`-separated), into the rule's namespace.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Apply {
     pub manifest: Manifest,
     /// Expect the apiserver (schema, CEL or an admission webhook) to refuse it with a message
-    /// containing this text.
+    /// containing this text (or, given a list, one of these texts).
     #[serde(default)]
-    pub denied: Option<String>,
+    pub denied: Option<Denied>,
     /// Names this moment, for a later wait's `from`.
     #[serde(default)]
     pub mark: Option<String>,

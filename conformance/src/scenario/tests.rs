@@ -233,3 +233,35 @@ fn object_names_may_use_placeholders_but_only_defined_ones() {
     let e = error(&bad);
     assert!(e.reason.contains("`${nowhere}` has no value"), "{e}");
 }
+
+#[test]
+fn a_denial_is_one_text_or_a_list_of_which_any_will_do() {
+    let one = GOOD.replace(
+        "  - apply:\n      manifest: |",
+        "  - apply:\n      denied: \"is already managed\"\n      manifest: |",
+    );
+    let s = parse("one.yaml", &one).unwrap();
+    let Step::Apply(apply) = &s.steps[0] else {
+        panic!("apply first")
+    };
+    let denied = apply.denied.as_ref().unwrap();
+    assert!(denied.matches("x is already managed by y"));
+    assert!(!denied.matches("something else"));
+
+    let list = GOOD.replace(
+        "  - apply:\n      manifest: |",
+        "  - apply:\n      denied: [\"by the ScaledObject 'a'\", \"by the hpa 'keda-hpa-a'\"]\n      manifest: |",
+    );
+    let s = parse("list.yaml", &list).unwrap();
+    let Step::Apply(apply) = &s.steps[0] else {
+        panic!("apply first")
+    };
+    let denied = apply.denied.as_ref().unwrap();
+    assert!(denied.matches("managed by the hpa 'keda-hpa-a'"));
+    assert!(denied.matches("managed by the ScaledObject 'a'"));
+    assert!(!denied.matches("managed by the ScaledObject 'b'"));
+    assert_eq!(
+        denied.to_string(),
+        "\"by the ScaledObject 'a'\" or \"by the hpa 'keda-hpa-a'\""
+    );
+}
