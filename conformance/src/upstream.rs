@@ -243,6 +243,7 @@ pub fn operator_args(cert_dir: &Path, ports: &Ports) -> Vec<String> {
             ports.operator_health
         ),
         "--zap-encoder=console".into(),
+        "--zap-time-encoding=rfc3339nano".into(),
         // The rules poll every second, dozens at once: KEDA's default client limit (20 requests
         // a second, bursts of 30), sized for 30-second polls, would delay every write by
         // seconds. Ours has no such limit.
@@ -279,6 +280,7 @@ pub fn adapter_args(
         format!("--authorization-kubeconfig={kubeconfig}"),
         format!("--lister-kubeconfig={kubeconfig}"),
         "--zap-encoder=console".into(),
+        "--zap-time-encoding=rfc3339nano".into(),
         format!("--kube-api-qps={KUBE_API_QPS}"),
         format!("--kube-api-burst={KUBE_API_BURST}"),
     ]
@@ -300,6 +302,7 @@ pub fn webhooks_args(cert_dir: &Path, ports: &Ports) -> Vec<String> {
             ports.webhooks_health
         ),
         "--zap-encoder=console".into(),
+        "--zap-time-encoding=rfc3339nano".into(),
         format!("--kube-api-qps={KUBE_API_QPS}"),
         format!("--kube-api-burst={KUBE_API_BURST}"),
     ]
