@@ -15,3 +15,4 @@ pub mod pause;
 pub mod quantity;
 pub mod scale_loop;
 pub mod scaled_job;
+pub mod trigger_type;

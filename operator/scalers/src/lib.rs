@@ -21,6 +21,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub use keda_operator_core::hpa::{Metric, Target};
+pub use keda_operator_core::trigger_type::TriggerType;
 pub use secret::Secret;
 
 /// `metricType` of a trigger.
@@ -128,31 +129,24 @@ pub trait Scaler: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// The trigger types this operator implements.
-pub const SUPPORTED_TYPES: &[&str] = &[
-    "cpu",
-    "cron",
-    "datadog",
-    "external",
-    "external-push",
-    "memory",
-    "mysql",
-    "prometheus",
-    "rabbitmq",
-];
-
 /// Builds the scaler for a trigger.
 pub fn build(config: TriggerConfig) -> Result<Box<dyn Scaler>, ScalerError> {
-    match config.trigger_type.as_str() {
-        "prometheus" => Ok(Box::new(prometheus::PrometheusScaler::new(config)?)),
-        "mysql" => Ok(Box::new(mysql::MySqlScaler::new(config)?)),
-        "cpu" | "memory" => Ok(Box::new(cpu_memory::ResourceScaler::new(config)?)),
-        "cron" => Ok(Box::new(cron::CronScaler::new(config)?)),
-        "rabbitmq" => Ok(Box::new(rabbitmq::RabbitMqScaler::new(config)?)),
-        "datadog" => Ok(Box::new(datadog::DatadogScaler::new(config)?)),
+    let Some(trigger_type) = TriggerType::parse(&config.trigger_type) else {
+        return Err(ScalerError::UnknownType(config.trigger_type));
+    };
+    match trigger_type {
+        TriggerType::Prometheus => Ok(Box::new(prometheus::PrometheusScaler::new(config)?)),
+        TriggerType::Mysql => Ok(Box::new(mysql::MySqlScaler::new(config)?)),
+        TriggerType::Cpu | TriggerType::Memory => {
+            Ok(Box::new(cpu_memory::ResourceScaler::new(config)?))
+        }
+        TriggerType::Cron => Ok(Box::new(cron::CronScaler::new(config)?)),
+        TriggerType::Rabbitmq => Ok(Box::new(rabbitmq::RabbitMqScaler::new(config)?)),
+        TriggerType::Datadog => Ok(Box::new(datadog::DatadogScaler::new(config)?)),
         // The push side of external-push is ExternalScaler::watch_activity, started by its owner.
-        "external" | "external-push" => Ok(Box::new(external::ExternalScaler::new(config)?)),
-        other => Err(ScalerError::UnknownType(other.to_string())),
+        TriggerType::External | TriggerType::ExternalPush => {
+            Ok(Box::new(external::ExternalScaler::new(config)?))
+        }
     }
 }
 
