@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod auth_controller;
+pub mod checks;
 pub mod context;
 pub mod core_input;
 pub mod error;

@@ -4,6 +4,7 @@
 
 pub mod annotations;
 pub mod auth;
+pub mod checks;
 pub mod conditions;
 pub mod executor;
 pub mod fallback;

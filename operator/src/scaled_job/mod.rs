@@ -7,7 +7,7 @@ mod poller;
 
 pub use poller::scaling_spec;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -292,7 +292,7 @@ async fn check_and_start(
         .await;
     }
 
-    check_triggers(sj)
+    crate::checks::scaled_job_triggers(sj)
         .map_err(|e| format!("ScaledJob doesn't have correct triggers specification: {e}"))?;
     status.triggers_types = Some(join_unique(
         sj.spec.triggers.iter().map(|t| t.scaler_type.as_str()),
@@ -329,21 +329,6 @@ fn paused(on: bool) -> CoreCondition {
             sj::MESSAGE_UNPAUSED,
         )
     }
-}
-
-/// Unique trigger names (the rule KEDA shares with ScaledObjects).
-fn check_triggers(sj: &ScaledJob) -> Result<(), String> {
-    let mut names = BTreeSet::new();
-    for trigger in &sj.spec.triggers {
-        if let Some(name) = trigger.name.as_deref().filter(|n| !n.is_empty())
-            && !names.insert(name)
-        {
-            return Err(format!(
-                "triggerName {name:?} is defined multiple times in the ScaledObject/ScaledJob, but it must be unique"
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Unless the rollout is `gradual`, deletes the Jobs of other generations.

@@ -60,7 +60,9 @@ spec:
   - {type: prometheus, name: q, metadata: {}}
 ",
     );
-    let err = check_triggers(&sj).unwrap_err();
+    let err = crate::checks::scaled_job_triggers(&sj)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("\"q\""), "{err}");
 }
 

@@ -5,7 +5,7 @@ mod pause;
 pub mod status;
 mod target;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -15,7 +15,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use keda_operator_api::ScaledObject;
 use keda_operator_api::scaled_object::ScaledObjectStatus;
 use keda_operator_core::conditions::Condition as CoreCondition;
-use keda_operator_core::formula::{ModifiersMetricType, ValidatedModifiers, validate_modifiers};
+use keda_operator_core::formula::{ModifiersMetricType, ValidatedModifiers};
 use keda_operator_core::hpa::{self as hpa_spec, HpaInputs, Metric, ScaleTarget, Target};
 use keda_operator_core::names::{COMPOSITE_METRIC_NAME, SCALED_OBJECT_NAME_LABEL};
 use kube::api::{Api, Patch, PatchParams};
@@ -369,14 +369,14 @@ async fn check(
         .map_err(|e| {
             format!("ScaledObject doesn't have correct scaleTargetRef specification: {e}")
         })?;
-    check_replica_bounds(so).map_err(|e| {
+    crate::checks::replica_bounds(so).map_err(|e| {
         format!("ScaledObject doesn't have correct Idle/Min/Max Replica Counts specification: {e}")
     })?;
-    check_triggers(so)
+    crate::checks::scaled_object_triggers(so)
         .map_err(|e| format!("ScaledObject doesn't have correct triggers specification: {e}"))?;
-    check_fallback(so)
+    crate::checks::fallback(so)
         .map_err(|e| format!("ScaledObject doesn't have correct fallback specification: {e}"))?;
-    let modifiers = validate_scaling_modifiers(so).map_err(|e| {
+    let modifiers = crate::checks::scaling_modifiers(so).map_err(|e| {
         format!("ScaledObject doesn't have correct scalingModifiers specification: {e}")
     })?;
     let scalers = scalers_for(so, ctx, &target.gvkr, modifiers)
@@ -429,135 +429,6 @@ async fn check(
     })
 }
 
-/// KEDA's bounds rule: min (HPA view) ≤ max, idle < min.
-pub fn check_replica_bounds(so: &ScaledObject) -> Result<(), String> {
-    let min = match so.spec.min_replica_count {
-        Some(_) => so.spec.hpa_min_replicas(),
-        None => 0,
-    };
-    let max = so.spec.max_replica_count();
-    if min > max {
-        return Err(format!(
-            "MinReplicaCount={min} must be less than MaxReplicaCount={max}"
-        ));
-    }
-    if let Some(idle) = so.spec.idle_replica_count
-        && idle >= min
-    {
-        return Err(format!(
-            "IdleReplicaCount={idle} must be less than MinReplicaCount={min}"
-        ));
-    }
-    Ok(())
-}
-
-/// Unique trigger names; `useCachedMetrics` not on cpu, memory or cron; a Deployment or
-/// StatefulSet with only cpu/memory triggers cannot scale to zero.
-pub fn check_triggers(so: &ScaledObject) -> Result<(), String> {
-    let mut names = BTreeSet::new();
-    for trigger in &so.spec.triggers {
-        if let Some(name) = trigger.name.as_deref().filter(|n| !n.is_empty())
-            && !names.insert(name)
-        {
-            return Err(format!(
-                "triggerName {name:?} is defined multiple times in the ScaledObject/ScaledJob, but it must be unique"
-            ));
-        }
-        if trigger.use_cached_metrics()
-            && matches!(trigger.scaler_type.as_str(), "cpu" | "memory" | "cron")
-        {
-            return Err(format!(
-                "property \"useCachedMetrics\" is not supported for {:?} scaler",
-                trigger.scaler_type
-            ));
-        }
-    }
-    let resource_only = !so.spec.triggers.is_empty()
-        && so
-            .spec
-            .triggers
-            .iter()
-            .all(|t| matches!(t.scaler_type.as_str(), "cpu" | "memory"));
-    if resource_only
-        && so.spec.min_replica_count.unwrap_or(0) == 0
-        && matches!(
-            so.spec.scale_target_ref.kind(),
-            "Deployment" | "StatefulSet"
-        )
-    {
-        return Err(
-            "scaledobject has only cpu/memory triggers AND minReplica is 0 (scale to zero doesn't work in this case)"
-                .to_string(),
-        );
-    }
-    Ok(())
-}
-
-/// KEDA's fallback checks (§9): counts not negative; a trigger the fallback can stand in
-/// for; a formula for `behavior: scalingModifiers`.
-pub fn check_fallback(so: &ScaledObject) -> Result<(), String> {
-    let Some(fallback) = &so.spec.fallback else {
-        return Ok(());
-    };
-    if fallback.failure_threshold < 0 || fallback.replicas < 0 {
-        return Err(format!(
-            "fallback.failureThreshold={} or fallback.replicas={} should not be negative",
-            fallback.failure_threshold, fallback.replicas
-        ));
-    }
-    let modifiers = so.spec.scaling_modifiers();
-    if modifiers.is_none()
-        && so
-            .spec
-            .triggers
-            .iter()
-            .all(|t| matches!(t.scaler_type.as_str(), "cpu" | "memory"))
-    {
-        return Err(
-            "at least one trigger that is not cpu or memory is needed to use fallback".to_string(),
-        );
-    }
-    let formula = modifiers.and_then(|m| m.formula.as_deref()).unwrap_or("");
-    if fallback.behavior() == keda_operator_api::scaled_object::FallbackBehavior::ScalingModifiers
-        && formula.is_empty()
-    {
-        return Err(
-            "fallback.behavior scalingModifiers requires advanced.scalingModifiers.formula"
-                .to_string(),
-        );
-    }
-    Ok(())
-}
-
-/// `advanced.scalingModifiers`, validated and compiled as KEDA's webhook does (§3.7, §9).
-pub fn validate_scaling_modifiers(
-    so: &ScaledObject,
-) -> Result<Option<Arc<ValidatedModifiers>>, String> {
-    let Some(m) = so.spec.scaling_modifiers() else {
-        return Ok(None);
-    };
-    let names: Vec<Option<&str>> = so
-        .spec
-        .triggers
-        .iter()
-        .filter(|t| !matches!(t.scaler_type.as_str(), "cpu" | "memory"))
-        .map(|t| t.name.as_deref())
-        .collect();
-    let metric_type = m.metric_type.map(|t| match t {
-        keda_operator_api::scaled_object::CompositeMetricType::AverageValue => "AverageValue",
-        keda_operator_api::scaled_object::CompositeMetricType::Value => "Value",
-    });
-    validate_modifiers(
-        m.formula.as_deref(),
-        m.target.as_deref(),
-        m.activation_target.as_deref(),
-        metric_type,
-        &names,
-    )
-    .map(|v| v.map(Arc::new))
-    .map_err(|e| e.to_string())
-}
-
 /// Rebuilds the scalers of an object whose last reads failed (authentication re-resolved), as
 /// KEDA discards its cache after an error. When the rebuild fails the old scalers stay.
 pub(crate) async fn rebuild_if_stale(
@@ -571,7 +442,7 @@ pub(crate) async fn rebuild_if_stale(
     let Some(target) = current.target.clone() else {
         return current;
     };
-    let Ok(modifiers) = validate_scaling_modifiers(so) else {
+    let Ok(modifiers) = crate::checks::scaling_modifiers(so) else {
         return current;
     };
     match scalers_for(so, ctx, &target, modifiers).await {

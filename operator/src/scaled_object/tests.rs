@@ -15,6 +15,15 @@ spec:
     metadata: {serverAddress: 'http://p', query: up, threshold: '1'}
 ";
 
+/// The checks as the reconciler applies them, with their messages.
+fn check_replica_bounds(so: &ScaledObject) -> Result<(), String> {
+    crate::checks::replica_bounds(so).map_err(|e| e.to_string())
+}
+
+fn check_triggers(so: &ScaledObject) -> Result<(), String> {
+    crate::checks::scaled_object_triggers(so).map_err(|e| e.to_string())
+}
+
 #[test]
 fn bounds_follow_keda_rules_and_messages() {
     assert!(check_replica_bounds(&so(BASE)).is_ok());

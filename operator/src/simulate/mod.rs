@@ -24,9 +24,6 @@ use keda_operator_core::modifiers::{apply_to_poll, compose};
 use keda_operator_scalers::{Metric, MetricType, Scaler, Target, TriggerConfig};
 
 use crate::core_input;
-use crate::scaled_object::{
-    check_fallback, check_replica_bounds, check_triggers, validate_scaling_modifiers,
-};
 pub use hpa_model::{HpaModel, HpaSettings};
 pub use job::{JobOptions, job_trigger_names, simulate_job};
 pub use render::{svg, text};
@@ -185,13 +182,14 @@ pub fn simulate(
     trace: &Trace,
     options: &Options,
 ) -> Result<Timeline, SimulateError> {
-    check_replica_bounds(so).map_err(SimulateError::Invalid)?;
-    check_triggers(so).map_err(SimulateError::Invalid)?;
-    check_fallback(so).map_err(SimulateError::Invalid)?;
-    let modifiers = validate_scaling_modifiers(so).map_err(SimulateError::Invalid)?;
     if so.spec.triggers.is_empty() {
         return Err(SimulateError::Invalid("spec.triggers is empty".into()));
     }
+    let invalid = |e: &dyn std::fmt::Display| SimulateError::Invalid(e.to_string());
+    crate::checks::replica_bounds(so).map_err(|e| invalid(&e))?;
+    crate::checks::scaled_object_triggers(so).map_err(|e| invalid(&e))?;
+    crate::checks::fallback(so).map_err(|e| invalid(&e))?;
+    let modifiers = crate::checks::scaling_modifiers(so).map_err(|e| invalid(&e))?;
     if options.hpa_sync_ms <= 0 {
         return Err(SimulateError::Invalid(
             "the HPA sync period must be positive".into(),
@@ -302,7 +300,7 @@ impl<'a> Sim<'a> {
             .spec
             .triggers
             .iter()
-            .any(|t| matches!(t.scaler_type.as_str(), "cpu" | "memory"))
+            .any(|t| keda_operator_core::trigger_type::is_resource(&t.scaler_type))
         {
             notes.push(
                 "cpu/memory triggers are read by the HPA from pods' usage, which a trace does \

@@ -116,12 +116,22 @@ async fn handle(ctx: &Context, req: http::Request<Incoming>) -> Response<Full<By
     };
     let verdict = match path.as_str() {
         SCALED_OBJECT_PATH => scaled_object(ctx, request).await,
-        SCALED_JOB_PATH => decode::<ScaledJob>(request)
-            .and_then(|sj| validate::scaled_job(&sj).map(|()| Vec::new())),
-        TRIGGER_AUTHENTICATION_PATH => decode::<TriggerAuthentication>(request)
-            .and_then(|ta| validate::trigger_authentication(&ta.spec).map(|()| Vec::new())),
+        SCALED_JOB_PATH => decode::<ScaledJob>(request).and_then(|sj| {
+            validate::scaled_job(&sj)
+                .map(|()| Vec::new())
+                .map_err(|e| e.to_string())
+        }),
+        TRIGGER_AUTHENTICATION_PATH => decode::<TriggerAuthentication>(request).and_then(|ta| {
+            validate::trigger_authentication(&ta.spec)
+                .map(|()| Vec::new())
+                .map_err(|e| e.to_string())
+        }),
         CLUSTER_TRIGGER_AUTHENTICATION_PATH => decode::<ClusterTriggerAuthentication>(request)
-            .and_then(|cta| validate::trigger_authentication(&cta.spec.0).map(|()| Vec::new())),
+            .and_then(|cta| {
+                validate::trigger_authentication(&cta.spec.0)
+                    .map(|()| Vec::new())
+                    .map_err(|e| e.to_string())
+            }),
         other => return plain(StatusCode::NOT_FOUND, &format!("no webhook at {other}")),
     };
     if let Err(reason) = &verdict {
@@ -217,7 +227,7 @@ async fn scaled_object(ctx: &Context, request: &Value) -> Result<Vec<String>, St
         .unwrap_or_default();
     so.metadata.namespace = Some(namespace.clone());
     let scene = scene(ctx, &so, &namespace, request["dryRun"] == true).await?;
-    validate::scaled_object(&so, &scene)
+    validate::scaled_object(&so, &scene).map_err(|e| e.to_string())
 }
 
 /// What the ScaledObject check reads: the namespace's ScaledObjects, its HPAs and LimitRanges, and the target's pod template when a cpu or memory

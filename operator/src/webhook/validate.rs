@@ -2,20 +2,66 @@
 //! and what the cluster holds. Gathering that state is the server's job (`super`); these
 //! functions only decide, so every rule is tested without a cluster.
 
-use std::collections::BTreeSet;
-
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{LimitRange, PodSpec, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use keda_operator_api::common::trigger::ScaleTrigger;
-use keda_operator_api::trigger_auth::{IdentityOwner, PodIdentityProvider};
 use keda_operator_api::{ScaledJob, ScaledObject, TriggerAuthenticationSpec};
+use keda_operator_core::checks::{
+    BoundsError, FallbackError, NameError, PodIdentityError, TriggerError,
+};
+use keda_operator_core::formula::FormulaError;
 use kube::ResourceExt;
 
-use crate::scaled_object::{check_fallback, check_replica_bounds, validate_scaling_modifiers};
+use crate::checks;
 
-/// A label value's limit, which both the ScaledObject's name and its HPA's name must keep.
-const MAX_LABEL_VALUE: usize = 63;
+/// Why the webhook refuses an object, with KEDA's message.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    #[error(
+        "the workload '{workload}' of type '{gvk}' is already managed by the ScaledObject '{by}'"
+    )]
+    WorkloadManaged {
+        workload: String,
+        gvk: String,
+        by: String,
+    },
+    #[error("the HPA '{hpa}' is already managed by the ScaledObject '{by}'")]
+    HpaManaged { hpa: String, by: String },
+    #[error(
+        "the scaledobject has a {resource} trigger but the container {container} doesn't have the {resource} request defined"
+    )]
+    NoResourceRequest { resource: String, container: String },
+    /// The target's pod template could not be read.
+    #[error("{0}")]
+    PodSpecUnread(String),
+    #[error("the workload '{workload}' of type '{gvk}' is already managed by the hpa '{hpa}'")]
+    WorkloadHasHpa {
+        workload: String,
+        gvk: String,
+        hpa: String,
+    },
+    #[error(
+        "the existing hpa '{hpa}' for workload '{workload}' of type '{gvk}' must be specified by name in advanced settings to enable ownership transfer"
+    )]
+    TransferNeedsHpaName {
+        hpa: String,
+        workload: String,
+        gvk: String,
+    },
+    #[error(transparent)]
+    Triggers(#[from] TriggerError),
+    #[error(transparent)]
+    Bounds(#[from] BoundsError),
+    #[error(transparent)]
+    Fallback(#[from] FallbackError),
+    #[error(transparent)]
+    Names(#[from] NameError),
+    #[error(transparent)]
+    ScalingModifiers(#[from] FormulaError),
+    #[error(transparent)]
+    PodIdentity(#[from] PodIdentityError),
+}
 /// HPAs with this annotation set to "false" are never a conflict.
 pub const HPA_OWNERSHIP_VALIDATION: &str = "validations.keda.sh/hpa-ownership";
 /// Lets a ScaledObject take over an existing HPA named in its advanced settings.
@@ -51,18 +97,18 @@ pub fn needs_pod_spec(so: &ScaledObject) -> bool {
 }
 
 fn is_resource_trigger(t: &ScaleTrigger) -> bool {
-    matches!(t.scaler_type.as_str(), "cpu" | "memory")
+    keda_operator_core::trigger_type::is_resource(&t.scaler_type)
 }
 
 /// The ScaledObject's verdict: warnings when admitted, the first reason when refused.
-pub fn scaled_object(so: &ScaledObject, scene: &ScaledObjectScene) -> Result<Vec<String>, String> {
+pub fn scaled_object(so: &ScaledObject, scene: &ScaledObjectScene) -> Result<Vec<String>, Refusal> {
     let warnings = conflicts_and_warnings(so, scene)?;
     resource_triggers(so, scene)?;
     foreign_hpas(so, scene)?;
-    check_replica_bounds(so)?;
-    check_fallback(so)?;
-    names(so)?;
-    triggers(&so.spec.triggers)?;
+    checks::replica_bounds(so)?;
+    checks::fallback(so)?;
+    checks::names(so)?;
+    checks::triggers(&so.spec.triggers)?;
     Ok(warnings)
 }
 
@@ -71,7 +117,7 @@ pub fn scaled_object(so: &ScaledObject, scene: &ScaledObjectScene) -> Result<Vec
 fn conflicts_and_warnings(
     so: &ScaledObject,
     scene: &ScaledObjectScene,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, Refusal> {
     let mut warnings = Vec::new();
     let spec = &so.spec;
     let min = spec.min_replica_count.unwrap_or(0);
@@ -95,36 +141,36 @@ fn conflicts_and_warnings(
     for other in scene.scaled_objects.iter().filter(|o| o.name_any() != name) {
         let theirs = &other.spec.scale_target_ref;
         if theirs.name == target.name && gvk_string(theirs.api_version(), theirs.kind()) == gvk {
-            return Err(format!(
-                "the workload '{}' of type '{gvk}' is already managed by the ScaledObject '{}'",
-                target.name,
-                other.name_any()
-            ));
+            return Err(Refusal::WorkloadManaged {
+                workload: target.name.clone(),
+                gvk,
+                by: other.name_any(),
+            });
         }
     }
     for other in scene.scaled_objects.iter().filter(|o| o.name_any() != name) {
         if other.spec.hpa_name(&other.name_any()) == hpa_name {
-            return Err(format!(
-                "the HPA '{hpa_name}' is already managed by the ScaledObject '{}'",
-                other.name_any()
-            ));
+            return Err(Refusal::HpaManaged {
+                hpa: hpa_name,
+                by: other.name_any(),
+            });
         }
     }
     if spec.scaling_modifiers().is_some() {
-        validate_scaling_modifiers(so)?;
+        checks::scaling_modifiers(so)?;
     }
     Ok(warnings)
 }
 
 /// cpu/memory triggers need a request (or limit) on every container they measure, or a
 /// LimitRange default; and they alone cannot scale to zero.
-fn resource_triggers(so: &ScaledObject, scene: &ScaledObjectScene) -> Result<(), String> {
+fn resource_triggers(so: &ScaledObject, scene: &ScaledObjectScene) -> Result<(), Refusal> {
     if scene.dry_run || !needs_pod_spec(so) {
         return Ok(());
     }
     let pod = match &scene.pod_spec {
         Some(Ok(pod)) => pod,
-        Some(Err(e)) => return Err(e.clone()),
+        Some(Err(e)) => return Err(Refusal::PodSpecUnread(e.clone())),
         None => return Ok(()),
     };
     for trigger in so.spec.triggers.iter().filter(|t| is_resource_trigger(t)) {
@@ -148,17 +194,19 @@ fn resource_triggers(so: &ScaledObject, scene: &ScaledObjectScene) -> Result<(),
                     .as_ref()
                     .is_some_and(|r| requests_or_limits(r, resource));
                 if !set && !limit_range_default(&scene.limit_ranges, resource) {
-                    return Err(format!(
-                        "the scaledobject has a {resource} trigger but the container {} doesn't have the {resource} request defined",
-                        container.name
-                    ));
+                    return Err(Refusal::NoResourceRequest {
+                        resource: resource.to_string(),
+                        container: container.name.clone(),
+                    });
                 }
             }
         }
-        let only_resources = so.spec.triggers.iter().all(is_resource_trigger);
-        if only_resources && so.spec.min_replica_count.unwrap_or(0) == 0 {
-            return Err("scaledobject has only cpu/memory triggers AND minReplica is 0 (scale to zero doesn't work in this case)".into());
-        }
+        // The target is a Deployment or StatefulSet here (it has a pod template to read).
+        keda_operator_core::checks::resource_triggers_at_zero(
+            &checks::trigger_specs(&so.spec.triggers),
+            so.spec.min_replica_count,
+            so.spec.scale_target_ref.kind(),
+        )?;
     }
     Ok(())
 }
@@ -194,7 +242,7 @@ fn limit_range_default(ranges: &[LimitRange], resource: &str) -> bool {
 }
 
 /// An HPA on the same workload that this ScaledObject does not own.
-fn foreign_hpas(so: &ScaledObject, scene: &ScaledObjectScene) -> Result<(), String> {
+fn foreign_hpas(so: &ScaledObject, scene: &ScaledObjectScene) -> Result<(), Refusal> {
     let name = so.name_any();
     let target = &so.spec.scale_target_ref;
     let gvk = gvk_string(target.api_version(), target.kind());
@@ -228,10 +276,11 @@ fn foreign_hpas(so: &ScaledObject, scene: &ScaledObjectScene) -> Result<(), Stri
             .get(TRANSFER_HPA_OWNERSHIP)
             .is_some_and(|v| v == "true");
         if !transfer {
-            return Err(format!(
-                "the workload '{}' of type '{gvk}' is already managed by the hpa '{hpa_name}'",
-                target.name
-            ));
+            return Err(Refusal::WorkloadHasHpa {
+                workload: target.name.clone(),
+                gvk,
+                hpa: hpa_name,
+            });
         }
         let configured = so
             .spec
@@ -240,97 +289,24 @@ fn foreign_hpas(so: &ScaledObject, scene: &ScaledObjectScene) -> Result<(), Stri
             .and_then(|a| a.horizontal_pod_autoscaler_config.as_ref())
             .and_then(|c| c.name.as_deref());
         if configured != Some(hpa_name.as_str()) {
-            return Err(format!(
-                "the existing hpa '{hpa_name}' for workload '{}' of type '{gvk}' must be specified by name in advanced settings to enable ownership transfer",
-                target.name
-            ));
+            return Err(Refusal::TransferNeedsHpaName {
+                hpa: hpa_name,
+                workload: target.name.clone(),
+                gvk,
+            });
         }
-    }
-    Ok(())
-}
-
-fn names(so: &ScaledObject) -> Result<(), String> {
-    let name = so.name_any();
-    if name.len() > MAX_LABEL_VALUE {
-        return Err(format!(
-            "scaledobject name {name:?} is {} characters long; must be no more than {MAX_LABEL_VALUE} characters because it is used as the \"scaledobject.keda.sh/name\" label value",
-            name.len()
-        ));
-    }
-    let hpa = so.spec.hpa_name(&name);
-    if hpa.len() > MAX_LABEL_VALUE {
-        return Err(format!(
-            "HPA name {hpa:?} derived from scaledobject is {} characters long; must be no more than {MAX_LABEL_VALUE} characters; set spec.advanced.horizontalPodAutoscalerConfig.name to a shorter name or shorten the scaledobject name",
-            hpa.len()
-        ));
     }
     Ok(())
 }
 
 /// A ScaledJob: the trigger rules only.
-pub fn scaled_job(sj: &ScaledJob) -> Result<(), String> {
-    triggers(&sj.spec.triggers)
-}
-
-/// Unique non-empty trigger names, no `useCachedMetrics` on cpu/memory/cron, at least one.
-fn triggers(triggers: &[ScaleTrigger]) -> Result<(), String> {
-    if triggers.is_empty() {
-        return Err("no triggers defined in the ScaledObject/ScaledJob".into());
-    }
-    let mut names = BTreeSet::new();
-    for trigger in triggers {
-        if trigger.use_cached_metrics()
-            && matches!(trigger.scaler_type.as_str(), "cpu" | "memory" | "cron")
-        {
-            return Err(format!(
-                "property \"useCachedMetrics\" is not supported for {:?} scaler",
-                trigger.scaler_type
-            ));
-        }
-        if let Some(name) = trigger.name.as_deref().filter(|n| !n.is_empty())
-            && !names.insert(name)
-        {
-            return Err(format!(
-                "triggerName {name:?} is defined multiple times in the ScaledObject/ScaledJob, but it must be unique"
-            ));
-        }
-    }
-    Ok(())
+pub fn scaled_job(sj: &ScaledJob) -> Result<(), Refusal> {
+    Ok(checks::scaled_job_triggers(sj)?)
 }
 
 /// TriggerAuthentication and ClusterTriggerAuthentication: the pod identity's fields.
-pub fn trigger_authentication(spec: &TriggerAuthenticationSpec) -> Result<(), String> {
-    let Some(identity) = &spec.pod_identity else {
-        return Ok(());
-    };
-    let empty = |v: &Option<String>| v.as_deref() == Some("");
-    let set = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
-    match identity.provider {
-        PodIdentityProvider::AzureWorkload => {
-            if empty(&identity.identity_id) {
-                return Err("identityId of PodIdentity should not be empty. If it's set, identityId has to be different than \"\"".into());
-            }
-            if set(&identity.identity_authority_host) {
-                if !set(&identity.identity_tenant_id) {
-                    return Err("identityTenantID of PodIdentity should not be nil or empty when identityAuthorityHost of PodIdentity is set".into());
-                }
-            } else if empty(&identity.identity_tenant_id) {
-                return Err("identityTenantId of PodIdentity should not be empty. If it's set, identityTenantId has to be different than \"\"".into());
-            }
-        }
-        PodIdentityProvider::Aws => {
-            if set(&identity.role_arn) && identity.identity_owner == Some(IdentityOwner::Workload) {
-                return Err(
-                    "roleArn of PodIdentity can't be set if KEDA isn't identityOwner".into(),
-                );
-            }
-            if set(&identity.external_id) && !set(&identity.role_arn) {
-                return Err("externalID of PodIdentity requires roleArn to be set".into());
-            }
-        }
-        _ => {}
-    }
-    Ok(())
+pub fn trigger_authentication(spec: &TriggerAuthenticationSpec) -> Result<(), Refusal> {
+    Ok(checks::trigger_authentication(spec)?)
 }
 
 #[cfg(test)]

@@ -59,7 +59,7 @@ fn cpu_so(extra: Value) -> ScaledObject {
 }
 
 fn refused(so: &ScaledObject, scene: &ScaledObjectScene) -> String {
-    scaled_object(so, scene).unwrap_err()
+    scaled_object(so, scene).unwrap_err().to_string()
 }
 
 #[test]
@@ -342,7 +342,12 @@ fn scaled_jobs_get_the_trigger_rules() {
         },
     }))
     .unwrap();
-    assert!(scaled_job(&sj).unwrap_err().contains("triggerName \"x\""));
+    assert!(
+        scaled_job(&sj)
+            .unwrap_err()
+            .to_string()
+            .contains("triggerName \"x\"")
+    );
 }
 
 #[test]
@@ -355,6 +360,7 @@ fn pod_identity_fields_are_checked() {
             json!({"provider": "azure-workload", "identityId": ""})
         ))
         .unwrap_err()
+        .to_string()
         .starts_with("identityId of PodIdentity should not be empty")
     );
     assert!(
@@ -362,6 +368,7 @@ fn pod_identity_fields_are_checked() {
             json!({"provider": "azure-workload", "identityAuthorityHost": "https://login"})
         ))
         .unwrap_err()
+        .to_string()
         .starts_with("identityTenantID of PodIdentity should not be nil or empty")
     );
     assert!(
@@ -369,17 +376,21 @@ fn pod_identity_fields_are_checked() {
             json!({"provider": "azure-workload", "identityTenantId": ""})
         ))
         .unwrap_err()
+        .to_string()
         .starts_with("identityTenantId of PodIdentity should not be empty")
     );
     assert_eq!(
         trigger_authentication(&spec(
             json!({"provider": "aws", "roleArn": "arn:r", "identityOwner": "workload"})
         ))
-        .unwrap_err(),
+        .unwrap_err()
+        .to_string(),
         "roleArn of PodIdentity can't be set if KEDA isn't identityOwner"
     );
     assert_eq!(
-        trigger_authentication(&spec(json!({"provider": "aws", "externalID": "x"}))).unwrap_err(),
+        trigger_authentication(&spec(json!({"provider": "aws", "externalID": "x"})))
+            .unwrap_err()
+            .to_string(),
         "externalID of PodIdentity requires roleArn to be set"
     );
     assert!(
