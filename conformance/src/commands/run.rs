@@ -89,18 +89,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             selected.len(),
             args.parallel
         ));
-        let outcomes = run_all(&suite, &selected, args.parallel as usize).await;
+        // Ours must pass every rule; another operator's documented quirks are reported apart.
+        let quirks_apply = args.operator != OperatorKind::Builtin;
+        let outcomes = run_all(&suite, &selected, args.parallel as usize, quirks_apply).await;
         Ok::<_, anyhow::Error>((outcomes, suite))
     })?;
-    let mut outcomes = outcomes;
-    let deviations = if args.operator == OperatorKind::Builtin {
-        Vec::new()
-    } else {
-        known_deviations(&mut outcomes, &selected)
-    };
+    let deviations: Vec<String> = outcomes
+        .iter()
+        .filter(|o| o.status == Status::Quirk)
+        .map(|o| o.id.clone())
+        .collect();
     let failed: Vec<&Outcome> = outcomes
         .iter()
-        .filter(|o| o.status == Status::Failed && !deviations.contains(&o.id))
+        .filter(|o| o.status == Status::Failed)
         .collect();
     let mut suite = suite;
     if !failed.is_empty() || !deviations.is_empty() {
@@ -162,29 +163,29 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Failed rules that carry `upstreamQuirk` (upstream KEDA's documented behaviour differs from
-/// the rule): their message starts with the quirk, and their ids are returned so the run's
-/// verdict leaves them out. Only for operators other than ours, which must pass every rule.
-fn known_deviations(outcomes: &mut [Outcome], rules: &[Loaded]) -> Vec<String> {
-    let mut ids = Vec::new();
-    for o in outcomes.iter_mut().filter(|o| o.status == Status::Failed) {
-        let quirk = rules
-            .iter()
-            .find(|l| l.scenario.id.0 == o.id)
-            .and_then(|l| l.scenario.upstream_quirk.as_deref());
-        if let Some(quirk) = quirk {
-            o.message = Some(format!(
-                "known upstream quirk (not counted): {}\n{}",
-                quirk.trim(),
-                o.message.as_deref().unwrap_or("failed")
-            ));
-            ids.push(o.id.clone());
-        }
+/// A failed rule that carries `upstreamQuirk` (a KEDA defect the rule documents, with its
+/// evidence) becomes a `Quirk`: its message starts with the quirk, and the run's verdict leaves
+/// it out. Only for operators other than ours, which must pass every rule.
+fn as_known_quirk(outcome: &mut Outcome, rule: &Loaded) {
+    if outcome.status != Status::Failed {
+        return;
     }
-    ids
+    if let Some(quirk) = rule.scenario.upstream_quirk.as_deref() {
+        outcome.status = Status::Quirk;
+        outcome.message = Some(format!(
+            "known upstream quirk (not counted): {}\n{}",
+            quirk.trim(),
+            outcome.message.as_deref().unwrap_or("failed")
+        ));
+    }
 }
 
-async fn run_all(suite: &Suite, rules: &[Loaded], parallel: usize) -> Vec<Outcome> {
+async fn run_all(
+    suite: &Suite,
+    rules: &[Loaded],
+    parallel: usize,
+    quirks_apply: bool,
+) -> Vec<Outcome> {
     let bar = ProgressBar::new(rules.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
@@ -207,7 +208,10 @@ async fn run_all(suite: &Suite, rules: &[Loaded], parallel: usize) -> Vec<Outcom
                     r.push(id.clone());
                 }
                 show(&bar, &running);
-                let outcome = suite.run(rule).await;
+                let mut outcome = suite.run(rule).await;
+                if quirks_apply {
+                    as_known_quirk(&mut outcome, rule);
+                }
                 if let Ok(mut r) = running.lock() {
                     r.retain(|x| x != &id);
                 }
@@ -219,6 +223,12 @@ async fn run_all(suite: &Suite, rules: &[Loaded], parallel: usize) -> Vec<Outcom
                     ),
                     Status::Failed => format!(
                         "  FAIL  {id} ({:.1}s) {}\n        {}",
+                        outcome.duration.as_secs_f64(),
+                        outcome.title,
+                        outcome.message.as_deref().unwrap_or("failed")
+                    ),
+                    Status::Quirk => format!(
+                        "  QUIRK {id} ({:.1}s) {}\n        {}",
                         outcome.duration.as_secs_f64(),
                         outcome.title,
                         outcome.message.as_deref().unwrap_or("failed")
@@ -280,12 +290,16 @@ mod tests {
             rule("A-B-002", None),
             rule("A-B-003", Some("upstream does Y")),
         ];
-        let mut outcomes = vec![
+        let mut outcomes = [
             outcome("A-B-001", Status::Failed),
             outcome("A-B-002", Status::Failed),
             outcome("A-B-003", Status::Passed),
         ];
-        assert_eq!(known_deviations(&mut outcomes, &rules), ["A-B-001"]);
+        for (o, r) in outcomes.iter_mut().zip(&rules) {
+            as_known_quirk(o, r);
+        }
+        let statuses: Vec<&Status> = outcomes.iter().map(|o| &o.status).collect();
+        assert_eq!(statuses, [&Status::Quirk, &Status::Failed, &Status::Passed]);
         let message = outcomes[0].message.as_deref().unwrap();
         assert!(message.starts_with("known upstream quirk (not counted): upstream does X\n"));
         assert!(message.ends_with("observed 1, expected 0"));

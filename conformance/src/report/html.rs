@@ -10,10 +10,12 @@ use crate::engine::timeline::seconds;
 use crate::engine::{Outcome, Status};
 
 pub fn render(title: &str, outcomes: &[Outcome]) -> String {
-    let passed = outcomes
-        .iter()
-        .filter(|o| o.status == Status::Passed)
-        .count();
+    let count = |status: Status| outcomes.iter().filter(|o| o.status == status).count();
+    let passed = count(Status::Passed);
+    let quirks = match count(Status::Quirk) {
+        0 => String::new(),
+        n => format!(" {n} failed as known upstream quirks (not counted)."),
+    };
     let mut html = String::new();
     let _ = write!(
         html,
@@ -23,7 +25,7 @@ pub fn render(title: &str, outcomes: &[Outcome]) -> String {
     );
     let _ = writeln!(
         html,
-        "<h1>{}</h1>\n<p class=\"summary\">{passed} of {} rules passed.</p>",
+        "<h1>{}</h1>\n<p class=\"summary\">{passed} of {} rules passed.{quirks}</p>",
         escape(title),
         outcomes.len()
     );
@@ -61,7 +63,7 @@ pub fn render(title: &str, outcomes: &[Outcome]) -> String {
             html.push_str(&timeline::svg(&o.id, &o.timeline));
         }
         // A failed rule's story is open from the start.
-        html.push_str(if o.status == Status::Failed {
+        html.push_str(if o.status != Status::Passed {
             "<details open>"
         } else {
             "<details>"
@@ -88,6 +90,7 @@ fn class(o: &Outcome) -> &'static str {
     match o.status {
         Status::Passed => "pass",
         Status::Failed => "fail",
+        Status::Quirk => "quirk",
     }
 }
 
@@ -95,12 +98,14 @@ fn label(o: &Outcome) -> &'static str {
     match o.status {
         Status::Passed => "PASS",
         Status::Failed => "FAIL",
+        Status::Quirk => "QUIRK",
     }
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;max-width:60em}\
 table{border-collapse:collapse}td,th{padding:.2em .6em;border-bottom:1px solid #ddd;text-align:left}\
 .pass{color:#2a8a2a;font-weight:bold}.fail{color:#c03030;font-weight:bold}\
+.quirk{color:#b06a00;font-weight:bold}\
 pre.failure{background:#fff0f0;padding:.6em;white-space:pre-wrap}\
 .meta{color:#666}svg.timeline{display:block;max-width:100%;height:auto;margin:.6em 0}\
 ul.happenings{list-style:none;padding-left:0}ul.happenings time{display:inline-block;min-width:4em;color:#666}\
