@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use keda_operator_api::ScaledObject;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::{EventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::scale_loop::Scheduler;
@@ -163,6 +163,14 @@ impl Context {
 
     pub fn record_poll_lag(&self, lag: Duration) {
         self.metrics.record_poll(lag);
+    }
+}
+
+/// A Kubernetes event type decided by operator/core.
+pub fn event_type(event_type: keda_operator_core::conditions::EventType) -> EventType {
+    match event_type {
+        keda_operator_core::conditions::EventType::Normal => EventType::Normal,
+        keda_operator_core::conditions::EventType::Warning => EventType::Warning,
     }
 }
 

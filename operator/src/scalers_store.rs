@@ -198,7 +198,8 @@ impl ScalersStore {
         let Ok(mut scheduled) = self.scheduled.write() else {
             return true;
         };
-        scheduled.insert((namespace.to_string(), name.to_string()), generation) != Some(generation)
+        let previous = scheduled.insert((namespace.to_string(), name.to_string()), generation);
+        keda_operator_core::scale_loop::needs_restart(generation, previous)
     }
 
     /// Notes that a push scaler of the object reported it active.

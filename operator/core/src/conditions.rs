@@ -261,22 +261,6 @@ pub fn initial() -> [Condition; 4] {
     .map(|(condition_type, status)| Condition::new(condition_type, status, "", ""))
 }
 
-/// Whether the status already carries Ready, Active, Fallback and Paused.
-pub fn are_initialized<I>(present: I) -> bool
-where
-    I: IntoIterator<Item = ConditionType>,
-{
-    let present: Vec<ConditionType> = present.into_iter().collect();
-    [
-        ConditionType::Ready,
-        ConditionType::Active,
-        ConditionType::Fallback,
-        ConditionType::Paused,
-    ]
-    .iter()
-    .all(|needed| present.contains(needed))
-}
-
 /// A Kubernetes event's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
@@ -360,16 +344,6 @@ mod tests {
                 ("Paused", "False", "")
             ]
         );
-    }
-
-    #[test]
-    fn conditions_are_initialized_only_when_all_four_are_present() {
-        use ConditionType::*;
-        assert!(are_initialized([
-            Paused, Fallback, Active, Ready, HpaActive
-        ]));
-        assert!(!are_initialized([Ready, Active, Fallback]));
-        assert!(!are_initialized([]));
     }
 
     #[test]

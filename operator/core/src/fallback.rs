@@ -141,18 +141,6 @@ pub fn condition(health: &BTreeMap<String, HealthStatus>, failure_threshold: i32
     }
 }
 
-/// What a reconcile writes for `Fallback`: `NoFallbackFound` when no valid fallback is
-/// configured; otherwise the condition is the scale loop's to keep.
-pub fn reconcile_condition(
-    fallback: Option<&FallbackSpec>,
-    modifiers: Option<&ModifiersTarget>,
-) -> Option<Condition> {
-    match fallback {
-        Some(f) if is_valid(f, modifiers) => None,
-        _ => Some(Condition::no_fallback_found()),
-    }
-}
-
 /// The event announcing a flip of the Fallback condition (whichever path flips it).
 pub fn transition_event(active: bool) -> crate::conditions::Event {
     use crate::conditions::{Event, message, reason};

@@ -30,14 +30,6 @@ pub fn milli_quantity(value: f64) -> String {
     format!("{mantissa}{}", SUFFIXES[groups])
 }
 
-/// `milli_quantity` as an integer number of milli-units, where it fits (for comparisons).
-pub fn milli_units(value: f64) -> i128 {
-    if !value.is_finite() || value <= 0.0 {
-        return 0;
-    }
-    (value * 1000.0).round() as i128
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,34 +1,13 @@
-//! The scale loop's life (§3.1, §3.10 of the behaviour reference): when it polls, when a
-//! reconcile restarts it, and what deletion does to the target's replicas.
+//! The scale loop's life (§3.1, §3.10 of the behaviour reference): when a reconcile restarts
+//! it, and what deletion does to the target's replicas.
 
 use crate::conditions::{Event, message, reason};
-use crate::executor::UnixMillis;
 
-/// `pollingInterval` when unset, in seconds.
-pub const DEFAULT_POLLING_INTERVAL_SECS: i32 = 30;
-
-/// The loop period in milliseconds.
-pub fn polling_interval_millis(polling_interval: Option<i32>) -> i64 {
-    i64::from(polling_interval.unwrap_or(DEFAULT_POLLING_INTERVAL_SECS)).saturating_mul(1000)
-}
-
-/// When the next check starts. The first check runs as soon as the loop starts; KEDA arms the
-/// timer before each check, so a check that overruns the period is followed at once by the
-/// next: `max(started + interval, finished)`.
-pub fn next_poll_at(
-    check_started: UnixMillis,
-    check_finished: UnixMillis,
-    interval_millis: i64,
-) -> UnixMillis {
-    check_started
-        .saturating_add(interval_millis)
-        .max(check_finished)
-}
-
-/// Whether a successful reconcile (re)starts the loop: a new HPA was created, or the
-/// generation differs from the one the running loop was started for (or none was).
-pub fn needs_restart(hpa_created: bool, generation: i64, loop_generation: Option<i64>) -> bool {
-    hpa_created || loop_generation != Some(generation)
+/// Whether a successful reconcile (re)starts the loop: the generation differs from the one
+/// the running loop was started for, or none was. (KEDA also restarts when it creates the
+/// HPA; here that is the first generation seen, so the same moment.)
+pub fn needs_restart(generation: i64, loop_generation: Option<i64>) -> bool {
+    loop_generation != Some(generation)
 }
 
 /// What deletion does to the target's replicas.
@@ -75,23 +54,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn polls_every_thirty_seconds_by_default() {
-        assert_eq!(polling_interval_millis(None), 30_000);
-        assert_eq!(polling_interval_millis(Some(5)), 5_000);
-    }
-
-    #[test]
-    fn a_slow_check_is_followed_at_once_by_the_next() {
-        assert_eq!(next_poll_at(0, 1_000, 30_000), 30_000);
-        assert_eq!(next_poll_at(0, 45_000, 30_000), 45_000);
-    }
-
-    #[test]
-    fn restarts_on_new_hpa_or_new_generation() {
-        assert!(needs_restart(true, 3, Some(3)));
-        assert!(needs_restart(false, 4, Some(3)));
-        assert!(needs_restart(false, 1, None));
-        assert!(!needs_restart(false, 3, Some(3)));
+    fn restarts_on_a_new_generation_or_a_first_start() {
+        assert!(needs_restart(4, Some(3)));
+        assert!(needs_restart(1, None));
+        assert!(!needs_restart(3, Some(3)));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use keda_operator_api::common::condition::TriggerActivityStatus;
 use keda_operator_api::{ScaledObject, ScaledObjectStatus};
-use keda_operator_core::conditions::{ConditionStatus, EventType as CoreEventType, reason};
+use keda_operator_core::conditions::{ConditionStatus, reason};
 use keda_operator_core::executor::{
     self, HpaScalingActive, MetricRead, ObservedStatus, PollInput, ReplicaAction, ScaleWrite,
     ScalingSpec, TargetRef, TriggerPoll, UnixMillis,
@@ -17,7 +17,7 @@ use keda_operator_core::fallback::{MetricSample, MetricTargetType};
 use keda_operator_core::modifiers::apply_to_poll;
 use keda_operator_scalers::{Metric, read_within};
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::Event;
 use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
 
@@ -278,10 +278,7 @@ impl ScaledObjectPoller {
             .map_err(|e| e.to_string());
         for event in events {
             let event = Event {
-                type_: match event.event_type {
-                    CoreEventType::Normal => EventType::Normal,
-                    CoreEventType::Warning => EventType::Warning,
-                },
+                type_: crate::context::event_type(event.event_type),
                 reason: event.reason.to_string(),
                 note: Some(event.message),
                 action: "Scale".into(),

@@ -84,7 +84,10 @@ impl Shared {
     /// once, as KEDA restarts the loop on every spec change. True when it (re)started.
     fn schedule(&self, key: Key, generation: i64, interval: Duration) -> bool {
         let restart = match self.scheduled.write() {
-            Ok(mut scheduled) => scheduled.insert(key.clone(), generation) != Some(generation),
+            Ok(mut scheduled) => {
+                let previous = scheduled.insert(key.clone(), generation);
+                keda_operator_core::scale_loop::needs_restart(generation, previous)
+            }
             Err(_) => true,
         };
         if let Some(scheduler) = self.scheduler.get() {

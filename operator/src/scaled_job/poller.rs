@@ -9,7 +9,6 @@ use keda_operator_api::ScaledJob;
 use keda_operator_api::common::condition::TriggerActivityStatus;
 use keda_operator_api::scaled_job::{MultipleScalersCalculation, ScalingStrategyKind};
 use keda_operator_core::annotations::{PAUSED, flag};
-use keda_operator_core::conditions::EventType as CoreEventType;
 use keda_operator_core::scaled_job::jobs::{self as core_jobs, JobInputs};
 use keda_operator_core::scaled_job::{
     self as sj, Calculation, JobPollInput, JobScalingSpec, MetricRead, Strategy, TriggerReads,
@@ -21,6 +20,7 @@ use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
 
 use super::{Shared, jobs};
+use crate::context::event_type;
 use crate::metrics::{Metrics, ScalerLabels};
 use crate::scale_loop::{ObjectKey, Poller, SourceLimiter};
 use crate::scaled_object::status;
@@ -183,13 +183,7 @@ impl ScaledJobPoller {
         let mut events: Vec<(EventType, &str, String)> = decision
             .events
             .iter()
-            .map(|e| {
-                let type_ = match e.event_type {
-                    CoreEventType::Normal => EventType::Normal,
-                    CoreEventType::Warning => EventType::Warning,
-                };
-                (type_, e.reason, e.message.clone())
-            })
+            .map(|e| (event_type(e.event_type), e.reason, e.message.clone()))
             .collect();
         if decision.create > 0 {
             let job = core_jobs::build_job(&JobInputs {

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use keda_operator_api::ScaledObject;
 use keda_operator_api::scaled_object::ScaledObjectStatus;
-use keda_operator_core::conditions::Condition as CoreCondition;
+use keda_operator_core::conditions::{Condition as CoreCondition, reason};
 use keda_operator_core::formula::{ModifiersMetricType, ValidatedModifiers};
 use keda_operator_core::hpa::{self as hpa_spec, HpaInputs, Metric, ScaleTarget, Target};
 use keda_operator_core::names::{COMPOSITE_METRIC_NAME, SCALED_OBJECT_NAME_LABEL};
@@ -123,12 +123,13 @@ async fn cleanup(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {
     crate::auth::record_changed_references(&ctx, OwnerKind::ScaledObject, &ns, &name, &refs, &[])
         .await;
     restore_original_replicas(&ctx, &so).await;
+    let deleted = keda_operator_core::scale_loop::deleted_event();
     publish(
         &ctx,
         &so,
-        EventType::Warning,
-        "ScaledObjectDeleted",
-        "ScaledObject was deleted",
+        crate::context::event_type(deleted.event_type),
+        deleted.reason,
+        &deleted.message,
     )
     .await;
     // The HPA goes through the garbage collector (its controller ownerReference).
@@ -266,7 +267,7 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {
                             &ctx,
                             &so,
                             EventType::Normal,
-                            "ScaledObjectReady",
+                            reason::SCALED_OBJECT_READY,
                             keda_operator_core::conditions::MESSAGE_READY,
                         )
                         .await;
@@ -310,7 +311,7 @@ async fn fail(
             ctx,
             so,
             EventType::Warning,
-            "ScaledObjectCheckFailed",
+            reason::SCALED_OBJECT_CHECK_FAILED,
             message,
         )
         .await;

@@ -256,21 +256,6 @@ fn the_condition_reports_a_metric_failing_beyond_the_threshold() {
     );
 }
 
-#[test]
-fn a_reconcile_writes_no_fallback_found_without_a_valid_fallback() {
-    let ok = spec(3, 5, FallbackBehavior::Static);
-    assert_eq!(reconcile_condition(Some(&ok), None), None);
-    let c = reconcile_condition(None, None).expect("condition");
-    assert_eq!(
-        (c.reason.as_str(), c.message.as_str()),
-        (
-            "NoFallbackFound",
-            "No fallbacks are active on this scaled object"
-        )
-    );
-    assert!(reconcile_condition(Some(&ok), Some(&modifiers("1.5"))).is_some());
-}
-
 proptest! {
     #[test]
     fn fallback_answers_exactly_when_failures_exceed_the_threshold(

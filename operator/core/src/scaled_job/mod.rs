@@ -500,29 +500,5 @@ pub fn simulate_poll(
     jobs_to_create(spec, combined, counts).0
 }
 
-/// [`simulate_poll`] over a trace: one entry per poll, the queue length and the Jobs that
-/// exist at that poll; the Jobs each poll creates.
-pub fn simulate_trace(
-    spec: &JobScalingSpec,
-    target: f64,
-    activation: f64,
-    polls: &[(f64, JobCounts)],
-) -> Vec<i64> {
-    polls
-        .iter()
-        .map(|&(queue_length, counts)| {
-            simulate_poll(spec, queue_length, target, activation, counts)
-        })
-        .collect()
-}
-
-/// The most Jobs that can be unfinished at once after a poll under the `default`, `accurate`
-/// and `eager` strategies (when no more than that were unfinished before it): the minimum
-/// plus the effective maximum, i.e. `maxReplicaCount`. `custom` is not bound by it: its
-/// deduction and percentage may ask for Jobs beyond the running ones, by design.
-pub fn unfinished_cap(spec: &JobScalingSpec) -> i64 {
-    spec.min_replicas() + spec.effective_max().max(0)
-}
-
 #[cfg(test)]
 mod tests;
