@@ -9,9 +9,6 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
-    /// The object is wrong: becomes Ready=False with this message.
-    #[error("{0}")]
-    Check(String),
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
     #[error("{0}")]
@@ -31,16 +28,6 @@ impl Error {
     /// Whether the apiserver refused a write because the object changed since it was read.
     pub fn is_conflict(&self) -> bool {
         matches!(self, Error::Kube { source: kube::Error::Api(e), .. } if e.code == 409)
-    }
-
-    /// A short label for metrics.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            Error::Kube { .. } => "kube",
-            Error::Check(_) => "check",
-            Error::Finalizer(_) => "finalizer",
-            Error::Serialize(_) => "serialize",
-        }
     }
 }
 

@@ -1,9 +1,9 @@
 //! The scale loop: one scheduler polls every ScaledObject's scalers, records the results for
 //! the metrics API (`useCachedMetrics`) and hands them to the executor.
 
-pub mod poller;
-pub mod push;
+pub(crate) mod poller;
+pub(crate) mod push;
 pub mod scheduler;
 
-pub use poller::ScaledObjectPoller;
+pub(crate) use poller::ScaledObjectPoller;
 pub use scheduler::{ObjectKey, Poller, Scheduler, SourceLimiter};

@@ -26,8 +26,6 @@ use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
-pub use hpa::is_derivative;
-
 use crate::auth::OwnerKind;
 use crate::context::join_unique;
 use crate::context::{Context, FIELD_MANAGER};
