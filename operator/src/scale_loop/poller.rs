@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use keda_operator_api::common::condition::TriggerActivityStatus;
 use keda_operator_api::{ScaledObject, ScaledObjectStatus};
-use keda_operator_core::conditions::{ConditionStatus, reason};
+use keda_operator_core::conditions::{ConditionStatus, ConditionType, reason};
 use keda_operator_core::executor::{
     self, HpaScalingActive, MetricRead, ObservedStatus, PollInput, ReplicaAction, ScaleWrite,
     ScalingSpec, TargetRef, TriggerPoll, UnixMillis,
@@ -176,8 +176,8 @@ impl ScaledObjectPoller {
                 health: health_in(&status.health),
                 fallback_condition: status
                     .conditions
-                    .as_ref()
-                    .and_then(|cs| cs.iter().find(|c| c.condition_type == "Fallback"))
+                    .as_deref()
+                    .and_then(|cs| crate::scaled_object::status::get(cs, ConditionType::Fallback))
                     .map(|c| ConditionStatus::parse(&c.status)),
             },
             target: TargetRef {

@@ -192,7 +192,7 @@ async fn apply(sj: Arc<ScaledJob>, shared: &Shared) -> Result<Action> {
         // from the reconciler's, and trigger errors set it): it is left to them unless the
         // loop was just (re)started or the last reconcile failed.
         Ok((_, false))
-            if status::get(&conditions, "Ready").is_some_and(|c| {
+            if status::get(&conditions, ConditionType::Ready).is_some_and(|c| {
                 c.reason.is_some() && c.reason.as_deref() != Some(sj::REASON_CHECK_FAILED)
             }) =>
         {
@@ -214,7 +214,8 @@ async fn apply(sj: Arc<ScaledJob>, shared: &Shared) -> Result<Action> {
         }
         Err(message) => {
             shared.forget(&key);
-            let previous = status::get(&conditions, "Ready").and_then(|c| c.message.clone());
+            let previous =
+                status::get(&conditions, ConditionType::Ready).and_then(|c| c.message.clone());
             status::apply_core(&mut conditions, &ready(ConditionStatus::False, &message));
             status::apply_core(
                 &mut conditions,
@@ -266,8 +267,7 @@ async fn check_and_start(
     sj::jobs::check_job_target(&sj.spec.job_target_ref)
         .map_err(|e| format!("ScaledJob doesn't have correct jobTargetRef specification: {e}"))?;
 
-    let paused_in_status = status::get(conditions, "Paused")
-        .is_some_and(|c| c.status == ConditionStatus::True.as_str());
+    let paused_in_status = status::is_true(conditions, ConditionType::Paused);
     if flag(sj.annotations(), PAUSED) {
         if !paused_in_status {
             status::apply_core(conditions, &paused(true));

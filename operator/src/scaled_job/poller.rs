@@ -9,6 +9,7 @@ use keda_operator_api::ScaledJob;
 use keda_operator_api::common::condition::TriggerActivityStatus;
 use keda_operator_api::scaled_job::{MultipleScalersCalculation, ScalingStrategyKind};
 use keda_operator_core::annotations::{PAUSED, flag};
+use keda_operator_core::conditions::ConditionType;
 use keda_operator_core::scaled_job::jobs::{self as core_jobs, JobInputs};
 use keda_operator_core::scaled_job::{
     self as sj, Calculation, JobPollInput, JobScalingSpec, MetricRead, Strategy, TriggerReads,
@@ -169,8 +170,7 @@ impl ScaledJobPoller {
         let was_active = old_status
             .conditions
             .as_deref()
-            .and_then(|c| status::get(c, "Active"))
-            .is_some_and(|c| c.status == "True");
+            .is_some_and(|c| status::is_true(c, ConditionType::Active));
         let decision = sj::decide_poll(&JobPollInput {
             spec,
             triggers,

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use keda_operator_api::ScaledObject;
 use keda_operator_api::scaled_object::ScaledObjectStatus;
-use keda_operator_core::conditions::{Condition as CoreCondition, reason};
+use keda_operator_core::conditions::{Condition as CoreCondition, ConditionType, reason};
 use keda_operator_core::formula::{ModifiersMetricType, ValidatedModifiers};
 use keda_operator_core::hpa::{self as hpa_spec, HpaInputs, Metric, ScaleTarget, Target};
 use keda_operator_core::names::{COMPOSITE_METRIC_NAME, SCALED_OBJECT_NAME_LABEL};
@@ -302,7 +302,7 @@ async fn fail(
     conditions: &mut Vec<keda_operator_api::Condition>,
     message: &str,
 ) {
-    let previous = status::get(conditions, "Ready").and_then(|c| c.message.clone());
+    let previous = status::get(conditions, ConditionType::Ready).and_then(|c| c.message.clone());
     status::set_check_failed(conditions, message);
     if previous.as_deref() != Some(message) {
         publish(

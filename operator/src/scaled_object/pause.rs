@@ -6,14 +6,13 @@
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use keda_operator_api::scaled_object::ScaledObjectStatus;
 use keda_operator_api::{Condition, ScaledObject};
-use keda_operator_core::conditions::EventType as CoreEventType;
+use keda_operator_core::conditions::ConditionType;
 use keda_operator_core::pause::{PauseInput, PauseMode, decide_pause};
 use kube::ResourceExt;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
 };
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
 
 use super::{publish, status, target};
 use crate::context::Context;
@@ -28,7 +27,7 @@ pub async fn handle(
 ) -> Result<Option<Action>> {
     let ns = so.namespace().unwrap_or_default();
     let name = so.name_any();
-    let paused_in_status = status::get(conditions, "Paused").is_some_and(|c| c.status == "True");
+    let paused_in_status = status::is_true(conditions, ConditionType::Paused);
     let full_pause_requested =
         keda_operator_core::executor::PauseFlags::read(so.annotations()).full;
     // The current count only matters for a full pause with a count to scale to.
@@ -59,10 +58,7 @@ pub async fn handle(
         observed.paused_replica_count = count;
     }
     for event in &decision.events {
-        let kind = match event.event_type {
-            CoreEventType::Normal => EventType::Normal,
-            CoreEventType::Warning => EventType::Warning,
-        };
+        let kind = crate::context::event_type(event.event_type);
         publish(ctx, so, kind, event.reason, &event.message).await;
     }
     if !decision.mode.stops_scaling() {

@@ -8,10 +8,9 @@ use keda_operator_core::conditions::{self as core, ConditionStatus, ConditionTyp
 /// without reason or message.
 pub fn init(conditions: &mut Vec<Condition>) {
     for initial in core::initial() {
-        let kind = initial.condition_type.as_str();
-        if get(conditions, kind).is_none() {
+        if get(conditions, initial.condition_type).is_none() {
             conditions.push(Condition {
-                condition_type: kind.to_string(),
+                condition_type: initial.condition_type.as_str().to_string(),
                 status: initial.status.as_str().to_string(),
                 reason: None,
                 message: None,
@@ -20,8 +19,16 @@ pub fn init(conditions: &mut Vec<Condition>) {
     }
 }
 
-pub fn get<'a>(conditions: &'a [Condition], kind: &str) -> Option<&'a Condition> {
-    conditions.iter().find(|c| c.condition_type == kind)
+pub fn get(conditions: &[Condition], kind: ConditionType) -> Option<&Condition> {
+    conditions
+        .iter()
+        .find(|c| c.condition_type == kind.as_str())
+}
+
+/// Whether the condition of this type is there with status True.
+pub fn is_true(conditions: &[Condition], kind: ConditionType) -> bool {
+    get(conditions, kind)
+        .is_some_and(|c| ConditionStatus::parse(&c.status) == ConditionStatus::True)
 }
 
 /// Writes a condition decided by operator/core into the API's list (replacing one of its type).
@@ -57,7 +64,7 @@ pub fn set_check_failed(conditions: &mut Vec<Condition>, message: &str) {
 }
 
 pub fn is_ready(conditions: &[Condition]) -> bool {
-    get(conditions, ConditionType::Ready.as_str()).is_some_and(|c| c.status == "True")
+    is_true(conditions, ConditionType::Ready)
 }
 
 /// Whether Ready is the scale loop's to say: a poll found a trigger failing (TriggerError,
@@ -65,7 +72,7 @@ pub fn is_ready(conditions: &[Condition]) -> bool {
 /// KEDA's reconciler does not run on status changes, so it never undoes a poll's verdict —
 /// and the next poll says Ready=True again once the trigger reads.
 pub fn ready_is_the_polls(conditions: &[Condition]) -> bool {
-    get(conditions, ConditionType::Ready.as_str()).is_some_and(|c| {
+    get(conditions, ConditionType::Ready).is_some_and(|c| {
         matches!(
             c.reason.as_deref(),
             Some(core::REASON_TRIGGER_ERROR | core::REASON_PARTIAL_TRIGGER_ERROR)
@@ -120,14 +127,14 @@ mod tests {
         let mut c = vec![];
         init(&mut c);
         set_check_failed(&mut c, "bad target");
-        let ready = get(&c, "Ready").unwrap();
+        let ready = get(&c, ConditionType::Ready).unwrap();
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_deref()),
             ("False", Some("ScaledObjectCheckFailed"))
         );
         assert_eq!(ready.message.as_deref(), Some("bad target"));
         assert_eq!(
-            get(&c, "Active").unwrap().reason.as_deref(),
+            get(&c, ConditionType::Active).unwrap().reason.as_deref(),
             Some("UnknownState")
         );
     }

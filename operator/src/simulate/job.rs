@@ -4,7 +4,7 @@
 //! is the queue as the source reports it (the replay does not drain it).
 
 use keda_operator_api::ScaledJob;
-use keda_operator_core::conditions::ConditionStatus;
+use keda_operator_core::conditions::{ConditionStatus, ConditionType};
 use keda_operator_core::scaled_job::{
     JobCounts, JobPollInput, MetricRead, TriggerReads, decide_poll,
 };
@@ -149,7 +149,7 @@ pub fn simulate_job(
     };
     let mut created: Vec<i64> = Vec::new();
     let mut was_active = false;
-    let mut conditions: std::collections::BTreeMap<String, (ConditionStatus, String)> =
+    let mut conditions: std::collections::BTreeMap<ConditionType, (ConditionStatus, String)> =
         Default::default();
     let mut at = 0;
     while at <= end {
@@ -212,14 +212,14 @@ pub fn simulate_job(
             });
         }
         for c in &decision.conditions {
-            let kind = c.condition_type.as_str().to_string();
+            let kind = c.condition_type;
             let now = (c.status, c.reason.clone());
             if conditions.get(&kind) != Some(&now) {
                 timeline.happenings.push(Happening {
                     at_ms: at,
                     who: Who::Condition,
                     reason: "Condition".into(),
-                    message: format!("{kind}={} ({})", c.status.as_str(), c.reason),
+                    message: format!("{}={} ({})", kind.as_str(), c.status.as_str(), c.reason),
                 });
                 conditions.insert(kind, now);
             }

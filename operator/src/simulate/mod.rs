@@ -11,7 +11,7 @@ pub mod trace;
 use std::collections::BTreeMap;
 
 use keda_operator_api::ScaledObject;
-use keda_operator_core::conditions::{ConditionStatus, Event};
+use keda_operator_core::conditions::{ConditionStatus, ConditionType, Event};
 use keda_operator_core::executor::{
     self, MetricRead, ObservedStatus, PollInput, ReadRecord, ReplicaAction, ScaleWrite,
     ScalingSpec, TargetRef, TriggerPoll,
@@ -212,7 +212,7 @@ struct Sim<'a> {
     replicas: i32,
     last_active: Option<i64>,
     health: BTreeMap<String, HealthStatus>,
-    conditions: BTreeMap<String, (ConditionStatus, String)>,
+    conditions: BTreeMap<ConditionType, (ConditionStatus, String)>,
     timeline: Timeline,
 }
 
@@ -471,7 +471,7 @@ impl<'a> Sim<'a> {
                 last_active_time: self.last_active,
                 external_metric_names,
                 health: self.health.clone(),
-                fallback_condition: self.conditions.get("Fallback").map(|c| c.0),
+                fallback_condition: self.conditions.get(&ConditionType::Fallback).map(|c| c.0),
             },
             target: TargetRef {
                 kind: format!(
@@ -531,11 +531,12 @@ impl<'a> Sim<'a> {
     }
 
     fn condition(&mut self, at: i64, condition: &keda_operator_core::conditions::Condition) {
-        let kind = condition.condition_type.as_str().to_string();
+        let kind = condition.condition_type;
         let now = (condition.status, condition.reason.clone());
         if self.conditions.get(&kind) != Some(&now) {
             let message = format!(
-                "{kind}={} ({})",
+                "{}={} ({})",
+                kind.as_str(),
                 condition.status.as_str(),
                 condition.reason
             );
@@ -590,7 +591,8 @@ impl<'a> Sim<'a> {
         }
         if let Some(f) = tracked {
             // Whichever path flips the Fallback condition announces it.
-            let was = self.conditions.get("Fallback").map(|c| c.0) == Some(ConditionStatus::True);
+            let was = self.conditions.get(&ConditionType::Fallback).map(|c| c.0)
+                == Some(ConditionStatus::True);
             let now = fallback::exceeded_threshold(&self.health, f.failure_threshold);
             if was != now {
                 let event = fallback::transition_event(now);
