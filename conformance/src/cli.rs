@@ -72,9 +72,14 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value = "builtin")]
     pub operator: crate::suite::OperatorKind,
     /// `--operator upstream`: the directory `conformance/upstream/build-keda.sh` built (with
-    /// `bin/keda`, `bin/keda-adapter`, `crd/`); default: the cache's upstream-keda-v2.21.0.
+    /// `bin/keda`, `bin/keda-adapter`, `bin/keda-admission-webhooks`, `crd/`); default: the
+    /// cache's upstream-keda-<--keda-version>.
     #[arg(long, env = "KEDA_UPSTREAM_DIR")]
     pub keda_bin_dir: Option<PathBuf>,
+    /// `--operator upstream` without `--keda-bin-dir`: the KEDA release whose build in the cache
+    /// (`build-keda.sh VERSION`) is judged.
+    #[arg(long, env = "KEDA_VERSION", default_value = crate::upstream::DEFAULT_VERSION)]
+    pub keda_version: String,
     /// Only the rules whose ids match (`*` and `?`; comma-separated alternatives).
     #[arg(long, default_value = "*")]
     pub rules: String,
@@ -202,7 +207,7 @@ pub struct WithOperatorArgs {
     )]
     pub with_operator: Option<OperatorChoice>,
     /// `--with-operator upstream`: the directory build-keda.sh built (default:
-    /// $KEDA_UPSTREAM_DIR, then the cache's upstream-keda-v2.21.0).
+    /// $KEDA_UPSTREAM_DIR, then the cache's upstream-keda-v2.21.1).
     #[arg(long)]
     pub keda_bin_dir: Option<PathBuf>,
 }

@@ -18,7 +18,7 @@ use anyhow::{Context as _, bail};
 use crate::operator::{OPERATOR_NAMESPACE, Prepared, Running};
 
 /// The release `build-keda.sh` builds when given no version.
-pub const DEFAULT_VERSION: &str = "v2.21.0";
+pub const DEFAULT_VERSION: &str = "v2.21.1";
 /// Overrides `$HOME/.cache/keda-conformance` (the build script reads it too).
 pub const CACHE_ENV: &str = "KEDA_CONFORMANCE_CACHE";
 const OPERATOR_BINARY: &str = "keda";
@@ -55,8 +55,13 @@ impl Build {
     /// in the module copy's `dir/src/config/crd/bases`, and the webhook configuration under
     /// `dir/webhooks`, else in `dir/src/config/webhooks`.
     pub fn locate(dir: &Path) -> anyhow::Result<Self> {
+        let version = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("upstream-keda-"))
+            .unwrap_or(DEFAULT_VERSION);
         let hint = format!(
-            "build it first: conformance/upstream/build-keda.sh {DEFAULT_VERSION} (or give --keda-bin-dir)"
+            "build it first: conformance/upstream/build-keda.sh {version} (or give --keda-bin-dir)"
         );
         let find = |name: &str| {
             [dir.join("bin").join(name), dir.join(name)]
@@ -562,6 +567,14 @@ webhooks:
         let dir = tempfile::tempdir().unwrap();
         let e = Build::locate(dir.path()).unwrap_err().to_string();
         assert!(e.contains("build-keda.sh"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_release_build_names_its_version_in_the_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("upstream-keda-v2.16.1");
+        let e = Build::locate(&missing).unwrap_err().to_string();
+        assert!(e.contains("build-keda.sh v2.16.1"), "{e}");
     }
 
     #[test]

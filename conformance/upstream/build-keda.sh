@@ -3,7 +3,7 @@
 # webhooks (cmd/webhooks) from a released module on the Go module proxy, for
 # `keda-conformance run --operator upstream`.
 #
-#   conformance/upstream/build-keda.sh [VERSION]      # default v2.21.0
+#   conformance/upstream/build-keda.sh [VERSION]      # default v2.21.1
 #
 # Output, outside the repository (nothing fetched is ever kept in it):
 #   $KEDA_CONFORMANCE_CACHE/upstream-keda-<VERSION>/      (default $HOME/.cache/keda-conformance)
@@ -21,7 +21,7 @@
 # asks for go 1.27.4) gets that toolchain from the module proxy instead of failing.
 set -euo pipefail
 
-version="${1:-${KEDA_VERSION:-v2.21.0}}"
+version="${1:-${KEDA_VERSION:-v2.21.1}}"
 module="github.com/kedacore/keda/v2"
 cache="${KEDA_CONFORMANCE_CACHE:-$HOME/.cache/keda-conformance}"
 out="$cache/upstream-keda-$version"
