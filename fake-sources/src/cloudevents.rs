@@ -34,6 +34,9 @@ pub enum Mode {
 pub struct CloudEvent {
     /// The log sequence number of the request that carried it.
     pub seq: u64,
+    /// The path the request was sent to (one sink can serve many destinations, one per path).
+    #[serde(default)]
+    pub path: String,
     pub mode: Mode,
     pub specversion: String,
     pub id: String,
@@ -68,7 +71,13 @@ pub fn accepted_events(requests: &[RecordedRequest]) -> Vec<CloudEvent> {
         .filter(|request| {
             matches!(request.response, Response::Answered { status } if (200..300).contains(&status))
         })
-        .filter_map(|request| read_events(&request.headers, &request.body, request.seq).ok())
+        .filter_map(|request| {
+            let mut events = read_events(&request.headers, &request.body, request.seq).ok()?;
+            for event in &mut events {
+                event.path.clone_from(&request.path);
+            }
+            Some(events)
+        })
         .flatten()
         .collect()
 }
@@ -95,7 +104,8 @@ fn is_json(content_type: Option<&str>) -> bool {
     media.is_empty() || media == "application/json" || media.ends_with("+json")
 }
 
-/// Reads the events a request carries; the error names what is missing or wrong.
+/// Reads the events a request carries (their `path` left empty); the error names what is
+/// missing or wrong.
 pub fn read_events(
     headers: &[(String, String)],
     body: &str,
@@ -146,6 +156,7 @@ fn binary(headers: &[(String, String)], body: &str, seq: u64) -> Result<CloudEve
     };
     Ok(CloudEvent {
         seq,
+        path: String::new(),
         mode: Mode::Binary,
         specversion,
         id: required("id")?,
@@ -177,6 +188,7 @@ fn structured(value: &Value, seq: u64, mode: Mode) -> Result<CloudEvent, String>
     };
     Ok(CloudEvent {
         seq,
+        path: String::new(),
         mode,
         specversion,
         id: required("id")?,

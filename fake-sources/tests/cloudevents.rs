@@ -51,6 +51,10 @@ async fn binary_and_structured_events_are_accepted_and_listed_in_order() {
     assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(events[0].id, "a");
     assert_eq!(
+        events[0].path, "/events",
+        "each event keeps the path it was sent to"
+    );
+    assert_eq!(
         events[0].subject.as_deref(),
         Some("/kubernetes-default/apps/scaledobject/web")
     );
