@@ -1,13 +1,13 @@
 //! A conformance run's fixture: the cluster (CRDs installed before its controllers start), the
-//! fake Prometheuses (one open, one demanding basic auth), and — for `--operator builtin` and
-//! `upstream` — the operator as processes on this machine.
+//! fake Prometheuses (one open, one demanding basic auth), the fake CloudEvents sink, and — for
+//! `--operator builtin` and `upstream` — the operator as processes on this machine.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use fake_sources::{FakeOptions, FakePrometheus};
+use fake_sources::{FakeCloudEventsSink, FakeOptions, FakePrometheus};
 
 use crate::cluster_timing::{self, HpaTiming};
 use crate::engine::{self, Context, Outcome};
@@ -137,6 +137,8 @@ impl Suite {
                 engine::AUTH_PASSWORD,
             ));
         let prometheus_auth_url = prometheus_auth.url();
+        let cloudevents = Arc::new(FakeCloudEventsSink::start(FakeOptions::default()).await?);
+        let cloudevents_url = cloudevents.url();
         let operator = match &to_start {
             Some(ToStart::Builtin(binary)) => {
                 progress("starting keda-operator and registering its metrics API");
@@ -144,7 +146,7 @@ impl Suite {
             }
             Some(ToStart::Upstream(build)) => {
                 progress(
-                    "starting upstream KEDA (operator, metrics adapter) and registering its metrics API",
+                    "starting upstream KEDA (operator, metrics adapter, admission webhooks) and registering its metrics API and webhooks",
                 );
                 Some(crate::upstream::start(&cluster, build).await?)
             }
@@ -167,6 +169,10 @@ impl Suite {
                 prometheus_url,
                 prometheus_auth,
                 prometheus_auth_url,
+                cloudevents,
+                cloudevents_url,
+                keda_namespace: crate::operator::OPERATOR_NAMESPACE.to_string(),
+                serial: Default::default(),
                 timings,
                 resolver: Default::default(),
             }),
@@ -210,6 +216,7 @@ impl Suite {
         if let Ok(context) = Arc::try_unwrap(self.context) {
             drop(context.prometheus);
             drop(context.prometheus_auth);
+            drop(context.cloudevents);
             if let Ok(cluster) = Arc::try_unwrap(context.cluster) {
                 cluster.shutdown();
             }

@@ -3,13 +3,14 @@
 //! expected, what was observed, and when (seconds since the rule started).
 
 pub mod objects;
+pub mod sink;
 pub mod timeline;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fake_sources::{FakePrometheus, Fault, FaultId, FaultSpec};
+use fake_sources::{FakeCloudEventsSink, FakePrometheus, Fault, FaultId, FaultSpec};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Event;
 use kube::Api;
@@ -43,6 +44,14 @@ pub struct Context {
     /// it answers the same values.
     pub prometheus_auth: Arc<FakePrometheus>,
     pub prometheus_auth_url: String,
+    /// A CloudEvents sink (`${cloudevents}` in scenarios): CloudEventSources send to paths
+    /// under it, and `events` checks read what it received.
+    pub cloudevents: Arc<FakeCloudEventsSink>,
+    pub cloudevents_url: String,
+    /// The namespace the operator runs in (`${kedaNamespace}`): KEDA puts it in every
+    /// CloudEvent's `source`.
+    pub keda_namespace: String,
+    pub serial: sink::SerialGroups,
     /// hpaSyncPeriod, downscaleStabilization, slack, gcPeriod.
     pub timings: Timings,
     pub resolver: Resolver,
@@ -93,6 +102,11 @@ impl Context {
 /// Runs one rule in a fresh namespace, deleted afterwards.
 pub async fn run_rule(ctx: &Context, loaded: &Loaded) -> Outcome {
     let scenario = &loaded.scenario;
+    // Held until this rule's CloudEventSources are gone.
+    let turn = match &scenario.serial {
+        Some(group) => Some(ctx.serial.turn(group).await),
+        None => None,
+    };
     let start = Instant::now();
     let wall_start = jiff::Timestamp::now();
     let timeline = Arc::new(Mutex::new(Timeline::default()));
@@ -131,6 +145,8 @@ pub async fn run_rule(ctx: &Context, loaded: &Loaded) -> Outcome {
     vars.insert("prometheusAuth".into(), ctx.prometheus_auth_url.clone());
     vars.insert("prometheusUsername".into(), AUTH_USERNAME.into());
     vars.insert("prometheusPassword".into(), AUTH_PASSWORD.into());
+    vars.insert("cloudevents".into(), ctx.cloudevents_url.clone());
+    vars.insert("kedaNamespace".into(), ctx.keda_namespace.clone());
     let mut timings = ctx.timings.clone();
     for name in deadline::SCENARIO_TIMINGS {
         if let Some(model::VarValue::Number(n)) = scenario.vars.get(name) {
@@ -180,8 +196,12 @@ pub async fn run_rule(ctx: &Context, loaded: &Loaded) -> Outcome {
         outcome.status = Status::Failed;
         outcome.message = Some(failure);
     }
-    let _ = namespace.delete().await;
     outcome.duration = start.elapsed();
+    if let Some(turn) = turn {
+        sink::remove_sources(&ctx.cluster.client(), &ctx.resolver, &run.namespace).await;
+        drop(turn);
+    }
+    let _ = namespace.delete().await;
     let mut timeline = timeline.lock().map(|t| t.clone()).unwrap_or_default();
     timeline.events = events;
     timeline.end_ms = outcome.duration.as_millis() as u64;
@@ -220,7 +240,7 @@ impl RuleRun<'_> {
                     Ok(object) => {
                         self.ctx
                             .resolver
-                            .delete(&self.client(), &self.namespace, &object)
+                            .delete(&self.client(), self.namespace_of(&object), &object)
                             .await
                     }
                     Err(e) => Err(e),
@@ -253,8 +273,12 @@ impl RuleRun<'_> {
     async fn apply(&self, apply: &Apply) -> Result<(), String> {
         let text = model::substitute(&apply.manifest.template, &self.vars)?;
         let objects = model::parse_objects(&text)?;
+        let namespace = match &apply.namespace {
+            Some(other) => model::substitute(other, &self.vars)?,
+            None => self.namespace.clone(),
+        };
         let options = kind::apply::ApplyOptions {
-            namespace: Some(&self.namespace),
+            namespace: Some(&namespace),
             dry_run: false,
         };
         for object in &objects {
@@ -332,7 +356,7 @@ impl RuleRun<'_> {
                 let found = self
                     .ctx
                     .resolver
-                    .get(&self.client(), &self.namespace, &object)
+                    .get(&self.client(), self.namespace_of(&object), &object)
                     .await?;
                 let Some(found) = found else {
                     return Ok((*absent, "it does not exist".into()));
@@ -378,6 +402,32 @@ impl RuleRun<'_> {
                 };
                 Ok((count.matches(n), observed))
             }
+            Check::Events { events, count } => {
+                let path = model::substitute(&events.path, &self.vars)?;
+                let listed = sink::events_at(&self.ctx.cloudevents, &path);
+                let mut matching = Vec::new();
+                let mut first_miss = None;
+                for event in &listed {
+                    let misses = self.mismatches(event, &events.fields).await?;
+                    if misses.is_empty() {
+                        matching.push(event);
+                    } else if first_miss.is_none() {
+                        first_miss = Some(format!(
+                            "{} about {}: {}",
+                            event["type"].as_str().unwrap_or("?"),
+                            event["subject"].as_str().unwrap_or("?"),
+                            misses.join("; ")
+                        ));
+                    }
+                }
+                let selection = model::EventSelection {
+                    path,
+                    fields: events.fields.clone(),
+                };
+                let observed =
+                    sink::describe_observed(&selection, listed.len(), &matching, first_miss);
+                Ok((count.matches(matching.len() as u64), observed))
+            }
         }
     }
 
@@ -407,10 +457,11 @@ impl RuleRun<'_> {
                     object,
                     path: other_path,
                 } => {
+                    let object = self.render_ref(object)?;
                     let other = self
                         .ctx
                         .resolver
-                        .get(&self.client(), &self.namespace, &self.render_ref(object)?)
+                        .get(&self.client(), self.namespace_of(&object), &object)
                         .await?;
                     let wanted = other.as_ref().and_then(|o| other_path.get(o));
                     match (actual, wanted) {
@@ -435,8 +486,17 @@ impl RuleRun<'_> {
     fn render_ref(&self, object: &ObjectRef) -> Result<ObjectRef, String> {
         Ok(ObjectRef {
             name: model::substitute(&object.name, &self.vars)?,
+            namespace: match &object.namespace {
+                Some(ns) => Some(model::substitute(ns, &self.vars)?),
+                None => None,
+            },
             ..object.clone()
         })
+    }
+
+    /// The namespace a (rendered) reference names, else the rule's.
+    fn namespace_of<'a>(&'a self, object: &'a ObjectRef) -> &'a str {
+        object.namespace.as_deref().unwrap_or(&self.namespace)
     }
 
     /// Strings in expected values may use the run's placeholders.

@@ -10,13 +10,15 @@ use std::path::{Path, PathBuf};
 pub use model::{Scenario, Step};
 
 /// Placeholders the runner always provides.
-pub const RUNTIME_VARS: [&str; 6] = [
+pub const RUNTIME_VARS: [&str; 8] = [
     "namespace",
     "prometheus",
     "query",
     "prometheusAuth",
     "prometheusUsername",
     "prometheusPassword",
+    "cloudevents",
+    "kedaNamespace",
 ];
 
 /// A scenario that cannot be used, with where and why.
@@ -84,7 +86,10 @@ fn check(scenario: &Scenario, _text: &str) -> Result<(), (String, String)> {
         let mut texts: Vec<String> = Vec::new();
         let mut deadlines = Vec::new();
         match step {
-            Step::Apply(a) => texts.push(a.manifest.template.clone()),
+            Step::Apply(a) => {
+                texts.push(a.manifest.template.clone());
+                texts.extend(a.namespace.clone());
+            }
             Step::Wait(w) => {
                 texts.extend(w.check.object_names());
                 deadlines.push(&w.within);
@@ -103,7 +108,10 @@ fn check(scenario: &Scenario, _text: &str) -> Result<(), (String, String)> {
                 deadlines.push(&h.duration);
             }
             Step::Assert(c) => texts.extend(c.object_names()),
-            Step::Delete(d) => texts.push(d.object.name.clone()),
+            Step::Delete(d) => {
+                texts.push(d.object.name.clone());
+                texts.extend(d.object.namespace.clone());
+            }
             Step::Request(r) => texts.push(r.path.clone()),
             _ => {}
         }

@@ -29,6 +29,12 @@ pub struct Scenario {
     /// known deviation and does not fail the run.
     #[serde(default)]
     pub upstream_quirk: Option<String>,
+    /// Rules that name the same group run one at a time, and the CloudEventSources in each
+    /// one's namespace are gone before the next starts: for behaviour an operator shares
+    /// across namespaces (upstream KEDA sends every CloudEvent to every CloudEventSource, and
+    /// one source's filter can hold an event back from the others).
+    #[serde(default)]
+    pub serial: Option<String>,
     pub steps: Vec<Step>,
 }
 
@@ -217,6 +223,10 @@ pub struct Apply {
     /// Names this moment, for a later wait's `from`.
     #[serde(default)]
     pub mark: Option<String>,
+    /// Put namespaced objects in this namespace (placeholders allowed) rather than the rule's
+    /// own; the rule creates and deletes such a namespace itself.
+    #[serde(default)]
+    pub namespace: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -308,6 +318,9 @@ pub struct ObjectRef {
     pub api_version: String,
     pub kind: String,
     pub name: String,
+    /// Another namespace than the rule's (placeholders allowed), for a namespace the rule
+    /// made with `apply`'s `namespace`.
+    pub namespace: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -316,6 +329,8 @@ struct RawObjectRef {
     api_version: Option<String>,
     kind: String,
     name: String,
+    #[serde(default)]
+    namespace: Option<String>,
 }
 
 /// The apiVersion a kind gets when a scenario names none.
@@ -326,7 +341,8 @@ pub fn default_api_version(kind: &str) -> Option<&'static str> {
         "ScaledObject" | "ScaledJob" | "TriggerAuthentication" | "ClusterTriggerAuthentication" => {
             "keda.sh/v1alpha1"
         }
-        "ConfigMap" | "Secret" | "Pod" | "Service" | "Event" => "v1",
+        "CloudEventSource" | "ClusterCloudEventSource" => "eventing.keda.sh/v1alpha1",
+        "ConfigMap" | "Secret" | "Pod" | "Service" | "Event" | "Namespace" => "v1",
         "Job" => "batch/v1",
         _ => return None,
     })
@@ -353,12 +369,14 @@ impl TryFrom<RawObjectRef> for ObjectRef {
             api_version,
             kind: raw.kind,
             name: raw.name,
+            namespace: raw.namespace,
         })
     }
 }
 
 /// What must be true: of one object (that it is absent, or that its fields are as
-/// expected), or of how many objects of a kind match a selection.
+/// expected), of how many objects of a kind match a selection, or of how many CloudEvents
+/// the run's CloudEvents sink received match one.
 #[derive(Debug, Clone)]
 pub enum Check {
     Object {
@@ -370,6 +388,40 @@ pub enum Check {
         objects: Selection,
         count: Count,
     },
+    Events {
+        events: EventSelection,
+        count: Count,
+    },
+}
+
+/// CloudEvents the sink (`${cloudevents}`) accepted on one path, picked by their attributes:
+/// `specversion`, `id`, `source`, `type`, `subject`, `time`, `datacontenttype`, `data.*`, and
+/// `mode` (`binary`, `structured`, `batch`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EventSelection {
+    /// The request path the events were sent to (placeholders allowed): the path of a
+    /// CloudEventSource's `destination.http.uri`.
+    pub path: String,
+    /// Every field must be as expected for an event to count.
+    #[serde(default)]
+    pub fields: Fields,
+}
+
+impl EventSelection {
+    fn describe(&self) -> String {
+        let mut what = format!("CloudEvents sent to {}", self.path);
+        if !self.fields.0.is_empty() {
+            let fields: Vec<String> = self
+                .fields
+                .0
+                .iter()
+                .map(|(p, e)| format!("{p} {}", describe_expect(e)))
+                .collect();
+            what.push_str(&format!(" with {}", fields.join(", ")));
+        }
+        what
+    }
 }
 
 /// Objects of one kind in the rule's namespace, picked by labels and by fields.
@@ -494,6 +546,7 @@ impl TryFrom<serde_yaml::Value> for Count {
 struct CheckParts {
     object: Option<ObjectRef>,
     objects: Option<Selection>,
+    events: Option<EventSelection>,
     absent: bool,
     fields: Fields,
     count: Option<Count>,
@@ -502,6 +555,21 @@ struct CheckParts {
 impl TryFrom<CheckParts> for Check {
     type Error = String;
     fn try_from(p: CheckParts) -> Result<Self, String> {
+        if let Some(events) = p.events {
+            if p.object.is_some() || p.objects.is_some() {
+                return Err("a check names one of `object`, `objects`, `events`".into());
+            }
+            if p.absent || !p.fields.0.is_empty() {
+                return Err(
+                    "with `events`, put `fields` inside `events` and use `count: 0` for none"
+                        .into(),
+                );
+            }
+            let count = p
+                .count
+                .ok_or_else(|| "`events` needs a `count`".to_string())?;
+            return Ok(Check::Events { events, count });
+        }
         match (p.object, p.objects) {
             (Some(object), None) => {
                 if p.count.is_some() {
@@ -526,7 +594,7 @@ impl TryFrom<CheckParts> for Check {
                 Ok(Check::Count { objects, count })
             }
             (Some(_), Some(_)) => Err("a check names `object` or `objects`, not both".into()),
-            (None, None) => Err("a check needs `object` or `objects`".into()),
+            (None, None) => Err("a check needs `object`, `objects` or `events`".into()),
         }
     }
 }
@@ -536,6 +604,7 @@ impl TryFrom<CheckParts> for Check {
 struct RawCheck {
     object: Option<ObjectRef>,
     objects: Option<Selection>,
+    events: Option<EventSelection>,
     #[serde(default)]
     absent: bool,
     #[serde(default)]
@@ -549,6 +618,7 @@ impl<'de> Deserialize<'de> for Check {
         Check::try_from(CheckParts {
             object: r.object,
             objects: r.objects,
+            events: r.events,
             absent: r.absent,
             fields: r.fields,
             count: r.count,
@@ -558,16 +628,18 @@ impl<'de> Deserialize<'de> for Check {
 }
 
 impl Check {
-    /// The object names the check reads (they may hold placeholders).
+    /// The object names (and the event path) the check reads (they may hold placeholders).
     pub fn object_names(&self) -> Vec<String> {
         match self {
             Check::Object { object, fields, .. } => std::iter::once(object.name.clone())
+                .chain(object.namespace.clone())
                 .chain(fields.0.iter().filter_map(|(_, e)| match e {
                     Expect::SameAs { object, .. } => Some(object.name.clone()),
                     _ => None,
                 }))
                 .collect(),
             Check::Count { .. } => Vec::new(),
+            Check::Events { events, .. } => vec![events.path.clone()],
         }
     }
 
@@ -593,6 +665,7 @@ impl Check {
                 format!("{what} {}", fields.join(", "))
             }
             Check::Count { objects, count } => format!("{count} {}", objects.describe()),
+            Check::Events { events, count } => format!("{count} {}", events.describe()),
         }
     }
 }
@@ -646,6 +719,7 @@ pub struct Wait {
 struct RawWait {
     object: Option<ObjectRef>,
     objects: Option<Selection>,
+    events: Option<EventSelection>,
     #[serde(default)]
     absent: bool,
     #[serde(default)]
@@ -665,6 +739,7 @@ impl TryFrom<RawWait> for Wait {
             check: Check::try_from(CheckParts {
                 object: r.object,
                 objects: r.objects,
+                events: r.events,
                 absent: r.absent,
                 fields: r.fields,
                 count: r.count,
@@ -689,6 +764,7 @@ pub struct Hold {
 struct RawHold {
     object: Option<ObjectRef>,
     objects: Option<Selection>,
+    events: Option<EventSelection>,
     #[serde(default)]
     absent: bool,
     #[serde(default)]
@@ -705,6 +781,7 @@ impl TryFrom<RawHold> for Hold {
             check: Check::try_from(CheckParts {
                 object: r.object,
                 objects: r.objects,
+                events: r.events,
                 absent: r.absent,
                 fields: r.fields,
                 count: r.count,

@@ -216,7 +216,10 @@ fn a_malformed_count_check_is_rejected() {
     ));
     assert!(e.reason.contains("`count` goes with `objects`"), "{e}");
     let e = error(&with(""));
-    assert!(e.reason.contains("needs `object` or `objects`"), "{e}");
+    assert!(
+        e.reason.contains("needs `object`, `objects` or `events`"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -264,4 +267,65 @@ fn a_denial_is_one_text_or_a_list_of_which_any_will_do() {
         denied.to_string(),
         "\"by the ScaledObject 'a'\" or \"by the hpa 'keda-hpa-a'\""
     );
+}
+
+#[test]
+fn an_events_check_reads_its_path_fields_and_count() {
+    let text = GOOD.replace(
+        "      object: {kind: Deployment, name: web}\n      fields: {spec.replicas: 1}\n",
+        "      events:\n        path: /${namespace}/sink\n        fields:\n          type: keda.scaledobject.ready.v1\n          data.reason: ScaledObjectReady\n      count: {atLeast: 1}\n",
+    );
+    let s = parse("s.yaml", &text).unwrap_or_else(|e| panic!("{e}"));
+    let Step::Wait(w) = &s.steps[2] else {
+        panic!("wait third")
+    };
+    let Check::Events { events, count } = &w.check else {
+        panic!("an events check, got {:?}", w.check)
+    };
+    assert_eq!(events.path, "/${namespace}/sink");
+    assert_eq!(events.fields.0.len(), 2);
+    assert_eq!(*count, Count::AtLeast(1));
+    assert_eq!(
+        w.check.describe(),
+        "at least 1 CloudEvents sent to /${namespace}/sink with type = \"keda.scaledobject.ready.v1\", data.reason = \"ScaledObjectReady\""
+    );
+    let e = error(&GOOD.replace(
+        "      object: {kind: Deployment, name: web}\n      fields: {spec.replicas: 1}\n",
+        "      events: {path: /x}\n",
+    ));
+    assert!(e.reason.contains("`events` needs a `count`"), "{e}");
+    let e = error(&GOOD.replace(
+        "      object: {kind: Deployment, name: web}\n      fields: {spec.replicas: 1}\n",
+        "      events: {path: \"/${nowhere}\"}\n      count: 0\n",
+    ));
+    assert!(e.reason.contains("`${nowhere}` has no value"), "{e}");
+}
+
+#[test]
+fn a_rule_may_name_a_serial_group_and_reach_into_a_namespace_of_its_own() {
+    let text = GOOD
+        .replace("target: web\n", "target: web\nserial: cloudevents\n")
+        .replace(
+            "  - apply:\n      manifest: |\n",
+            "  - apply:\n      namespace: \"${namespace}-b\"\n      manifest: |\n",
+        )
+        .replace(
+            "object: {kind: Deployment, name: web}",
+            "object: {kind: Deployment, name: web, namespace: \"${namespace}-b\"}",
+        );
+    let s = parse("s.yaml", &text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.serial.as_deref(), Some("cloudevents"));
+    let Step::Apply(apply) = &s.steps[0] else {
+        panic!("apply first")
+    };
+    assert_eq!(apply.namespace.as_deref(), Some("${namespace}-b"));
+    let Step::Wait(w) = &s.steps[2] else {
+        panic!("wait third")
+    };
+    let Check::Object { object, .. } = &w.check else {
+        panic!("a check of one object")
+    };
+    assert_eq!(object.namespace.as_deref(), Some("${namespace}-b"));
+    let e = error(&text.replace("\"${namespace}-b\"}", "\"${elsewhere}\"}"));
+    assert!(e.reason.contains("`${elsewhere}` has no value"), "{e}");
 }
