@@ -4,9 +4,10 @@
 //! ClusterCloudEventSource whose `eventSubscription` admits the type.
 //!
 //! The sources are kept in memory from watches ([`run`]), which also write each source's
-//! `Active` condition. A delivery is retried up to five times (KEDA's `maxRetryTimes`); when the
-//! last try fails the source goes `Active=False` (`CloudEventSourceFailed`) and gets no more
-//! events until its spec changes, as KEDA's handler does. `azureEventGridTopic` is accepted by
+//! `Active` condition. A delivery is retried at once up to five times (KEDA's `maxRetryTimes`;
+//! KEDA puts a failed event straight back on its queue); when the last try fails the source
+//! goes `Active=False` (`CloudEventSourceFailed`) and gets no more events until its spec
+//! changes, as KEDA's handler does. `azureEventGridTopic` is accepted by
 //! the schema but not sent to: its source is `Active=False` saying so.
 //!
 //! Unlike KEDA, no finalizer is put on the sources (nothing has to be cleaned up when one goes).
@@ -31,10 +32,8 @@ use serde_json::json;
 
 use crate::context::{Context, FIELD_MANAGER};
 
-/// Retries after the first failed delivery (KEDA's `maxRetryTimes`).
+/// Retries after the first failed delivery (KEDA's `maxRetryTimes`), made without a pause.
 const MAX_RETRIES: u32 = 5;
-/// The pause between two tries of one delivery.
-const RETRY_PAUSE: Duration = Duration::from_millis(500);
 /// How long one delivery may take.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// The pause before a watch that ended is started again.
@@ -219,9 +218,6 @@ impl Emitter {
         let body = json!({"reason": event.reason, "message": event.message}).to_string();
         let mut last_error = String::new();
         for attempt in 0..=MAX_RETRIES {
-            if attempt > 0 {
-                tokio::time::sleep(RETRY_PAUSE).await;
-            }
             let sent = self
                 .http
                 .post(uri.clone())
