@@ -9,10 +9,8 @@ use keda_operator_api::ScaledObject;
 use keda_operator_api::common::condition::HealthStatus as ApiHealth;
 use keda_operator_api::scaled_object::{FallbackBehavior as ApiBehavior, GroupVersionKindResource};
 use keda_operator_core::fallback::{
-    FallbackBehavior, FallbackSpec, HealthState, HealthStatus, MetricTarget, MetricTargetType,
-    ModifiersTarget,
+    FallbackBehavior, FallbackSpec, HealthState, HealthStatus, MetricTargetType, ModifiersTarget,
 };
-use keda_operator_scalers::Target;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 
 pub fn fallback_spec(so: &ScaledObject) -> Option<FallbackSpec> {
@@ -38,24 +36,6 @@ pub fn modifiers_target(so: &ScaledObject) -> Option<ModifiersTarget> {
             _ => MetricTargetType::AverageValue,
         },
     })
-}
-
-/// An external metric's target as fallback sees it.
-pub fn metric_target(target: Target) -> MetricTarget {
-    match target {
-        Target::Value(value) => MetricTarget {
-            metric_type: MetricTargetType::Value,
-            value,
-        },
-        Target::AverageValue(value) => MetricTarget {
-            metric_type: MetricTargetType::AverageValue,
-            value,
-        },
-        Target::Utilization(_) | Target::AverageQuantity(_) => MetricTarget {
-            metric_type: MetricTargetType::AverageValue,
-            value: target.as_f64(),
-        },
-    }
 }
 
 pub fn health_in(health: &Option<BTreeMap<String, ApiHealth>>) -> BTreeMap<String, HealthStatus> {

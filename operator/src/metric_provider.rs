@@ -11,7 +11,7 @@ use keda_operator_api::ScaledObject;
 use keda_operator_core::executor::ReadRecord;
 use keda_operator_core::fallback::{
     self, FallbackBehavior, FallbackContext, FallbackSpec, HealthStatus, MetricSample as Sample,
-    MetricTargetType, ReadOutcome,
+    MetricTarget, MetricTargetType, ReadOutcome,
 };
 use keda_operator_core::modifiers::compose;
 use keda_operator_core::names::COMPOSITE_METRIC_NAME;
@@ -21,7 +21,7 @@ use kube::runtime::events::{Event, EventType};
 use serde_json::json;
 
 use crate::context::{Context, FIELD_MANAGER};
-use crate::core_input::{self, metric_target};
+use crate::core_input;
 use crate::metrics_api::{MetricError, MetricQuery, MetricSample, MetricSource};
 use crate::scalers_store::{ObjectScalers, RawRead};
 
@@ -129,12 +129,11 @@ impl Provider {
             .filter(|f| fallback::is_valid(f, modifiers.as_ref()));
         let (current_replicas, ready_pods) = match (tracked, so, &object.target) {
             (Some(f), Some(so), Some(gvkr)) if reads.iter().any(|r| r.result.is_err()) => {
-                let needs_pods = reads
-                    .iter()
-                    .any(|r| metric_target(r.target).metric_type == MetricTargetType::Value)
-                    || modifiers
-                        .as_ref()
-                        .is_some_and(|m| m.metric_type == MetricTargetType::Value);
+                let needs_pods = reads.iter().any(|r| {
+                    MetricTarget::from_target(r.target).metric_type == MetricTargetType::Value
+                }) || modifiers
+                    .as_ref()
+                    .is_some_and(|m| m.metric_type == MetricTargetType::Value);
                 if f.behavior == FallbackBehavior::Static && !needs_pods {
                     (None, None)
                 } else {
@@ -170,7 +169,7 @@ impl Provider {
                 &fctx,
                 health.get(&read.metric_name),
                 &read.metric_name,
-                metric_target(read.target),
+                MetricTarget::from_target(read.target),
                 result.map_err(|e| e.as_str()),
             );
             if let Some(entry) = evaluation.health {

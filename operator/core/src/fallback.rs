@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use crate::conditions::Condition;
+use crate::hpa::Target;
 use crate::names::COMPOSITE_METRIC_NAME;
 
 /// `fallback.behavior`.
@@ -43,7 +44,8 @@ pub struct FallbackSpec {
     pub behavior: FallbackBehavior,
 }
 
-/// The target type of an external metric (external metrics never use `Utilization`).
+/// The target type of an external metric or of the composite metric of scaling modifiers
+/// (neither uses `Utilization`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MetricTargetType {
     #[default]
@@ -51,11 +53,38 @@ pub enum MetricTargetType {
     Value,
 }
 
+impl MetricTargetType {
+    /// The HPA target of this type at `value`.
+    pub fn target(self, value: f64) -> Target {
+        match self {
+            MetricTargetType::AverageValue => Target::AverageValue(value),
+            MetricTargetType::Value => Target::Value(value),
+        }
+    }
+}
+
 /// An external metric's target as the HPA carries it (so at milli precision).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MetricTarget {
     pub metric_type: MetricTargetType,
     pub value: f64,
+}
+
+impl MetricTarget {
+    /// A metric's target as fallback and the HPA's arithmetic read it: a resource target
+    /// (utilization, quantity) counts as an average value.
+    pub fn from_target(target: Target) -> MetricTarget {
+        let metric_type = match target {
+            Target::Value(_) => MetricTargetType::Value,
+            Target::AverageValue(_) | Target::Utilization(_) | Target::AverageQuantity(_) => {
+                MetricTargetType::AverageValue
+            }
+        };
+        MetricTarget {
+            metric_type,
+            value: target.as_f64(),
+        }
+    }
 }
 
 /// The parts of `advanced.scalingModifiers` fallback reads.

@@ -63,9 +63,7 @@ mod wrap;
 use std::collections::BTreeMap;
 use std::fmt;
 
-pub use validate::{
-    ModifiersMetricType, ValidatedModifiers, unnamed_trigger_message, validate_modifiers,
-};
+pub use validate::{ValidatedModifiers, unnamed_trigger_message, validate_modifiers};
 
 use ast::Expr;
 use eval::Value;

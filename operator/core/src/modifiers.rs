@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 
 use crate::executor::{ModifiersInput, PollInput, ReadRecord, assess};
-use crate::fallback::{FallbackSpec, MetricTargetType, ModifiersTarget, ReadOutcome};
-use crate::formula::{Formula, FormulaError, ModifiersMetricType, ValidatedModifiers};
+use crate::fallback::{FallbackSpec, ModifiersTarget, ReadOutcome};
+use crate::formula::{Formula, FormulaError, ValidatedModifiers};
 
 /// Why no composite value could be computed this round. KEDA then reports no metric at all:
 /// the poll sees the object inactive, the HPA gets an error for `composite-metric`.
@@ -87,10 +87,7 @@ pub fn fallback_target(modifiers: &ValidatedModifiers) -> ModifiersTarget {
         target: modifiers
             .integer_target
             .map_or_else(|| modifiers.target.to_string(), |t| t.to_string()),
-        metric_type: match modifiers.metric_type {
-            ModifiersMetricType::AverageValue => MetricTargetType::AverageValue,
-            ModifiersMetricType::Value => MetricTargetType::Value,
-        },
+        metric_type: modifiers.metric_type,
     }
 }
 
@@ -279,7 +276,7 @@ mod tests {
         .expect("valid")
         .expect("in use");
         let target = fallback_target(&fractional);
-        assert_eq!(target.metric_type, MetricTargetType::Value);
+        assert_eq!(target.metric_type, crate::fallback::MetricTargetType::Value);
         let spec = FallbackSpec {
             failure_threshold: 1,
             replicas: 2,

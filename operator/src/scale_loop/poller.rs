@@ -13,7 +13,7 @@ use keda_operator_core::executor::{
     self, HpaScalingActive, MetricRead, ObservedStatus, PollInput, ReplicaAction, ScaleWrite,
     ScalingSpec, TargetRef, TriggerPoll, UnixMillis,
 };
-use keda_operator_core::fallback::{MetricSample, MetricTargetType};
+use keda_operator_core::fallback::{MetricSample, MetricTarget, MetricTargetType};
 use keda_operator_core::modifiers::apply_to_poll;
 use keda_operator_scalers::{Metric, read_within};
 use kube::api::{Api, Patch, PatchParams};
@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use super::scheduler::{ObjectKey, Poller, SourceLimiter};
 use crate::context::Context;
-use crate::core_input::{self, health_in, health_out, metric_target};
+use crate::core_input::{self, health_in, health_out};
 use crate::metrics::{ObjectLabels, ScalerLabels};
 use crate::scalers_store::CachedRead;
 
@@ -110,7 +110,7 @@ impl ScaledObjectPoller {
                         .map_err(|e| e.to_string());
                     out.push(MetricRead {
                         metric_name: name,
-                        target: metric_target(target),
+                        target: MetricTarget::from_target(target),
                         result,
                     });
                 }

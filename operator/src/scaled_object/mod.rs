@@ -15,8 +15,8 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use keda_operator_api::ScaledObject;
 use keda_operator_api::scaled_object::ScaledObjectStatus;
 use keda_operator_core::conditions::{Condition as CoreCondition, ConditionType, reason};
-use keda_operator_core::formula::{ModifiersMetricType, ValidatedModifiers};
-use keda_operator_core::hpa::{self as hpa_spec, HpaInputs, Metric, ScaleTarget, Target};
+use keda_operator_core::formula::ValidatedModifiers;
+use keda_operator_core::hpa::{self as hpa_spec, HpaInputs, Metric, ScaleTarget};
 use keda_operator_core::names::{COMPOSITE_METRIC_NAME, SCALED_OBJECT_NAME_LABEL};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
@@ -388,10 +388,7 @@ async fn check(
         hpa_metrics.retain(|metric| !matches!(metric, Metric::External { .. }));
         hpa_metrics.push(Metric::External {
             name: COMPOSITE_METRIC_NAME.to_string(),
-            target: match m.metric_type {
-                ModifiersMetricType::AverageValue => Target::AverageValue(m.target),
-                ModifiersMetricType::Value => Target::Value(m.target),
-            },
+            target: m.metric_type.target(m.target),
         });
     }
     let hpa_target = ScaleTarget {

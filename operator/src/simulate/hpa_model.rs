@@ -6,23 +6,19 @@
 
 use std::collections::VecDeque;
 
+use keda_operator_core::fallback::{MetricTarget, MetricTargetType};
+
 /// The HPA controller's default tolerance (`--horizontal-pod-autoscaler-tolerance`).
 pub const TOLERANCE: f64 = 0.1;
 /// The default scale-down stabilization window, in seconds.
 pub const DEFAULT_SCALE_DOWN_WINDOW_SECS: i64 = 300;
 
-/// How one external metric is read by the HPA.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum MetricTarget {
-    AverageValue(f64),
-    Value(f64),
-}
-
 /// The replica count one metric asks for (the HPA controller's replica calculator).
 pub fn desired_for(target: MetricTarget, value: f64, current: i32) -> i32 {
     let current_f = f64::from(current.max(1));
-    match target {
-        MetricTarget::AverageValue(t) => {
+    let t = target.value;
+    match target.metric_type {
+        MetricTargetType::AverageValue => {
             let ratio = value / (t * current_f);
             if (ratio - 1.0).abs() <= TOLERANCE {
                 current
@@ -30,7 +26,7 @@ pub fn desired_for(target: MetricTarget, value: f64, current: i32) -> i32 {
                 (value / t).ceil() as i32
             }
         }
-        MetricTarget::Value(t) => {
+        MetricTargetType::Value => {
             let ratio = value / t;
             if (ratio - 1.0).abs() <= TOLERANCE {
                 current
@@ -130,18 +126,37 @@ mod tests {
         }
     }
 
+    fn target(metric_type: MetricTargetType, value: f64) -> MetricTarget {
+        MetricTarget { metric_type, value }
+    }
+
     #[test]
     fn each_target_type_asks_for_its_replicas_within_tolerance() {
-        assert_eq!(desired_for(MetricTarget::AverageValue(10.0), 30.0, 1), 3);
         assert_eq!(
-            desired_for(MetricTarget::AverageValue(10.0), 31.0, 3),
+            desired_for(target(MetricTargetType::AverageValue, 10.0), 30.0, 1),
+            3
+        );
+        assert_eq!(
+            desired_for(target(MetricTargetType::AverageValue, 10.0), 31.0, 3),
             3,
             "within 10 %"
         );
-        assert_eq!(desired_for(MetricTarget::AverageValue(10.0), 35.0, 3), 4);
-        assert_eq!(desired_for(MetricTarget::Value(10.0), 20.0, 2), 4);
-        assert_eq!(desired_for(MetricTarget::Value(10.0), 10.5, 2), 2);
-        assert_eq!(desired_for(MetricTarget::AverageValue(10.0), 0.0, 3), 0);
+        assert_eq!(
+            desired_for(target(MetricTargetType::AverageValue, 10.0), 35.0, 3),
+            4
+        );
+        assert_eq!(
+            desired_for(target(MetricTargetType::Value, 10.0), 20.0, 2),
+            4
+        );
+        assert_eq!(
+            desired_for(target(MetricTargetType::Value, 10.0), 10.5, 2),
+            2
+        );
+        assert_eq!(
+            desired_for(target(MetricTargetType::AverageValue, 10.0), 0.0, 3),
+            0
+        );
     }
 
     #[test]

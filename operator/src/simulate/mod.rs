@@ -17,9 +17,9 @@ use keda_operator_core::executor::{
     ScalingSpec, TargetRef, TriggerPoll,
 };
 use keda_operator_core::fallback::{
-    self, FallbackContext, HealthStatus, MetricSample, ModifiersTarget, ReadOutcome,
+    self, FallbackContext, HealthStatus, MetricSample, MetricTarget, ModifiersTarget, ReadOutcome,
 };
-use keda_operator_core::formula::{ModifiersMetricType, ValidatedModifiers};
+use keda_operator_core::formula::ValidatedModifiers;
 use keda_operator_core::modifiers::{apply_to_poll, compose};
 use keda_operator_scalers::{Metric, MetricType, Scaler, Target, TriggerConfig};
 
@@ -156,16 +156,6 @@ pub fn trigger_names(so: &ScaledObject) -> Result<TriggerNames, SimulateError> {
             .map(|t| (t.name, t.metrics.into_iter().map(|(m, _)| m).collect()))
             .collect(),
     })
-}
-
-fn hpa_target(target: Target) -> hpa_model::MetricTarget {
-    match target {
-        Target::Value(v) => hpa_model::MetricTarget::Value(v),
-        Target::AverageValue(v) => hpa_model::MetricTarget::AverageValue(v),
-        Target::Utilization(_) | Target::AverageQuantity(_) => {
-            hpa_model::MetricTarget::AverageValue(target.as_f64())
-        }
-    }
 }
 
 fn secs(ms: i64) -> String {
@@ -426,7 +416,7 @@ impl<'a> Sim<'a> {
                         };
                         MetricRead {
                             metric_name: name.clone(),
-                            target: core_input::metric_target(*target),
+                            target: MetricTarget::from_target(*target),
                             result,
                         }
                     })
@@ -608,11 +598,9 @@ impl<'a> Sim<'a> {
                 compose(&records, &names, &m.formula, spec.as_ref(), m.target)
                     .ok()
                     .map(|value| {
-                        let target = match m.metric_type {
-                            ModifiersMetricType::AverageValue => {
-                                hpa_model::MetricTarget::AverageValue(m.target)
-                            }
-                            ModifiersMetricType::Value => hpa_model::MetricTarget::Value(m.target),
+                        let target = MetricTarget {
+                            metric_type: m.metric_type,
+                            value: m.target,
                         };
                         hpa_model::desired_for(target, value, self.replicas)
                     })
@@ -627,7 +615,7 @@ impl<'a> Sim<'a> {
                         _ => return None,
                     };
                     Some(hpa_model::desired_for(
-                        hpa_target(*target),
+                        MetricTarget::from_target(*target),
                         value,
                         self.replicas,
                     ))

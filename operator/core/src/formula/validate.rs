@@ -6,13 +6,7 @@ use std::collections::BTreeMap;
 
 use super::gomath::go_parse_float;
 use super::{Formula, FormulaError};
-
-/// `scalingModifiers.metricType`: how the HPA reads `composite-metric`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ModifiersMetricType {
-    AverageValue,
-    Value,
-}
+use crate::fallback::MetricTargetType;
 
 /// A valid `scalingModifiers` block, parsed.
 #[derive(Debug, Clone)]
@@ -26,7 +20,8 @@ pub struct ValidatedModifiers {
     /// `activationTarget` (0 when unset). The webhook does not look at it: KEDA parses it on
     /// every poll and fails that poll with this error when it is not a float.
     pub activation_target: Result<f64, FormulaError>,
-    pub metric_type: ModifiersMetricType,
+    /// `metricType`: how the HPA reads `composite-metric`.
+    pub metric_type: MetricTargetType,
     /// Indexes (into `trigger_names`) of triggers without a name. KEDA admits them; the formula
     /// cannot read them, and every poll logs "trigger name not given with compositeScaler for
     /// metric <metric>" (see [`unnamed_trigger_message`]).
@@ -69,8 +64,8 @@ pub fn validate_modifiers(
     // The CRD's enum, which the API server enforces before the webhook runs. Utilization is
     // outside it too, but KEDA's own check of it is kept below for operators without the schema.
     let metric_type = match metric_type {
-        "" | "AverageValue" => Some(ModifiersMetricType::AverageValue),
-        "Value" => Some(ModifiersMetricType::Value),
+        "" | "AverageValue" => Some(MetricTargetType::AverageValue),
+        "Value" => Some(MetricTargetType::Value),
         "Utilization" => None,
         other => {
             return Err(FormulaError::InvalidModifiers(format!(

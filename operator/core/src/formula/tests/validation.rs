@@ -1,7 +1,8 @@
 //! `validate_modifiers`: KEDA's webhook checks of `advanced.scalingModifiers`, in KEDA's order
 //! and with KEDA's messages.
 
-use super::super::{FormulaError, ModifiersMetricType, validate_modifiers};
+use super::super::{FormulaError, validate_modifiers};
+use crate::fallback::MetricTargetType;
 
 const TRIGGERS: &[Option<&str>] = &[Some("trig_one"), Some("trig_two")];
 
@@ -39,7 +40,7 @@ fn a_valid_block_is_parsed_for_the_operator() {
     assert_eq!(validated.target, 2.0);
     assert_eq!(validated.integer_target, Some(2));
     assert_eq!(validated.activation_target, Ok(0.5));
-    assert_eq!(validated.metric_type, ModifiersMetricType::Value);
+    assert_eq!(validated.metric_type, MetricTargetType::Value);
     assert!(validated.unnamed_triggers.is_empty());
     let values = super::values(&[("trig_one", Some(1.0)), ("trig_two", Some(5.0))]);
     assert_eq!(validated.formula.evaluate(&values), Ok(3.0));
@@ -161,19 +162,19 @@ fn the_metric_type_is_average_value_or_value() {
     };
     assert_eq!(
         metric_type(None).ok(),
-        Some(Some(ModifiersMetricType::AverageValue))
+        Some(Some(MetricTargetType::AverageValue))
     );
     assert_eq!(
         metric_type(Some("")).ok(),
-        Some(Some(ModifiersMetricType::AverageValue))
+        Some(Some(MetricTargetType::AverageValue))
     );
     assert_eq!(
         metric_type(Some("AverageValue")).ok(),
-        Some(Some(ModifiersMetricType::AverageValue))
+        Some(Some(MetricTargetType::AverageValue))
     );
     assert_eq!(
         metric_type(Some("Value")).ok(),
-        Some(Some(ModifiersMetricType::Value))
+        Some(Some(MetricTargetType::Value))
     );
     assert_eq!(
         rejection(Some("trig_one"), Some("1"), Some("Utilization"), TRIGGERS),
