@@ -78,15 +78,23 @@ impl MySqlScaler {
         // Parsed by KEDA, then overwritten by the generated name.
         let _metric_name = p.optional("metricName", META);
 
-        let dsn = match &connection_string {
+        // The message names where the DSN came from, after KEDA's prefix.
+        let (dsn, dsn_source) = match &connection_string {
             Some(text) => {
                 // KEDA names the metric after whatever follows the last '/' (parameters too).
                 db_name = text.rsplit('/').next().unwrap_or(text).to_string();
-                Dsn::parse(text)
+                (Dsn::parse(text), "connectionString")
             }
-            None => Dsn::from_parts(&username, &password, &host, &port, &db_name),
-        }
-        .map_err(|e| ScalerError::Config(format!("error establishing MySQL connection: {e}")))?;
+            None => (
+                Dsn::from_parts(&username, &password, &host, &port, &db_name),
+                "the DSN of host, port, dbName, username and password",
+            ),
+        };
+        let dsn = dsn.map_err(|e| {
+            ScalerError::Config(format!(
+                "error establishing MySQL connection: {dsn_source}: {e}"
+            ))
+        })?;
 
         let timeout = if config.timeout.is_zero() {
             Duration::from_secs(3)

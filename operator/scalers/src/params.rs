@@ -238,7 +238,11 @@ fn parse_duration(text: &str) -> Option<Duration> {
         return None;
     };
     let value: f64 = number.parse().ok()?;
-    (value.is_finite() && value >= 0.0).then(|| Duration::from_secs_f64(value * unit_ms / 1e3))
+    // A number too big for a Duration ("1e300h") is as invalid as one that is not a number.
+    if !(value.is_finite() && value >= 0.0) {
+        return None;
+    }
+    Duration::try_from_secs_f64(value * unit_ms / 1e3).ok()
 }
 
 #[cfg(test)]
@@ -380,5 +384,15 @@ mod tests {
             ["basic", "tls"]
         );
         assert!(p.list("l", META, &["bearer"]).is_err());
+    }
+
+    /// Found by the metadata fuzzer: a finite number too big for a Duration panicked.
+    #[test]
+    fn durations_too_big_for_a_duration_are_errors_naming_the_parameter() {
+        let c = config(&[("huge", "1e300s"), ("long", "1e17h")], &[], &[]);
+        let p = Params::new(&c);
+        let err = p.duration("huge", META).unwrap_err().to_string();
+        assert!(err.contains("\"huge\""), "{err}");
+        assert!(p.duration("long", META).is_err());
     }
 }

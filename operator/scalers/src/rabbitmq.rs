@@ -56,13 +56,14 @@ fn connection_error(message: impl std::fmt::Display) -> ScalerError {
 
 /// amqp091's `ParseURI`, with KEDA's vhost and credential overrides.
 fn amqp_target(meta: &RabbitMetadata) -> Result<amqp::Target, ScalerError> {
-    let url = Url::parse(meta.host.expose()).map_err(|e| connection_error(format!("{e}")))?;
+    // The messages name `host` (its value may be a secret, so they do not repeat it).
+    let url = Url::parse(meta.host.expose()).map_err(|e| connection_error(format!("host: {e}")))?;
     let (port, tls) = match url.scheme() {
         "amqp" => (5672, None),
         "amqps" => (5671, Some(tls::client_config(meta)?)),
         _ => {
             return Err(connection_error(
-                "AMQP scheme must be either 'amqp://' or 'amqps://'",
+                "host: AMQP scheme must be either 'amqp://' or 'amqps://'",
             ));
         }
     };
