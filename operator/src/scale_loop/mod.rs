@@ -3,6 +3,7 @@
 
 pub(crate) mod poller;
 pub(crate) mod push;
+pub(crate) mod reads;
 pub mod scheduler;
 
 pub(crate) use poller::ScaledObjectPoller;

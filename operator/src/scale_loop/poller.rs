@@ -15,16 +15,15 @@ use keda_operator_core::executor::{
 };
 use keda_operator_core::fallback::{MetricSample, MetricTarget, MetricTargetType};
 use keda_operator_core::modifiers::apply_to_poll;
-use keda_operator_scalers::{Metric, read_within};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::Event;
 use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
 
+use super::reads::{ExternalRead, ObjectKind, TriggerReader};
 use super::scheduler::{ObjectKey, Poller, SourceLimiter};
 use crate::context::Context;
 use crate::core_input::{self, health_in, health_out};
-use crate::metrics::{ObjectLabels, ScalerLabels};
 use crate::scalers_store::CachedRead;
 
 pub struct ScaledObjectPoller {
@@ -53,6 +52,21 @@ fn time_millis(t: &Time) -> UnixMillis {
     t.0.as_millisecond()
 }
 
+/// A read as the executor takes it.
+fn poll_read(read: ExternalRead) -> MetricRead {
+    MetricRead {
+        metric_name: read.metric_name,
+        target: MetricTarget::from_target(read.target),
+        result: read
+            .result
+            .map(|r| MetricSample {
+                value: r.value,
+                is_active: r.active,
+            })
+            .map_err(|e| e.to_string()),
+    }
+}
+
 impl ScaledObjectPoller {
     async fn poll_once(&self, (ns, name): &ObjectKey) -> Result<(), String> {
         let Some(so) = self.ctx.scaled_object(ns, name) else {
@@ -69,55 +83,28 @@ impl ScaledObjectPoller {
             return Ok(());
         };
 
-        // Every trigger, concurrently, each bounded by its source and its deadline.
-        let reads = scalers.scalers.iter().enumerate().map(|(index, scaler)| {
-            let source = scalers.sources.get(index).cloned().unwrap_or_default();
-            let limiter = self.limiter.clone();
-            let timeout = self.ctx.settings.scaler_timeout;
-            let scaler_name = scalers.names.get(index).cloned().unwrap_or_default();
-            let name_of_object = name.as_str();
-            async move {
-                let metrics = scaler.metrics();
-                if metrics
-                    .iter()
-                    .all(|m| !matches!(m, Metric::External { .. }))
-                {
-                    return TriggerPoll::Resource;
+        let reader = TriggerReader {
+            kind: ObjectKind::ScaledObject,
+            namespace: ns,
+            name,
+            scalers: &scalers.scalers,
+            sources: &scalers.sources,
+            scaler_labels: &scalers.names,
+            limiter: &self.limiter,
+            timeout: self.ctx.settings.scaler_timeout,
+            metrics: &self.ctx.metrics,
+        };
+        let triggers: Vec<TriggerPoll> = reader
+            .read_all()
+            .await
+            .into_iter()
+            .map(|reads| match reads {
+                None => TriggerPoll::Resource,
+                Some(reads) => {
+                    TriggerPoll::External(Ok(reads.into_iter().map(poll_read).collect()))
                 }
-                let mut out = Vec::new();
-                for metric in metrics {
-                    let Metric::External { name, target } = metric else {
-                        continue;
-                    };
-                    let started = std::time::Instant::now();
-                    let result = limiter
-                        .run(&source, read_within(scaler.as_ref(), &name, timeout))
-                        .await;
-                    self.record_scaler_metrics(
-                        ns,
-                        name_of_object,
-                        index,
-                        &scaler_name,
-                        &name,
-                        &result,
-                        started.elapsed(),
-                    );
-                    let result = result
-                        .map(|r| MetricSample {
-                            value: r.value,
-                            is_active: r.active,
-                        })
-                        .map_err(|e| e.to_string());
-                    out.push(MetricRead {
-                        metric_name: name,
-                        target: MetricTarget::from_target(target),
-                        result,
-                    });
-                }
-                TriggerPoll::External(Ok(out))
-            }
-        });
-        let triggers: Vec<TriggerPoll> = futures::future::join_all(reads).await;
+            })
+            .collect();
         let failed = triggers.iter().any(|t| match t {
             TriggerPoll::External(Ok(reads)) => reads.iter().any(|r| r.result.is_err()),
             TriggerPoll::External(Err(_)) => true,
@@ -327,54 +314,6 @@ impl ScaledObjectPoller {
                     old = fresh.status.unwrap_or_default();
                 }
                 other => return other,
-            }
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn record_scaler_metrics(
-        &self,
-        ns: &str,
-        object: &str,
-        index: usize,
-        scaler: &str,
-        metric: &str,
-        result: &Result<keda_operator_scalers::Reading, keda_operator_scalers::ScalerError>,
-        took: std::time::Duration,
-    ) {
-        let labels = ScalerLabels {
-            namespace: ns.to_string(),
-            metric: metric.to_string(),
-            scaledObject: object.to_string(),
-            scaler: scaler.to_string(),
-            triggerIndex: index.to_string(),
-            r#type: "scaledobject".to_string(),
-        };
-        let metrics = &self.ctx.metrics;
-        metrics
-            .scaler_latency
-            .get_or_create(&labels)
-            .set(took.as_secs_f64());
-        match result {
-            Ok(reading) => {
-                metrics
-                    .scaler_value
-                    .get_or_create(&labels)
-                    .set(reading.value);
-                metrics
-                    .scaler_active
-                    .get_or_create(&labels)
-                    .set(i64::from(reading.active));
-            }
-            Err(_) => {
-                metrics.scaler_errors.get_or_create(&labels).inc();
-                metrics
-                    .scaled_object_errors
-                    .get_or_create(&ObjectLabels {
-                        namespace: ns.to_string(),
-                        scaledObject: object.to_string(),
-                    })
-                    .inc();
             }
         }
     }

@@ -15,14 +15,14 @@ use keda_operator_core::scaled_job::{
     self as sj, Calculation, JobPollInput, JobScalingSpec, MetricRead, Strategy, TriggerReads,
     reasons,
 };
-use keda_operator_scalers::{Metric, Target, read_within};
+use keda_operator_scalers::Target;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
 
 use super::{Shared, jobs};
 use crate::context::event_type;
-use crate::metrics::{Metrics, ScalerLabels};
+use crate::scale_loop::reads::{ExternalRead, ObjectKind, TriggerReader};
 use crate::scale_loop::{ObjectKey, Poller, SourceLimiter};
 use crate::scaled_object::status;
 
@@ -42,32 +42,18 @@ impl Poller for ScaledJobPoller {
     }
 }
 
-/// KEDA's per-scaler series, with `type="scaledjob"` (the object's name goes in the
-/// `scaledObject` label, as upstream does for both kinds).
-fn record(
-    metrics: &Metrics,
-    labels: &ScalerLabels,
-    result: &Result<keda_operator_scalers::Reading, keda_operator_scalers::ScalerError>,
-    took: std::time::Duration,
-) {
-    metrics
-        .scaler_latency
-        .get_or_create(labels)
-        .set(took.as_secs_f64());
-    match result {
-        Ok(reading) => {
-            metrics
-                .scaler_value
-                .get_or_create(labels)
-                .set(reading.value);
-            metrics
-                .scaler_active
-                .get_or_create(labels)
-                .set(i64::from(reading.active));
-        }
-        Err(_) => {
-            metrics.scaler_errors.get_or_create(labels).inc();
-        }
+/// A read as the ScaledJob core takes it.
+fn job_read(read: ExternalRead) -> MetricRead {
+    MetricRead {
+        metric_name: read.metric_name,
+        target_average_value: match read.target {
+            Target::AverageValue(v) => Some(v),
+            _ => None,
+        },
+        result: read
+            .result
+            .map(|r| (r.value, r.active))
+            .map_err(|e| e.to_string()),
     }
 }
 
@@ -108,52 +94,35 @@ impl ScaledJobPoller {
             return Ok(());
         };
 
-        // Every trigger concurrently, each read bounded by its source and its deadline.
-        let reads = scalers.scalers.iter().enumerate().map(|(index, scaler)| {
-            let source = scalers.sources.get(index).cloned().unwrap_or_default();
-            let limiter = self.limiter.clone();
-            let timeout = ctx.settings.scaler_timeout;
-            let scaler_name = sj
-                .spec
-                .triggers
-                .get(index)
-                .map(crate::trigger_scalers::scaler_label)
-                .unwrap_or_default();
-            async move {
-                let mut metrics = Vec::new();
-                for metric in scaler.metrics() {
-                    let Metric::External { name, target } = metric else {
-                        continue;
-                    };
-                    let started = std::time::Instant::now();
-                    let result = limiter
-                        .run(&source, read_within(scaler.as_ref(), &name, timeout))
-                        .await;
-                    let labels = ScalerLabels {
-                        namespace: ns.clone(),
-                        metric: name.clone(),
-                        scaledObject: key.1.clone(),
-                        scaler: scaler_name.clone(),
-                        triggerIndex: index.to_string(),
-                        r#type: "scaledjob".to_string(),
-                    };
-                    record(&ctx.metrics, &labels, &result, started.elapsed());
-                    let result = result
-                        .map(|r| (r.value, r.active))
-                        .map_err(|e| e.to_string());
-                    metrics.push(MetricRead {
-                        metric_name: name,
-                        target_average_value: match target {
-                            Target::AverageValue(v) => Some(v),
-                            _ => None,
-                        },
-                        result,
-                    });
-                }
-                TriggerReads { metrics }
-            }
-        });
-        let triggers: Vec<TriggerReads> = futures::future::join_all(reads).await;
+        let scaler_labels: Vec<String> = sj
+            .spec
+            .triggers
+            .iter()
+            .map(crate::trigger_scalers::scaler_label)
+            .collect();
+        let reader = TriggerReader {
+            kind: ObjectKind::ScaledJob,
+            namespace: ns,
+            name,
+            scalers: &scalers.scalers,
+            sources: &scalers.sources,
+            scaler_labels: &scaler_labels,
+            limiter: &self.limiter,
+            timeout: ctx.settings.scaler_timeout,
+            metrics: &ctx.metrics,
+        };
+        let triggers: Vec<TriggerReads> = reader
+            .read_all()
+            .await
+            .into_iter()
+            .map(|reads| TriggerReads {
+                metrics: reads
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(job_read)
+                    .collect(),
+            })
+            .collect();
 
         let spec = scaling_spec(&sj);
         let pending_conditions = sj
