@@ -161,6 +161,26 @@ impl Context {
         self.eventing.emit(regarding, reason, note);
     }
 
+    /// Publishes an event a poll decided (action `Scale`); a failure is only logged.
+    pub async fn publish_poll_event(
+        &self,
+        regarding: &k8s_openapi::api::core::v1::ObjectReference,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let event = kube::runtime::events::Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(note),
+            action: "Scale".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, regarding).await {
+            tracing::debug!(error = %e, "publishing an event failed");
+        }
+    }
+
     pub fn record_poll_lag(&self, lag: Duration) {
         self.metrics.record_poll(lag);
     }

@@ -10,13 +10,13 @@ use keda_operator_api::common::condition::TriggerActivityStatus;
 use keda_operator_api::{ScaledObject, ScaledObjectStatus};
 use keda_operator_core::conditions::{ConditionStatus, ConditionType, reason};
 use keda_operator_core::executor::{
-    self, HpaScalingActive, MetricRead, ObservedStatus, PollInput, ReplicaAction, ScaleWrite,
-    ScalingSpec, TargetRef, TriggerPoll, UnixMillis,
+    self, Decision, HpaScalingActive, MetricRead, ObservedStatus, PollInput, ReplicaAction,
+    ScaleWrite, ScalingSpec, TargetRef, TriggerPoll, UnixMillis,
 };
-use keda_operator_core::fallback::{MetricSample, MetricTarget, MetricTargetType};
+use keda_operator_core::fallback::{FallbackSpec, MetricSample, MetricTarget, MetricTargetType};
 use keda_operator_core::modifiers::apply_to_poll;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::Event;
+
 use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
 
@@ -50,6 +50,67 @@ fn now_millis() -> UnixMillis {
 
 fn time_millis(t: &Time) -> UnixMillis {
     t.0.as_millisecond()
+}
+
+/// The spec fields the executor reads.
+fn scaling_spec(so: &ScaledObject, fallback: Option<FallbackSpec>) -> ScalingSpec {
+    ScalingSpec {
+        min_replica_count: so.spec.min_replica_count,
+        idle_replica_count: so.spec.idle_replica_count,
+        cooldown_period: so.spec.cooldown_period,
+        initial_cooldown_period: so.spec.initial_cooldown_period,
+        fallback,
+        scaling_modifiers: None,
+    }
+}
+
+/// What the executor reads of the status the poll started from.
+fn observed_status(status: &ScaledObjectStatus) -> ObservedStatus {
+    ObservedStatus {
+        last_active_time: status.last_active_time.as_ref().map(time_millis),
+        external_metric_names: status.external_metric_names.clone().unwrap_or_default(),
+        health: health_in(&status.health),
+        fallback_condition: status
+            .conditions
+            .as_deref()
+            .and_then(|cs| crate::scaled_object::status::get(cs, ConditionType::Fallback))
+            .map(|c| ConditionStatus::parse(&c.status)),
+    }
+}
+
+/// The status after this poll: its conditions, lastActiveTime, health and trigger activity
+/// written onto `old`.
+fn polled_status(
+    old: &ScaledObjectStatus,
+    decision: &Decision,
+    last_active_time: Option<UnixMillis>,
+) -> ScaledObjectStatus {
+    let mut new_status = old.clone();
+    let mut conditions = new_status.conditions.take().unwrap_or_default();
+    for condition in decision.conditions.iter() {
+        crate::scaled_object::status::apply_core(&mut conditions, condition);
+    }
+    new_status.conditions = Some(conditions);
+    if let Some(t) = last_active_time {
+        // Kubernetes timestamps have whole seconds.
+        if let Ok(ts) = jiff::Timestamp::from_second(t.div_euclid(1000)) {
+            new_status.last_active_time = Some(Time(ts));
+        }
+    }
+    if let Some(health) = &decision.status.health {
+        new_status.health = Some(health_out(health));
+    }
+    if !decision.status.triggers_activity.is_empty() {
+        new_status.triggers_activity = Some(
+            decision
+                .status
+                .triggers_activity
+                .iter()
+                .map(|(k, v)| (k.clone(), TriggerActivityStatus { is_active: *v }))
+                .collect(),
+        );
+    }
+    new_status
 }
 
 /// A read as the executor takes it.
@@ -148,25 +209,9 @@ impl ScaledObjectPoller {
                 .as_ref()
                 .map(time_millis)
                 .unwrap_or(0),
-            spec: ScalingSpec {
-                min_replica_count: so.spec.min_replica_count,
-                idle_replica_count: so.spec.idle_replica_count,
-                cooldown_period: so.spec.cooldown_period,
-                initial_cooldown_period: so.spec.initial_cooldown_period,
-                fallback,
-                scaling_modifiers: None,
-            },
+            spec: scaling_spec(&so, fallback),
             annotations: so.annotations().clone(),
-            status: ObservedStatus {
-                last_active_time: status.last_active_time.as_ref().map(time_millis),
-                external_metric_names: status.external_metric_names.clone().unwrap_or_default(),
-                health: health_in(&status.health),
-                fallback_condition: status
-                    .conditions
-                    .as_deref()
-                    .and_then(|cs| crate::scaled_object::status::get(cs, ConditionType::Fallback))
-                    .map(|c| ConditionStatus::parse(&c.status)),
-            },
+            status: observed_status(&status),
             target: TargetRef {
                 kind: gvkr.kind.clone(),
                 namespace: ns.clone(),
@@ -210,70 +255,35 @@ impl ScaledObjectPoller {
         let mut last_active_time = decision.status.last_active_time;
         if let ReplicaAction::Scale(request) = &decision.action {
             let patch = serde_json::json!({"spec": {"replicas": request.to}});
-            let write = match targets
+            let written = targets
                 .patch_scale(&target_name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-            {
+                .await;
+            if let Err(e) = &written {
+                tracing::warn!(%ns, %name, error = %e, "scaling the target failed");
+            }
+            let outcome = request.outcome(match written {
                 Ok(_) => ScaleWrite::Succeeded {
                     previous: request.from,
                 },
-                Err(e) => {
-                    tracing::warn!(%ns, %name, error = %e, "scaling the target failed");
-                    ScaleWrite::Failed {
-                        previous: request.from,
-                    }
-                }
-            };
-            let outcome = request.outcome(write);
+                Err(_) => ScaleWrite::Failed {
+                    previous: request.from,
+                },
+            });
             events.extend(outcome.events);
-            if outcome.last_active_time.is_some() {
-                last_active_time = outcome.last_active_time;
-            }
+            last_active_time = outcome.last_active_time.or(last_active_time);
         }
 
-        let update = |old: &ScaledObjectStatus| {
-            let mut new_status = old.clone();
-            let mut conditions = new_status.conditions.take().unwrap_or_default();
-            for condition in decision.conditions.iter() {
-                crate::scaled_object::status::apply_core(&mut conditions, condition);
-            }
-            new_status.conditions = Some(conditions);
-            if let Some(t) = last_active_time {
-                // Kubernetes timestamps have whole seconds.
-                if let Ok(ts) = jiff::Timestamp::from_second(t.div_euclid(1000)) {
-                    new_status.last_active_time = Some(Time(ts));
-                }
-            }
-            if let Some(health) = &decision.status.health {
-                new_status.health = Some(health_out(health));
-            }
-            if !decision.status.triggers_activity.is_empty() {
-                new_status.triggers_activity = Some(
-                    decision
-                        .status
-                        .triggers_activity
-                        .iter()
-                        .map(|(k, v)| (k.clone(), TriggerActivityStatus { is_active: *v }))
-                        .collect(),
-                );
-            }
-            new_status
-        };
+        let update = |old: &ScaledObjectStatus| polled_status(old, &decision, last_active_time);
         let written = self
             .write_polled_status(ns, name, &so, &status, update)
             .await
             .map_err(|e| e.to_string());
+        let regarding = so.object_ref(&());
         for event in events {
-            let event = Event {
-                type_: crate::context::event_type(event.event_type),
-                reason: event.reason.to_string(),
-                note: Some(event.message),
-                action: "Scale".into(),
-                secondary: None,
-            };
-            if let Err(e) = self.ctx.recorder.publish(&event, &so.object_ref(&())).await {
-                tracing::debug!(error = %e, "publishing an event failed");
-            }
+            let type_ = crate::context::event_type(event.event_type);
+            self.ctx
+                .publish_poll_event(&regarding, type_, event.reason, event.message)
+                .await;
         }
         written
     }

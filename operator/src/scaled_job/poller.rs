@@ -16,7 +16,7 @@ use keda_operator_core::scaled_job::{
     reasons,
 };
 use keda_operator_scalers::Target;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
 
@@ -205,17 +205,10 @@ impl ScaledJobPoller {
         super::write_status(ctx, ns, name, &old_status, &new_status)
             .await
             .map_err(|e| e.to_string())?;
+        let regarding = sj.object_ref(&());
         for (type_, reason, note) in events {
-            let event = Event {
-                type_,
-                reason: reason.to_string(),
-                note: Some(note),
-                action: "Scale".into(),
-                secondary: None,
-            };
-            if let Err(e) = ctx.recorder.publish(&event, &sj.object_ref(&())).await {
-                tracing::debug!(error = %e, "publishing an event failed");
-            }
+            ctx.publish_poll_event(&regarding, type_, reason, note)
+                .await;
         }
 
         // History limits, from this poll's list: Jobs created just now are unfinished anyway.
