@@ -183,9 +183,29 @@ fn as_known_quirk(outcome: &mut Outcome, rule: &Loaded) {
     }
 }
 
-async fn run_all(
-    suite: &Suite,
-    rules: &[Loaded],
+/// The rules in the order they start, grouped into lanes: each rule alone, except that the
+/// rules of one `serial` group share a lane, which starts where the group's first rule is.
+fn lanes(rules: &[Loaded]) -> Vec<Vec<&Loaded>> {
+    let mut lanes: Vec<Vec<&Loaded>> = Vec::new();
+    let mut group_lane: std::collections::HashMap<&str, usize> = Default::default();
+    for rule in rules {
+        match rule.scenario.serial.as_deref() {
+            Some(group) => match group_lane.get(group) {
+                Some(&lane) => lanes[lane].push(rule),
+                None => {
+                    group_lane.insert(group, lanes.len());
+                    lanes.push(vec![rule]);
+                }
+            },
+            None => lanes.push(vec![rule]),
+        }
+    }
+    lanes
+}
+
+async fn run_all<'a>(
+    suite: &'a Suite,
+    rules: &'a [Loaded],
     parallel: usize,
     quirks_apply: bool,
 ) -> Vec<Outcome> {
@@ -201,54 +221,64 @@ async fn run_all(
             bar.set_message(r.join(" "));
         }
     };
-    let mut outcomes: Vec<Outcome> = futures::stream::iter(rules)
-        .map(|rule| {
-            let bar = bar.clone();
-            let running = running.clone();
-            async move {
-                let id = rule.scenario.id.to_string();
-                if let Ok(mut r) = running.lock() {
-                    r.push(id.clone());
-                }
-                show(&bar, &running);
-                let mut outcome = suite.run(rule).await;
-                if quirks_apply {
-                    as_known_quirk(&mut outcome, rule);
-                }
-                if let Ok(mut r) = running.lock() {
-                    r.retain(|x| x != &id);
-                }
-                let line = match outcome.status {
-                    Status::Passed => format!(
-                        "  ok    {id} ({:.1}s) {}",
-                        outcome.duration.as_secs_f64(),
-                        outcome.title
-                    ),
-                    Status::Failed => format!(
-                        "  FAIL  {id} ({:.1}s) {}\n        {}",
-                        outcome.duration.as_secs_f64(),
-                        outcome.title,
-                        outcome.message.as_deref().unwrap_or("failed")
-                    ),
-                    Status::Quirk => format!(
-                        "  QUIRK {id} ({:.1}s) {}\n        {}",
-                        outcome.duration.as_secs_f64(),
-                        outcome.title,
-                        outcome.message.as_deref().unwrap_or("failed")
-                    ),
-                };
-                // indicatif draws nothing when stderr is not a terminal (CI): print plainly.
-                if bar.is_hidden() {
-                    eprintln!("{line}");
-                } else {
-                    bar.println(line);
-                }
-                bar.inc(1);
-                show(&bar, &running);
-                outcome
+    let run_one = |rule: &'a Loaded| {
+        let bar = bar.clone();
+        let running = running.clone();
+        async move {
+            let id = rule.scenario.id.to_string();
+            if let Ok(mut r) = running.lock() {
+                r.push(id.clone());
             }
+            show(&bar, &running);
+            let mut outcome = suite.run(rule).await;
+            if quirks_apply {
+                as_known_quirk(&mut outcome, rule);
+            }
+            if let Ok(mut r) = running.lock() {
+                r.retain(|x| x != &id);
+            }
+            let line = match outcome.status {
+                Status::Passed => format!(
+                    "  ok    {id} ({:.1}s) {}",
+                    outcome.duration.as_secs_f64(),
+                    outcome.title
+                ),
+                Status::Failed => format!(
+                    "  FAIL  {id} ({:.1}s) {}\n        {}",
+                    outcome.duration.as_secs_f64(),
+                    outcome.title,
+                    outcome.message.as_deref().unwrap_or("failed")
+                ),
+                Status::Quirk => format!(
+                    "  QUIRK {id} ({:.1}s) {}\n        {}",
+                    outcome.duration.as_secs_f64(),
+                    outcome.title,
+                    outcome.message.as_deref().unwrap_or("failed")
+                ),
+            };
+            // indicatif draws nothing when stderr is not a terminal (CI): print plainly.
+            if bar.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                bar.println(line);
+            }
+            bar.inc(1);
+            show(&bar, &running);
+            outcome
+        }
+    };
+    // A serial group's rules take one slot between them and run there one after another, so
+    // they never hold other slots while waiting for their turn.
+    let mut outcomes: Vec<Outcome> = futures::stream::iter(lanes(rules))
+        .map(|lane| async move {
+            let mut outcomes = Vec::with_capacity(lane.len());
+            for rule in lane {
+                outcomes.push(run_one(rule).await);
+            }
+            outcomes
         })
         .buffer_unordered(parallel)
+        .flat_map(futures::stream::iter)
         .collect()
         .await;
     bar.finish_and_clear();
@@ -284,6 +314,41 @@ mod tests {
             scenario: crate::scenario::parse("r.yaml", &text).unwrap(),
             file: "r.yaml".into(),
         }
+    }
+
+    fn rule_in(id: &str, serial: Option<&str>) -> Loaded {
+        let serial = serial.map(|g| format!("serial: {g}\n")).unwrap_or_default();
+        let text = format!(
+            "id: {id}\ntitle: t\nsection: \"1\"\n{serial}steps:\n  - metric: {{value: 1}}\n"
+        );
+        Loaded {
+            scenario: crate::scenario::parse("r.yaml", &text).unwrap(),
+            file: "r.yaml".into(),
+        }
+    }
+
+    #[test]
+    fn a_serial_group_shares_one_lane_where_its_first_rule_is() {
+        let rules = [
+            rule_in("A-B-001", None),
+            rule_in("C-E-001", Some("sink")),
+            rule_in("A-B-002", None),
+            rule_in("C-E-002", Some("sink")),
+            rule_in("D-F-001", Some("other")),
+        ];
+        let ids: Vec<Vec<String>> = lanes(&rules)
+            .iter()
+            .map(|lane| lane.iter().map(|r| r.scenario.id.to_string()).collect())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                vec!["A-B-001"],
+                vec!["C-E-001", "C-E-002"],
+                vec!["A-B-002"],
+                vec!["D-F-001"]
+            ]
+        );
     }
 
     #[test]
