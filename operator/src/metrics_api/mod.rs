@@ -8,6 +8,8 @@ mod server;
 use std::future::Future;
 use std::time::SystemTime;
 
+/// Routing and query parsing without TLS, for the fuzz tests of paths and query strings.
+pub use routes::{Body, respond, scaled_object_from_query};
 pub use routes::{GROUP, GROUP_VERSION, VERSION};
 pub use server::{FrontProxyTrust, ServerTls, TlsError, serve, server_config_without_client_auth};
 
