@@ -18,7 +18,10 @@ fn every_section_a_rule_cites_is_a_heading_of_the_spec() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let spec = std::fs::read_to_string(root.join("SPEC.md")).expect("conformance/SPEC.md");
     let sections = headings(&spec);
-    assert!(sections.contains("4.4") && sections.contains("9"), "{sections:?}");
+    assert!(
+        sections.contains("4.4") && sections.contains("9"),
+        "{sections:?}"
+    );
     let mut cited = 0;
     let mut missing = Vec::new();
     for entry in std::fs::read_dir(root.join("scenarios")).unwrap() {
