@@ -411,15 +411,7 @@ pub struct EventSelection {
 impl EventSelection {
     fn describe(&self) -> String {
         let mut what = format!("CloudEvents sent to {}", self.path);
-        if !self.fields.0.is_empty() {
-            let fields: Vec<String> = self
-                .fields
-                .0
-                .iter()
-                .map(|(p, e)| format!("{p} {}", describe_expect(e)))
-                .collect();
-            what.push_str(&format!(" with {}", fields.join(", ")));
-        }
+        what.push_str(&self.fields.describe_with());
         what
     }
 }
@@ -479,15 +471,7 @@ impl Selection {
         if !self.labels.is_empty() {
             what.push_str(&format!(" labelled {}", self.label_selector()));
         }
-        if !self.fields.0.is_empty() {
-            let fields: Vec<String> = self
-                .fields
-                .0
-                .iter()
-                .map(|(p, e)| format!("{p} {}", describe_expect(e)))
-                .collect();
-            what.push_str(&format!(" with {}", fields.join(", ")));
-        }
+        what.push_str(&self.fields.describe_with());
         what
     }
 }
@@ -685,6 +669,21 @@ pub fn describe_expect(e: &Expect) -> String {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(try_from = "serde_yaml::Mapping")]
 pub struct Fields(pub Vec<(FieldPath, Expect)>);
+
+impl Fields {
+    /// ` with a = 1, b = "x"` for a selection's description; empty without fields.
+    fn describe_with(&self) -> String {
+        if self.0.is_empty() {
+            return String::new();
+        }
+        let fields: Vec<String> = self
+            .0
+            .iter()
+            .map(|(p, e)| format!("{p} {}", describe_expect(e)))
+            .collect();
+        format!(" with {}", fields.join(", "))
+    }
+}
 
 impl TryFrom<serde_yaml::Mapping> for Fields {
     type Error = String;
