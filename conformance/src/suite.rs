@@ -36,8 +36,10 @@ pub struct Options {
     /// Likewise for the HPA downscale stabilization.
     pub downscale_stabilization: Option<Duration>,
     pub slack: Duration,
-    /// `--operator upstream`: the build directory (default: the cache's default version).
+    /// `--operator upstream`: the build directory (default: the cache's `keda_version` build).
     pub upstream_dir: Option<PathBuf>,
+    /// `upstream` without `upstream_dir`: the release whose build in the cache is judged.
+    pub keda_version: String,
 }
 
 /// The operator processes to start once the cluster is up.
@@ -65,7 +67,7 @@ impl Suite {
             OperatorKind::Upstream => {
                 let dir = match &options.upstream_dir {
                     Some(dir) => dir.clone(),
-                    None => crate::upstream::default_dir(crate::upstream::DEFAULT_VERSION)?,
+                    None => crate::upstream::default_dir(&options.keda_version)?,
                 };
                 let build = crate::upstream::Build::locate(&dir)?;
                 progress(&format!(

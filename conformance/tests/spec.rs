@@ -45,7 +45,7 @@ fn every_section_a_rule_cites_is_a_heading_of_the_spec() {
 }
 
 #[test]
-fn a_section_the_spec_lacks_is_noticed() {
+fn only_numbered_second_and_third_level_headings_are_sections() {
     let sections = headings("## 2. ScaledObject\n### 2.1 Spec fields\ntext\n#### 2.1.1 deeper\n");
     assert_eq!(
         sections.into_iter().collect::<Vec<_>>(),

@@ -65,10 +65,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .map(|v| seconds_arg(v, "downscale-stabilization"))
             .transpose()?,
         slack: seconds_arg(args.slack, "slack")?,
-        upstream_dir: match &args.keda_bin_dir {
-            Some(dir) => Some(dir.clone()),
-            None => Some(crate::upstream::default_dir(&args.keda_version)?),
-        },
+        upstream_dir: args.keda_bin_dir.clone(),
+        keda_version: args.keda_version.clone(),
     };
     let rt = runtime()?;
     let started = Instant::now();
