@@ -389,8 +389,8 @@ impl Prepared {
 pub const WEBHOOK_PROBE: &str = "keda-conformance-webhook-probe";
 
 /// Whether the admission webhooks answer: a server-side dry run of a ScaledObject whose only
-/// fault is two triggers of one name (which no CRD schema rule catches, and every KEDA release's
-/// `verifyTriggers` denies) must be denied by a webhook. With `failurePolicy: Ignore` a webhook
+/// fault is two triggers of one name (which no CRD schema rule catches, and which our webhook and
+/// KEDA's `verifyTriggers` deny — checked on v2.21.0 and v2.21.1) must be denied by a webhook. With `failurePolicy: Ignore` a webhook
 /// that is not serving yet lets everything through, so the rules wait for this before the first
 /// one runs.
 pub async fn webhooks_deny(cluster: &kind::Cluster) -> anyhow::Result<()> {
