@@ -120,8 +120,11 @@ async fn control<K>(
         announced: Mutex::new(HashMap::new()),
         api_for,
     });
+    let shutdown = shared.ctx.shutdown.clone().cancelled_owned();
+    let gained = shared.ctx.leadership.gained();
     Controller::new(api, watcher::Config::default())
-        .shutdown_on_signal()
+        .graceful_shutdown_on(shutdown)
+        .reconcile_all_on(gained)
         .run(reconcile::<K>, error_policy::<K>, shared)
         .for_each(|result| async move {
             if let Err(e) = result {
@@ -140,6 +143,10 @@ async fn reconcile<K>(object: Arc<K>, shared: Arc<Shared<K>>) -> Result<Action>
 where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Serialize,
 {
+    // Only the leader reconciles; becoming the leader reconciles every object again.
+    if !shared.ctx.leads() {
+        return Ok(Action::await_change());
+    }
     let api = (shared.api_for)(shared.ctx.client.clone(), object.namespace());
     finalizer(&api, FINALIZER, object, |event| async {
         match event {

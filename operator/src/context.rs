@@ -59,6 +59,12 @@ pub struct Context {
     pub metrics: crate::metrics::Metrics,
     /// Where events also go as CloudEvents (CloudEventSources).
     pub eventing: std::sync::Arc<crate::eventing::Emitter>,
+    /// Whether this replica leads: only the leader reconciles, polls and writes.
+    pub leadership: crate::runtime::leader::Leadership,
+    /// What `/readyz` checks; each part registers its own.
+    pub readiness: crate::runtime::admin::Readiness,
+    /// Cancelled when the operator begins to shut down.
+    pub shutdown: tokio_util::sync::CancellationToken,
     /// Per ScaledObject: whether fallback was last announced active. The scale loop and the
     /// metrics API both update the Fallback condition, each from its own copy of the status;
     /// one memory of what was announced gives one event per flip, whichever path flips it.
@@ -66,8 +72,25 @@ pub struct Context {
 }
 
 impl Context {
+    /// A context for a single replica that always leads.
     pub fn new(client: kube::Client, settings: Settings) -> Self {
+        Self::running(
+            client,
+            settings,
+            crate::runtime::leader::Leadership::always(),
+            tokio_util::sync::CancellationToken::new(),
+        )
+    }
+
+    pub fn running(
+        client: kube::Client,
+        settings: Settings,
+        leadership: crate::runtime::leader::Leadership,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Self {
         Context {
+            readiness: Default::default(),
+            shutdown,
             recorder: Recorder::new(
                 client.clone(),
                 Reporter {
@@ -80,6 +103,7 @@ impl Context {
                 client.clone(),
                 settings.cluster_name.clone(),
                 settings.cluster_object_namespace.clone(),
+                leadership.clone(),
             )),
             client,
             scaled_objects: OnceLock::new(),
@@ -88,6 +112,7 @@ impl Context {
             metrics: crate::metrics::Metrics::new(&settings.version),
             fallback_announced: Default::default(),
             settings,
+            leadership,
         }
     }
 
@@ -179,6 +204,11 @@ impl Context {
         if let Err(e) = self.recorder.publish(&event, regarding).await {
             tracing::debug!(error = %e, "publishing an event failed");
         }
+    }
+
+    /// Whether this replica leads, so may reconcile, poll and write.
+    pub fn leads(&self) -> bool {
+        self.leadership.is_leader()
     }
 
     pub fn record_poll_lag(&self, lag: Duration) {

@@ -31,6 +31,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::context::{Context, FIELD_MANAGER};
+use crate::runtime::leader::Leadership;
 
 /// Retries after the first failed delivery (KEDA's `maxRetryTimes`), made without a pause.
 const MAX_RETRIES: u32 = 5;
@@ -57,6 +58,8 @@ struct Source {
 /// The sources, and the senders of events to them.
 pub struct Emitter {
     client: kube::Client,
+    /// Only the leader writes the sources' conditions.
+    leading: Leadership,
     http: reqwest::Client,
     cluster_name: String,
     keda_namespace: String,
@@ -151,13 +154,19 @@ struct Outgoing {
 }
 
 impl Emitter {
-    pub fn new(client: kube::Client, cluster_name: String, keda_namespace: String) -> Self {
+    pub fn new(
+        client: kube::Client,
+        cluster_name: String,
+        keda_namespace: String,
+        leading: Leadership,
+    ) -> Self {
         let http = reqwest::Client::builder()
             .timeout(SEND_TIMEOUT)
             .build()
             .unwrap_or_default();
         Emitter {
             client,
+            leading,
             http,
             cluster_name,
             keda_namespace,
@@ -303,7 +312,10 @@ impl Emitter {
         };
         let wanted = condition(&activity(&spec, failed));
         let current = status.and_then(CloudEventSourceStatus::active);
+        // Followers keep the sources in memory but leave the writing to the leader (a new
+        // leader lists them again, see [`run`]).
         if current != Some(&wanted)
+            && self.leading.is_leader()
             && let Err(error) = self.write_status(&key, &activity(&spec, failed)).await
         {
             tracing::warn!(source = %key.name, %error, "writing the status of a cloudeventsource failed");
@@ -335,43 +347,54 @@ fn condition(activity: &Activity) -> Condition {
 }
 
 /// Watches CloudEventSources (in `namespace` when given) and ClusterCloudEventSources until the
-/// process ends.
+/// operator shuts down. Becoming the leader lists them again, so their conditions are written.
 pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
     let sources: Api<CloudEventSource> = match &namespace {
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),
     };
     let cluster_sources: Api<ClusterCloudEventSource> = Api::all(ctx.client.clone());
-    tokio::join!(
-        watch(
-            sources,
-            ctx.eventing.clone(),
-            true,
-            |s: &CloudEventSource| { (s.spec.clone(), s.status.clone()) }
-        ),
-        watch(
-            cluster_sources,
-            ctx.eventing.clone(),
-            false,
-            |s: &ClusterCloudEventSource| (s.spec.0.clone(), s.status.clone())
-        ),
-    );
+    tokio::select! {
+        _ = futures::future::join(
+            watch(
+                sources,
+                ctx.clone(),
+                true,
+                |s: &CloudEventSource| { (s.spec.clone(), s.status.clone()) }
+            ),
+            watch(
+                cluster_sources,
+                ctx.clone(),
+                false,
+                |s: &ClusterCloudEventSource| (s.spec.0.clone(), s.status.clone())
+            ),
+        ) => {}
+        _ = ctx.shutdown.cancelled() => {}
+    }
 }
 
 type Parts = (CloudEventSourceSpec, Option<CloudEventSourceStatus>);
 
-async fn watch<K>(api: Api<K>, emitter: Arc<Emitter>, namespaced: bool, parts: fn(&K) -> Parts)
+async fn watch<K>(api: Api<K>, ctx: Arc<Context>, namespaced: bool, parts: fn(&K) -> Parts)
 where
     K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + DeserializeOwned + Send + 'static,
 {
+    let emitter = ctx.eventing.clone();
     let key = |object: &K| SourceKey {
         namespace: if namespaced { object.namespace() } else { None },
         name: object.name_any(),
     };
+    let mut gained = Box::pin(ctx.leadership.gained());
     loop {
         let mut events = watcher(api.clone(), watcher::Config::default()).boxed();
         let mut seen: HashSet<SourceKey> = HashSet::new();
-        while let Some(event) = events.next().await {
+        loop {
+            let event = tokio::select! {
+                event = events.next() => event,
+                // A new leader starts the watch over: every source is applied again.
+                Some(()) = gained.next() => break,
+            };
+            let Some(event) = event else { break };
             match event {
                 Ok(watcher::Event::Init) => seen.clear(),
                 Ok(watcher::Event::InitApply(object) | watcher::Event::Apply(object)) => {

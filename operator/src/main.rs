@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use keda_operator::runtime;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -26,7 +27,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the operator (the default).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the four CustomResourceDefinitions as YAML.
     Crds,
     /// Replay a metric trace through the operator's decisions and print the replica timeline
@@ -82,6 +83,11 @@ struct RunArgs {
     /// A directory with tls.crt, tls.key (and ca.crt) for the metrics API; generated when unset.
     #[arg(long)]
     cert_dir: Option<PathBuf>,
+    /// Share the serving certificate through this Secret in the operator's namespace (created
+    /// with a generated certificate when missing), so every replica serves the same one.
+    /// Ignored with --cert-dir.
+    #[arg(long)]
+    cert_secret: Option<String>,
     /// DNS names of the generated serving certificate (the metrics Service's `<svc>.<ns>.svc`).
     #[arg(
         long,
@@ -105,6 +111,46 @@ struct RunArgs {
     /// The cluster's name in CloudEvents' `source` and `subject` (KEDA's flag of that name).
     #[arg(long = "k8s-cluster-name", default_value = "kubernetes-default")]
     k8s_cluster_name: String,
+    /// Run as one of several replicas: only the holder of the Lease reconciles, polls and
+    /// writes; every replica serves the metrics API. Replicas must share `--cert-dir`.
+    #[arg(long)]
+    leader_elect: bool,
+    /// The leader election Lease's name (KEDA's default).
+    #[arg(long, default_value = runtime::leader::DEFAULT_LEASE_NAME)]
+    leader_election_id: String,
+    /// The operator's own namespace (`POD_NAMESPACE`, as KEDA reads it): where the Lease and
+    /// the --cert-secret live.
+    #[arg(
+        long = "operator-namespace",
+        env = "POD_NAMESPACE",
+        default_value = "keda"
+    )]
+    operator_namespace: String,
+    /// How long a Lease not renewed keeps followers away (a Go duration, as KEDA reads it).
+    #[arg(long, env = "KEDA_OPERATOR_LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = runtime::leader::parse_go_duration)]
+    leader_election_lease_duration: Duration,
+    /// How long the leader keeps trying to renew before it stops leading.
+    #[arg(long, env = "KEDA_OPERATOR_LEADER_ELECTION_RENEW_DEADLINE", default_value = "10s", value_parser = runtime::leader::parse_go_duration)]
+    leader_election_renew_deadline: Duration,
+    /// How often the Lease is renewed, or tried by followers.
+    #[arg(long, env = "KEDA_OPERATOR_LEADER_ELECTION_RETRY_PERIOD", default_value = "2s", value_parser = runtime::leader::parse_go_duration)]
+    leader_election_retry_period: Duration,
+}
+
+/// This replica's name in the Lease: the pod (or host) name and a random suffix, so a
+/// restarted replica never mistakes its predecessor's Lease for its own.
+fn election_identity() -> String {
+    let base = std::env::var("POD_NAME")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "keda-operator".to_string());
+    format!("{base}_{:016x}", rand::random::<u64>())
 }
 
 fn main() -> ExitCode {
@@ -114,7 +160,7 @@ fn main() -> ExitCode {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
     let result = match cli.command {
         None => run(cli.run),
-        Some(Command::Run(args)) => run(args),
+        Some(Command::Run(args)) => run(*args),
         Some(Command::Crds) => print_crds(),
         Some(Command::Simulate(args)) => simulate(args),
     };
@@ -197,13 +243,32 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             Some(dir) => Some(keda_operator::serving_cert::from_dir(dir)?),
             None => None,
         };
-        let options = keda_operator::runtime::Options {
+        let options = runtime::Options {
             namespace: Some(args.watch_namespace).filter(|n| !n.is_empty()),
             metrics_api_address: args.metrics_api_bind_address,
             serving,
             serving_dns_names: args.serving_dns_names,
             health_probe_address: args.health_probe_bind_address,
             webhook_address: args.webhook_bind_address,
+            cert_dir: args.cert_dir.clone(),
+            cert_secret: args
+                .cert_secret
+                .clone()
+                .filter(|n| !n.is_empty())
+                .map(|name| runtime::certs::CertSecret {
+                    namespace: args.operator_namespace.clone(),
+                    name,
+                }),
+            election: args
+                .leader_elect
+                .then(|| runtime::leader::ElectionSettings {
+                    lease_name: args.leader_election_id.clone(),
+                    namespace: args.operator_namespace.clone(),
+                    identity: election_identity(),
+                    lease_duration: args.leader_election_lease_duration,
+                    renew_deadline: args.leader_election_renew_deadline,
+                    retry_period: args.leader_election_retry_period,
+                }),
             settings: keda_operator::context::Settings {
                 scaler_timeout: Duration::from_millis(args.http_default_timeout_ms),
                 cluster_object_namespace: args.cluster_object_namespace,
@@ -211,8 +276,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
                 ..Default::default()
             },
         };
-        let running = keda_operator::runtime::start(client, options).await?;
-        running.wait().await;
+        let running = runtime::start(client, options).await?;
+        running.wait().await?;
         Ok(())
     })
 }
@@ -228,7 +293,7 @@ mod tests {
     fn run_args(cli: Cli) -> RunArgs {
         match cli.command {
             None => cli.run,
-            Some(Command::Run(args)) => args,
+            Some(Command::Run(args)) => *args,
             Some(other) => panic!("expected run, got {other:?}"),
         }
     }
@@ -259,6 +324,26 @@ mod tests {
     fn run_flags_do_not_leak_into_other_subcommands() {
         let err = parse(&["crds", "--watch-namespace=demo"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument);
+    }
+
+    #[test]
+    fn leader_election_takes_kedas_flags_and_go_durations() {
+        let args = run_args(
+            parse(&[
+                "--leader-elect",
+                "--leader-election-id=lease-x",
+                "--leader-election-lease-duration=1m",
+            ])
+            .unwrap(),
+        );
+        assert!(args.leader_elect);
+        assert_eq!(args.leader_election_id, "lease-x");
+        assert_eq!(args.leader_election_lease_duration, Duration::from_secs(60));
+        let err = parse(&["--leader-election-retry-period=2"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--leader-election-retry-period"), "{err}");
+        assert!(err.contains("is not a duration"), "{err}");
     }
 
     #[test]

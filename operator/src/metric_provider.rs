@@ -181,8 +181,10 @@ impl Provider {
                 outcome: evaluation.outcome,
             });
         }
+        // The health count is the leader's to keep; a follower answers from what it reads.
         if let (Some(f), Some(so)) = (tracked, so)
             && health != before
+            && self.ctx.leads()
         {
             self.write_health(so, f, &before, &health).await;
         }

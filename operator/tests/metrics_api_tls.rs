@@ -144,3 +144,132 @@ fn trust_is_read_from_the_apiserver_configmap() {
     let missing = FrontProxyTrust::from_configmap_data(&Default::default()).unwrap_err();
     assert!(missing.to_string().contains("requestheader-client-ca-file"));
 }
+
+/// cert-manager (or the kubelet updating a mounted Secret) rotates the files in `--cert-dir`:
+/// new connections get the new certificate without a restart, and a client requesting all
+/// along never sees a failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_cert_dir_is_served_without_a_restart_while_a_client_keeps_requesting() {
+    use keda_operator::runtime::certs::{ServingCerts, follow_dir};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    let (old_ca, new_ca) = (
+        CertificateAuthority::new("old-serving-ca").unwrap(),
+        CertificateAuthority::new("new-serving-ca").unwrap(),
+    );
+    let spec = LeafSpec::server("metrics", &["localhost"], &[]);
+    let (old, new) = (old_ca.issue(&spec).unwrap(), new_ca.issue(&spec).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let write = |issued: &Issued| {
+        std::fs::write(dir.path().join("tls.crt"), &issued.cert_pem).unwrap();
+        std::fs::write(dir.path().join("tls.key"), &issued.key_pem).unwrap();
+    };
+    write(&old);
+    let certs = ServingCerts::new(&ServerTls {
+        cert_pem: old.cert_pem.clone(),
+        key_pem: old.key_pem.clone(),
+    })
+    .unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(follow_dir(
+        certs.clone(),
+        dir.path().to_path_buf(),
+        Duration::from_millis(50),
+        shutdown.clone(),
+    ));
+    let front_proxy_ca = CertificateAuthority::new("front-proxy-ca").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(keda_operator::metrics_api::serve_until(
+        listener,
+        certs,
+        FrontProxyTrust {
+            client_ca_pem: front_proxy_ca.cert_pem().to_string(),
+            allowed_names: vec![],
+        },
+        Arc::new(Constant),
+        shutdown.clone(),
+    ));
+    let url = format!(
+        "https://localhost:{port}/apis/external.metrics.k8s.io/v1beta1/namespaces/ns/s0-x?labelSelector=scaledobject.keda.sh%2Fname%3Dso"
+    );
+    let id = front_proxy_ca
+        .issue(&LeafSpec::client("front-proxy-client", &[]))
+        .unwrap();
+    // No pooling: every request is a new connection, so it shows what a new caller gets.
+    let client = |cas: &[&CertificateAuthority]| {
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .pool_max_idle_per_host(0)
+            .identity(
+                reqwest::Identity::from_pem(format!("{}{}", id.cert_pem, id.key_pem).as_bytes())
+                    .unwrap(),
+            );
+        for ca in cas {
+            builder = builder.add_root_certificate(
+                reqwest::Certificate::from_pem(ca.cert_pem().as_bytes()).unwrap(),
+            );
+        }
+        builder.build().unwrap()
+    };
+    let (both, new_only) = (client(&[&old_ca, &new_ca]), client(&[&new_ca]));
+    assert!(
+        new_only.get(&url).send().await.is_err(),
+        "the new certificate was served before the rotation"
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let requester = {
+        let (stop, ok, failed, url) = (stop.clone(), ok.clone(), failed.clone(), url.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                match both.get(&url).send().await {
+                    Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::SeqCst),
+                    _ => failed.fetch_add(1, Ordering::SeqCst),
+                };
+            }
+        })
+    };
+    // The requester answers before, during and after the rotation (counted, not timed).
+    let answered_at_least = |n: usize| {
+        let ok = ok.clone();
+        async move {
+            while ok.load(Ordering::SeqCst) < n {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), answered_at_least(3))
+        .await
+        .expect("the requester got no answers before the rotation");
+    write(&new);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut rotated = false;
+    while tokio::time::Instant::now() < deadline {
+        if new_only
+            .get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            rotated = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let after_rotation = ok.load(Ordering::SeqCst) + 3;
+    tokio::time::timeout(Duration::from_secs(10), answered_at_least(after_rotation))
+        .await
+        .expect("the requester got no answers after the rotation");
+    stop.store(true, Ordering::SeqCst);
+    requester.await.unwrap();
+    assert!(rotated, "the rotated certificate was never served");
+    assert_eq!(
+        failed.load(Ordering::SeqCst),
+        0,
+        "requests failed across the rotation"
+    );
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
+}

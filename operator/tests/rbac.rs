@@ -85,6 +85,19 @@ async fn start(cluster: Arc<Cluster>) -> Result<Restricted, TestError> {
             metrics_api_address: ([127, 0, 0, 1], 0).into(),
             health_probe_address: ([127, 0, 0, 1], 0).into(),
             webhook_address: Some(([127, 0, 0, 1], 0).into()),
+            // As the deploy manifests run it: a shared certificate Secret and leader election.
+            cert_secret: Some(runtime::certs::CertSecret {
+                namespace: "keda".into(),
+                name: "keda-operator-certs".into(),
+            }),
+            election: Some(runtime::leader::ElectionSettings {
+                lease_name: runtime::leader::DEFAULT_LEASE_NAME.into(),
+                namespace: "keda".into(),
+                identity: "rbac-test_0".into(),
+                lease_duration: runtime::leader::DEFAULT_LEASE_DURATION,
+                renew_deadline: runtime::leader::DEFAULT_RENEW_DEADLINE,
+                retry_period: runtime::leader::DEFAULT_RETRY_PERIOD,
+            }),
             ..Default::default()
         },
     )
@@ -110,11 +123,48 @@ fn main() -> ExitCode {
                 webhooks_with_least_privilege,
             ),
             ClusterTest::with_fixture(
+                "leader_election_and_the_shared_certificate_work_with_only_the_deploy_rbac",
+                election_and_certificate_with_least_privilege,
+            ),
+            ClusterTest::with_fixture(
                 "the_deploy_manifests_pass_server_side_dry_run",
                 manifests_dry_run,
             ),
         ],
     )
+}
+
+async fn election_and_certificate_with_least_privilege(
+    cluster: Arc<Cluster>,
+    op: Arc<Restricted>,
+) -> Result<(), TestError> {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::core::v1::Secret;
+    // The first attempt takes a missing Lease at once; a retry period is the deadline.
+    let leases = Api::<Lease>::namespaced(cluster.client(), "keda");
+    until(
+        "the operator to hold the Lease",
+        runtime::leader::DEFAULT_RETRY_PERIOD + Duration::from_secs(2),
+        || async {
+            let lease = leases
+                .get_opt(runtime::leader::DEFAULT_LEASE_NAME)
+                .await
+                .ok()??;
+            (lease.spec?.holder_identity.as_deref() == Some("rbac-test_0")).then_some(())
+        },
+    )
+    .await?;
+    assert!(op.running.context.leads(), "the only replica does not lead");
+    let secret = Api::<Secret>::namespaced(cluster.client(), "keda")
+        .get("keda-operator-certs")
+        .await?;
+    let ca = secret
+        .data
+        .unwrap_or_default()
+        .get("ca.crt")
+        .map(|v| String::from_utf8_lossy(&v.0).into_owned());
+    assert_eq!(ca.as_deref(), Some(op.running.ca_pem.as_str()));
+    Ok(())
 }
 
 async fn reconciles_with_least_privilege(

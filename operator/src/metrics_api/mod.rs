@@ -11,7 +11,8 @@ use std::time::SystemTime;
 /// Routing and query parsing without TLS, for the fuzz tests of paths and query strings.
 pub use routes::{Body, respond, scaled_object_from_query};
 pub use routes::{GROUP, GROUP_VERSION, VERSION};
-pub use server::{FrontProxyTrust, ServerTls, TlsError, serve, server_config_without_client_auth};
+pub(crate) use server::serving_identity;
+pub use server::{FrontProxyTrust, ServerTls, TlsError, serve, serve_until, tls_config};
 
 /// What the HPA asks for: one metric of one ScaledObject.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,18 +5,19 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
 use rustls::server::WebPkiClientVerifier;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use super::MetricSource;
 use super::routes::respond;
+use crate::runtime::certs::ServingCerts;
+use crate::runtime::serve::Peer;
 
 /// The certificate the server presents (PEM).
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ServerTls {
     pub cert_pem: String,
     pub key_pem: String,
@@ -122,39 +123,29 @@ fn pem_certs(pem: &str, what: &'static str) -> Result<Vec<CertificateDer<'static
     Ok(certs)
 }
 
-/// The rustls configuration: our certificate, client certificates required and verified
-/// against the front-proxy CA.
-pub fn server_config(
-    tls: &ServerTls,
-    trust: &FrontProxyTrust,
+/// The rustls configuration over `certs`: client certificates required and verified against
+/// the front-proxy CA when `trust` is given (the metrics API), none asked for otherwise (the
+/// admission webhooks, whose caller is trusted through the CA bundle it was given).
+pub fn tls_config(
+    certs: Arc<ServingCerts>,
+    trust: Option<&FrontProxyTrust>,
 ) -> Result<rustls::ServerConfig, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = RootCertStore::empty();
-    for cert in pem_certs(&trust.client_ca_pem, "the requestheader client CA")? {
-        roots.add(cert)?;
-    }
-    let verifier =
-        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build()?;
-    let (certs, key) = serving_identity(tls)?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(certs, key)?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(config)
-}
-
-/// Our certificate with no client certificates asked for: the admission webhooks, whose
-/// caller (the apiserver) is trusted by the CA bundle it was given, not by a certificate.
-pub fn server_config_without_client_auth(
-    tls: &ServerTls,
-) -> Result<rustls::ServerConfig, TlsError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let (certs, key) = serving_identity(tls)?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let builder = match trust {
+        Some(trust) => {
+            let mut roots = RootCertStore::empty();
+            for cert in pem_certs(&trust.client_ca_pem, "the requestheader client CA")? {
+                roots.add(cert)?;
+            }
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build()?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(certs);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }
@@ -164,7 +155,7 @@ type Identity = (
     rustls::pki_types::PrivateKeyDer<'static>,
 );
 
-fn serving_identity(tls: &ServerTls) -> Result<Identity, TlsError> {
+pub(crate) fn serving_identity(tls: &ServerTls) -> Result<Identity, TlsError> {
     let certs = pem_certs(&tls.cert_pem, "the serving certificate")?;
     let key = rustls_pemfile::private_key(&mut tls.key_pem.as_bytes())
         .map_err(|e| TlsError::Pem {
@@ -178,56 +169,53 @@ fn serving_identity(tls: &ServerTls) -> Result<Identity, TlsError> {
     Ok((certs, key))
 }
 
-/// Serves the metrics API on `listener` until the task is dropped or aborted.
+/// Serves the metrics API on `listener` with a fixed certificate until the task is dropped or
+/// aborted.
 pub async fn serve<S: MetricSource>(
     listener: TcpListener,
     tls: ServerTls,
     trust: FrontProxyTrust,
     source: Arc<S>,
 ) -> Result<(), TlsError> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config(&tls, &trust)?));
+    let certs = ServingCerts::new(&tls)?;
+    serve_until(listener, certs, trust, source, CancellationToken::new()).await
+}
+
+/// Serves the metrics API on `listener` until `shutdown`, then drains the requests in flight.
+/// Every handshake gets the certificate `certs` holds at that moment.
+pub async fn serve_until<S: MetricSource>(
+    listener: TcpListener,
+    certs: Arc<ServingCerts>,
+    trust: FrontProxyTrust,
+    source: Arc<S>,
+    shutdown: CancellationToken,
+) -> Result<(), TlsError> {
+    let config = Arc::new(tls_config(certs, Some(&trust))?);
     let trust = Arc::new(trust);
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                tracing::warn!(error = %e, "accepting a metrics API connection failed");
-                continue;
-            }
-        };
-        let acceptor = acceptor.clone();
-        let source = source.clone();
-        let trust = trust.clone();
-        tokio::spawn(async move {
-            let stream = match acceptor.accept(tcp).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::debug!(%peer, error = %e, "metrics API TLS handshake refused");
-                    return;
-                }
-            };
-            let admitted = trust.admits(stream.get_ref().1.peer_certificates());
-            let service = service_fn(move |req: http::Request<Incoming>| {
+    crate::runtime::serve::serve(
+        "metrics API",
+        listener,
+        Some(config),
+        shutdown,
+        move |peer: Peer| {
+            let admitted = trust.admits(peer.certificates.as_deref());
+            let source = source.clone();
+            move |req: http::Request<Incoming>| {
                 let source = source.clone();
                 let admitted = admitted.clone();
                 async move {
-                    let response = respond(
+                    respond(
                         &source,
                         req.method(),
                         req.uri().path(),
                         req.uri().query(),
                         admitted,
                     )
-                    .await;
-                    Ok::<_, std::convert::Infallible>(response)
+                    .await
                 }
-            });
-            if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%peer, error = %e, "metrics API connection ended with an error");
             }
-        });
-    }
+        },
+    )
+    .await;
+    Ok(())
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -61,6 +61,8 @@ enum Command {
     /// Poll once as soon as possible, keeping the regular schedule.
     Wake(LaneKey),
     Remove(LaneKey),
+    /// Start no more polls; answer once the polls in flight have ended.
+    Drain(oneshot::Sender<()>),
     Done {
         key: LaneKey,
         epoch: u64,
@@ -138,6 +140,19 @@ impl Scheduler {
     pub fn remove(&self, key: ObjectKey) {
         let _ = self.commands.send(Command::Remove((self.lane, key)));
     }
+
+    /// Stops the scale loop for every kind: no poll starts after this, and the returned future
+    /// ends when the polls in flight have ended (their writes included). The scheduler task
+    /// then ends.
+    pub fn drain(&self) -> impl Future<Output = ()> + Send + 'static {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.commands.send(Command::Drain(tx)).is_ok();
+        async move {
+            if sent {
+                let _ = rx.await;
+            }
+        }
+    }
 }
 
 async fn run(
@@ -150,8 +165,21 @@ async fn run(
     let mut entries: HashMap<LaneKey, Entry> = HashMap::new();
     let mut heap: BinaryHeap<Reverse<(Instant, u64, LaneKey)>> = BinaryHeap::new();
     let mut next_epoch = 0u64;
+    let mut in_flight = 0usize;
+    let mut drained: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut draining = false;
     loop {
-        let next_due = heap.peek().map(|Reverse((due, _, _))| *due);
+        if draining && in_flight == 0 {
+            for waiter in drained {
+                let _ = waiter.send(());
+            }
+            return;
+        }
+        // While draining nothing new starts: the heap is not looked at again.
+        let next_due = heap
+            .peek()
+            .map(|Reverse((due, _, _))| *due)
+            .filter(|_| !draining);
         let sleep = async {
             match next_due {
                 Some(due) => tokio::time::sleep_until(due).await,
@@ -195,7 +223,12 @@ async fn run(
                     Command::Remove(key) => {
                         entries.remove(&key);
                     }
+                    Command::Drain(waiter) => {
+                        draining = true;
+                        drained.push(waiter);
+                    }
                     Command::Done { key, epoch, regular } => {
+                        in_flight = in_flight.saturating_sub(1);
                         if let Some(entry) = entries.get_mut(&key) {
                             let now = Instant::now();
                             entry.in_flight = false;
@@ -233,6 +266,7 @@ async fn run(
                     let Some(poller) = pollers.get(key.0).cloned() else { continue };
                     entry.in_flight = true;
                     entry.woken = false;
+                    in_flight += 1;
                     let permits = permits.clone();
                     let done = done_tx.clone();
                     tokio::spawn(async move {

@@ -97,7 +97,8 @@ impl Shared {
     }
 }
 
-/// Runs the ScaledJob controller until the process shuts down. Its polls go through the
+/// Runs the ScaledJob controller until the operator shuts down (it then finishes the
+/// reconciles in flight). Its polls go through the
 /// operator's scheduler (started by the runtime before this).
 pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
     let shared = Arc::new(Shared {
@@ -120,8 +121,10 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
     };
     let controller = Controller::new(objects, watcher::Config::default());
     let _ = shared.store.set(controller.store());
+    crate::runtime::mark_when_synced(controller.store(), ctx.readiness.check("scaledjobs-synced"));
     controller
-        .shutdown_on_signal()
+        .graceful_shutdown_on(ctx.shutdown.clone().cancelled_owned())
+        .reconcile_all_on(ctx.leadership.gained())
         .run(reconcile, error_policy, shared)
         .for_each(|result| async move {
             if let Err(e) = result {
@@ -137,6 +140,10 @@ fn error_policy(sj: Arc<ScaledJob>, error: &Error, _shared: Arc<Shared>) -> Acti
 }
 
 async fn reconcile(sj: Arc<ScaledJob>, shared: Arc<Shared>) -> Result<Action> {
+    // Only the leader reconciles; becoming the leader reconciles every object again.
+    if !shared.ctx.leads() {
+        return Ok(Action::await_change());
+    }
     let ns = sj.namespace().unwrap_or_default();
     let api: Api<ScaledJob> = Api::namespaced(shared.ctx.client.clone(), &ns);
     finalizer(&api, keda_operator_api::FINALIZER, sj, |event| async {

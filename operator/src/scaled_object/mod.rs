@@ -7,7 +7,6 @@ mod target;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -38,9 +37,9 @@ use crate::status_patch::status_patch;
 /// How soon a ScaledObject that failed its checks is looked at again.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(10);
 
-/// Runs the controller until the stream ends (the process shuts down). `ready` turns true
-/// once the controller's cache of ScaledObjects has synced.
-pub async fn run(ctx: Arc<Context>, namespace: Option<String>, ready: Arc<AtomicBool>) {
+/// Runs the controller until the operator shuts down (it then finishes the reconciles in
+/// flight). Every replica watches; only the leader reconciles (see [`reconcile`]).
+pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
     let (objects, hpas) = match &namespace {
         Some(ns) => (
             Api::<ScaledObject>::namespaced(ctx.client.clone(), ns),
@@ -51,37 +50,31 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>, ready: Arc<Atomic
             Api::<HorizontalPodAutoscaler>::all(ctx.client.clone()),
         ),
     };
-    // A second, label-filtered watch keeps the managed HPAs in memory, so the scale loop reads
-    // their ScalingActive condition without asking the apiserver on every poll.
-    let (hpa_store, hpa_writer) = kube::runtime::reflector::store();
+    // Only the HPAs the operator manages are watched (KEDA's label), never every HPA of the
+    // cluster. A second watch with the same filter keeps them in memory, so the scale loop
+    // reads their ScalingActive condition without asking the apiserver on every poll.
     let managed = watcher::Config::default().labels("app.kubernetes.io/managed-by=keda-operator");
-    let hpa_watch = kube::runtime::reflector(hpa_writer, watcher(hpas.clone(), managed))
+    let (hpa_store, hpa_writer) = kube::runtime::reflector::store();
+    let hpa_watch = kube::runtime::reflector(hpa_writer, watcher(hpas.clone(), managed.clone()))
         .default_backoff()
         .touched_objects()
         .for_each(|_| futures::future::ready(()));
-    tokio::spawn(hpa_watch);
-    let _ = ctx.hpas.set(hpa_store);
-    let controller =
-        Controller::new(objects, watcher::Config::default()).owns(hpas, watcher::Config::default());
-    let store = controller.store();
-    let _ = ctx.scaled_objects.set(store.clone());
-    // kube-runtime's store readiness keeps a single waker and the controller waits on it
-    // too, so a second waiter may never be woken; polling it again on an interval is reliable
-    // (once the store is ready every poll returns at once).
+    let shutdown = ctx.shutdown.clone();
     tokio::spawn(async move {
-        loop {
-            match tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready()).await {
-                Ok(Ok(())) => {
-                    ready.store(true, Ordering::SeqCst);
-                    return;
-                }
-                Ok(Err(_)) => return,
-                Err(_) => continue,
-            }
+        tokio::select! {
+            _ = hpa_watch => {}
+            _ = shutdown.cancelled() => {}
         }
     });
+    crate::runtime::mark_when_synced(hpa_store.clone(), ctx.readiness.check("hpas-synced"));
+    let _ = ctx.hpas.set(hpa_store);
+    let controller = Controller::new(objects, watcher::Config::default()).owns(hpas, managed);
+    let store = controller.store();
+    let _ = ctx.scaled_objects.set(store.clone());
+    crate::runtime::mark_when_synced(store, ctx.readiness.check("scaledobjects-synced"));
     controller
-        .shutdown_on_signal()
+        .graceful_shutdown_on(ctx.shutdown.clone().cancelled_owned())
+        .reconcile_all_on(ctx.leadership.gained())
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
@@ -97,6 +90,11 @@ fn error_policy(so: Arc<ScaledObject>, error: &Error, _ctx: Arc<Context>) -> Act
 }
 
 async fn reconcile(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {
+    if !ctx.leads() {
+        follow(&so, &ctx).await;
+        // Becoming the leader reconciles every object again.
+        return Ok(Action::await_change());
+    }
     let ns = so.namespace().unwrap_or_default();
     let api: Api<ScaledObject> = Api::namespaced(ctx.client.clone(), &ns);
     finalizer(&api, keda_operator_api::FINALIZER, so, |event| async {
@@ -107,6 +105,20 @@ async fn reconcile(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {
     })
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// What a follower does with an object: no writes, but the scalers the leader would build, so
+/// this replica's metrics API answers the HPA as the leader's does (KEDA serves metrics from
+/// every metrics server replica).
+async fn follow(so: &ScaledObject, ctx: &Context) {
+    let (ns, name) = (so.namespace().unwrap_or_default(), so.name_any());
+    if so.metadata.deletion_timestamp.is_some() {
+        ctx.scalers.remove(&ns, &name);
+        return;
+    }
+    if let Err(message) = check(so, ctx, so.labels()).await {
+        tracing::debug!(%ns, %name, %message, "follower: the scalers cannot be built");
+    }
 }
 
 async fn cleanup(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {

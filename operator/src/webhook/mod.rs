@@ -15,8 +15,6 @@ use bytes::Bytes;
 use http::{Method, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -26,13 +24,14 @@ use keda_operator_api::{
     ClusterTriggerAuthentication, ScaledJob, ScaledObject, TriggerAuthentication,
 };
 use kube::api::{Api, ListParams, PostParams};
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube::core::{DynamicObject, Status};
 use kube::{Resource, ResourceExt};
-use serde_json::{Value, json};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
-use crate::metrics_api::ServerTls;
-use crate::metrics_api::server_config_without_client_auth;
+use crate::runtime::certs::ServingCerts;
 use validate::ScaledObjectScene;
 
 pub const SCALED_OBJECT_PATH: &str = "/validate-keda-sh-v1alpha1-scaledobject";
@@ -49,44 +48,29 @@ pub const CONFIGURATION_NAME: &str = "keda-admission";
 /// is 3 MiB).
 const MAX_BODY: usize = 4 * 1024 * 1024;
 
-/// Serves the webhooks on `listener` until the task is aborted.
+/// Serves the webhooks on `listener` until `shutdown`, then drains the reviews in flight.
 pub async fn serve(
     listener: TcpListener,
-    tls: ServerTls,
+    certs: Arc<ServingCerts>,
     ctx: Arc<Context>,
+    shutdown: CancellationToken,
 ) -> Result<(), crate::metrics_api::TlsError> {
-    let acceptor =
-        tokio_rustls::TlsAcceptor::from(Arc::new(server_config_without_client_auth(&tls)?));
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                tracing::warn!(error = %e, "accepting a webhook connection failed");
-                continue;
-            }
-        };
-        let acceptor = acceptor.clone();
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            let stream = match acceptor.accept(tcp).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::debug!(%peer, error = %e, "webhook TLS handshake refused");
-                    return;
-                }
-            };
-            let service = service_fn(move |req: http::Request<Incoming>| {
+    let config = Arc::new(crate::metrics_api::tls_config(certs, None)?);
+    crate::runtime::serve::serve(
+        "admission webhooks",
+        listener,
+        Some(config),
+        shutdown,
+        move |_peer| {
+            let ctx = ctx.clone();
+            move |req: http::Request<Incoming>| {
                 let ctx = ctx.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(&ctx, req).await) }
-            });
-            if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%peer, error = %e, "webhook connection ended with an error");
+                async move { handle(&ctx, req).await }
             }
-        });
-    }
+        },
+    )
+    .await;
+    Ok(())
 }
 
 async fn handle(ctx: &Context, req: http::Request<Incoming>) -> Response<Full<Bytes>> {
@@ -98,7 +82,7 @@ async fn handle(ctx: &Context, req: http::Request<Incoming>) -> Response<Full<By
         Ok(b) => b.to_bytes(),
         Err(e) => return plain(StatusCode::BAD_REQUEST, &format!("reading the body: {e}")),
     };
-    let review: Value = match serde_json::from_slice(&body) {
+    let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
             return plain(
@@ -107,26 +91,28 @@ async fn handle(ctx: &Context, req: http::Request<Incoming>) -> Response<Full<By
             );
         }
     };
-    let request = &review["request"];
-    let Some(uid) = request["uid"].as_str() else {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            "the AdmissionReview has no request.uid",
-        );
+    let request: AdmissionRequest<DynamicObject> = match review.try_into() {
+        Ok(request) => request,
+        Err(_) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                "the AdmissionReview has no request",
+            );
+        }
     };
     let verdict = match path.as_str() {
-        SCALED_OBJECT_PATH => scaled_object(ctx, request).await,
-        SCALED_JOB_PATH => decode::<ScaledJob>(request).and_then(|sj| {
+        SCALED_OBJECT_PATH => scaled_object(ctx, &request).await,
+        SCALED_JOB_PATH => decode::<ScaledJob>(&request).and_then(|sj| {
             validate::scaled_job(&sj)
                 .map(|()| Vec::new())
                 .map_err(|e| e.to_string())
         }),
-        TRIGGER_AUTHENTICATION_PATH => decode::<TriggerAuthentication>(request).and_then(|ta| {
+        TRIGGER_AUTHENTICATION_PATH => decode::<TriggerAuthentication>(&request).and_then(|ta| {
             validate::trigger_authentication(&ta.spec)
                 .map(|()| Vec::new())
                 .map_err(|e| e.to_string())
         }),
-        CLUSTER_TRIGGER_AUTHENTICATION_PATH => decode::<ClusterTriggerAuthentication>(request)
+        CLUSTER_TRIGGER_AUTHENTICATION_PATH => decode::<ClusterTriggerAuthentication>(&request)
             .and_then(|cta| {
                 validate::trigger_authentication(&cta.spec.0)
                     .map(|()| Vec::new())
@@ -135,30 +121,34 @@ async fn handle(ctx: &Context, req: http::Request<Incoming>) -> Response<Full<By
         other => return plain(StatusCode::NOT_FOUND, &format!("no webhook at {other}")),
     };
     if let Err(reason) = &verdict {
-        tracing::info!(%path, namespace = request["namespace"].as_str().unwrap_or_default(),
-            name = request["name"].as_str().unwrap_or_default(), %reason, "admission refused");
+        tracing::info!(%path, namespace = request.namespace.as_deref().unwrap_or_default(),
+            name = %request.name, %reason, "admission refused");
     }
-    let body = response(uid, verdict);
+    let body = serde_json::to_vec(&response(&request, verdict)).unwrap_or_default();
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))
+        .body(Full::new(Bytes::from(body)))
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
 /// The AdmissionReview answer for one request: allowed with warnings, or refused (403) with
 /// the reason as the status message, which kubectl and the apiserver show to the user.
-pub fn response(uid: &str, verdict: Result<Vec<String>, String>) -> Value {
-    let inner = match verdict {
-        Ok(warnings) if warnings.is_empty() => json!({"uid": uid, "allowed": true}),
-        Ok(warnings) => json!({"uid": uid, "allowed": true, "warnings": warnings}),
-        Err(reason) => json!({
-            "uid": uid,
-            "allowed": false,
-            "status": {"code": 403, "reason": "Forbidden", "message": reason},
-        }),
-    };
-    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": inner})
+pub fn response<K: Resource>(
+    request: &AdmissionRequest<K>,
+    verdict: Result<Vec<String>, String>,
+) -> AdmissionReview<DynamicObject> {
+    let mut response = AdmissionResponse::from(request);
+    match verdict {
+        Ok(warnings) => {
+            response.warnings = (!warnings.is_empty()).then_some(warnings);
+        }
+        Err(reason) => {
+            response = response.deny(&reason);
+            response.result = Status::failure(&reason, "Forbidden").with_code(403);
+        }
+    }
+    response.into_review()
 }
 
 /// Puts `ca_pem` into every webhook of the configuration `name`, if it exists and trusts
@@ -198,35 +188,43 @@ fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
 }
 
 fn decode<K: serde::de::DeserializeOwned + Resource<DynamicType = ()>>(
-    request: &Value,
+    request: &AdmissionRequest<DynamicObject>,
 ) -> Result<K, String> {
-    serde_json::from_value(request["object"].clone())
+    let object = request
+        .object
+        .as_ref()
+        .ok_or_else(|| format!("the request carries no {}", K::kind(&())))?;
+    serde_json::to_value(object)
+        .and_then(serde_json::from_value)
         .map_err(|e| format!("the {} cannot be read: {e}", K::kind(&())))
 }
 
 /// An update that only takes finalizers away, with the spec unchanged, is always allowed.
-pub fn removes_only_finalizers(request: &Value) -> bool {
-    let (new, old) = (&request["object"], &request["oldObject"]);
-    let count = |o: &Value| {
-        o["metadata"]["finalizers"]
-            .as_array()
-            .map_or(0, |a| a.len())
+pub fn removes_only_finalizers(request: &AdmissionRequest<DynamicObject>) -> bool {
+    let (Some(new), Some(old)) = (&request.object, &request.old_object) else {
+        return false;
     };
-    request["operation"] == "UPDATE" && count(new) < count(old) && new["spec"] == old["spec"]
+    let count = |o: &DynamicObject| o.metadata.finalizers.as_ref().map_or(0, Vec::len);
+    request.operation == Operation::Update
+        && count(new) < count(old)
+        && new.data.get("spec") == old.data.get("spec")
 }
 
-async fn scaled_object(ctx: &Context, request: &Value) -> Result<Vec<String>, String> {
+async fn scaled_object(
+    ctx: &Context,
+    request: &AdmissionRequest<DynamicObject>,
+) -> Result<Vec<String>, String> {
     if removes_only_finalizers(request) {
         return Ok(Vec::new());
     }
     let mut so: ScaledObject = decode(request)?;
-    let namespace = request["namespace"]
-        .as_str()
-        .map(str::to_string)
+    let namespace = request
+        .namespace
+        .clone()
         .or_else(|| so.namespace())
         .unwrap_or_default();
     so.metadata.namespace = Some(namespace.clone());
-    let scene = scene(ctx, &so, &namespace, request["dryRun"] == true).await?;
+    let scene = scene(ctx, &so, &namespace, request.dry_run).await?;
     validate::scaled_object(&so, &scene).map_err(|e| e.to_string())
 }
 
@@ -293,50 +291,79 @@ async fn pod_spec(ctx: &Context, so: &ScaledObject, namespace: &str) -> Result<P
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
+
+    fn request(operation: &str, object: Value, old: Value) -> AdmissionRequest<DynamicObject> {
+        let review: AdmissionReview<DynamicObject> = serde_json::from_value(json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "u-1",
+                "kind": {"group": "keda.sh", "version": "v1alpha1", "kind": "ScaledObject"},
+                "resource": {"group": "keda.sh", "version": "v1alpha1", "resource": "scaledobjects"},
+                "name": "web", "namespace": "demo", "operation": operation,
+                "userInfo": {}, "object": object, "oldObject": old,
+            },
+        }))
+        .unwrap_or_else(|e| panic!("not an AdmissionReview: {e}"));
+        review.try_into().unwrap_or_else(|_| panic!("no request"))
+    }
+
+    fn so(finalizers: Value, spec: Value) -> Value {
+        json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+            "metadata": {"name": "web", "finalizers": finalizers}, "spec": spec})
+    }
+
+    fn answer(verdict: Result<Vec<String>, String>) -> Value {
+        let request = request("CREATE", so(json!([]), json!({})), Value::Null);
+        serde_json::to_value(response(&request, verdict)).unwrap_or_default()
+    }
 
     #[test]
     fn a_refusal_carries_the_reason_and_the_uid() {
-        let r = response("u-1", Err("no".into()));
+        let r = answer(Err("no".into()));
         assert_eq!(r["apiVersion"], "admission.k8s.io/v1");
         assert_eq!(r["kind"], "AdmissionReview");
         assert_eq!(r["response"]["uid"], "u-1");
         assert_eq!(r["response"]["allowed"], false);
         assert_eq!(r["response"]["status"]["code"], 403);
+        assert_eq!(r["response"]["status"]["reason"], "Forbidden");
         assert_eq!(r["response"]["status"]["message"], "no");
     }
 
     #[test]
     fn an_admission_carries_its_warnings_only_when_there_are_some() {
-        let plain = response("u", Ok(vec![]));
+        let plain = answer(Ok(vec![]));
         assert_eq!(plain["response"]["allowed"], true);
         assert!(plain["response"].get("warnings").is_none());
-        let warned = response("u", Ok(vec!["careful".into()]));
+        let warned = answer(Ok(vec!["careful".into()]));
         assert_eq!(warned["response"]["warnings"][0], "careful");
     }
 
     #[test]
     fn only_a_finalizer_removal_with_the_same_spec_skips_the_checks() {
-        let request = |new_finalizers: Value, new_spec: Value| {
-            json!({
-                "operation": "UPDATE",
-                "object": {"metadata": {"finalizers": new_finalizers}, "spec": new_spec},
-                "oldObject": {"metadata": {"finalizers": ["finalizer.keda.sh"]}, "spec": {"a": 1}},
-            })
-        };
-        assert!(removes_only_finalizers(&request(
+        let old = so(json!(["finalizer.keda.sh"]), json!({"a": 1}));
+        let update = |new: Value| request("UPDATE", new, old.clone());
+        assert!(removes_only_finalizers(&update(so(
             json!([]),
             json!({"a": 1})
-        )));
-        assert!(!removes_only_finalizers(&request(
+        ))));
+        assert!(!removes_only_finalizers(&update(so(
             json!([]),
             json!({"a": 2})
-        )));
-        assert!(!removes_only_finalizers(&request(
+        ))));
+        assert!(!removes_only_finalizers(&update(so(
             json!(["finalizer.keda.sh"]),
             json!({"a": 1})
-        )));
-        let mut create = request(json!([]), json!({"a": 1}));
-        create["operation"] = json!("CREATE");
+        ))));
+        let create = request("CREATE", so(json!([]), json!({"a": 1})), old.clone());
         assert!(!removes_only_finalizers(&create));
+    }
+
+    #[test]
+    fn a_request_without_an_object_is_a_clear_refusal() {
+        let request = request("CREATE", Value::Null, Value::Null);
+        let err = decode::<ScaledObject>(&request).err();
+        assert_eq!(err.as_deref(), Some("the request carries no ScaledObject"));
     }
 }

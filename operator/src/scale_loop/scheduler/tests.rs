@@ -234,3 +234,39 @@ async fn a_second_kind_shares_the_scheduler_with_its_own_keys() {
     assert_eq!(objects.times("same"), [0, 5, 10]);
     assert_eq!(jobs.times("same"), [0, 2, 4]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn drain_waits_for_the_poll_in_flight_and_starts_no_other() {
+    let start = Instant::now();
+    let recorder = Arc::new(Recorder {
+        slow: vec!["slow".to_string()],
+        slow_for: Duration::from_secs(3),
+        ..Recorder::new(start)
+    });
+    let (scheduler, task) = Scheduler::spawn(recorder.clone(), 10);
+    scheduler.schedule(key("slow"), Duration::from_secs(1), false);
+    scheduler.schedule(key("fast"), Duration::from_secs(1), false);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // "slow" is in its first poll (0 s to 3 s); "fast" has polled at 0 s and 1 s.
+    let drained = tokio::spawn(scheduler.drain());
+    settle().await;
+    assert!(
+        !drained.is_finished(),
+        "drain ended while a poll was in flight"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    settle().await;
+    assert!(
+        drained.is_finished(),
+        "drain did not end with the last poll"
+    );
+    assert!(task.is_finished(), "the scheduler task outlived the drain");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    settle().await;
+    assert_eq!(recorder.times("slow"), [0]);
+    assert_eq!(recorder.times("fast"), [0, 1]);
+    // A handle used after the drain is harmless.
+    scheduler.schedule(key("late"), Duration::from_secs(1), false);
+    scheduler.drain().await;
+    assert!(recorder.times("late").is_empty());
+}
