@@ -196,7 +196,9 @@ fn expected_kinds(with_namespace: bool, with_crds: bool) -> BTreeMap<String, usi
         ("ClusterRole", 2),
         ("ClusterRoleBinding", 2),
         ("Deployment", 1),
-        ("RoleBinding", 1),
+        // The Lease and the shared certificate Secret in the operator's namespace.
+        ("Role", 1),
+        ("RoleBinding", 2),
         ("Service", 2),
         ("ServiceAccount", 1),
         ("ValidatingWebhookConfiguration", 1),
@@ -464,7 +466,7 @@ async fn crds_are_the_generated_ones(_cluster: Arc<Cluster>) -> Result<(), TestE
 
 async fn chart_refuses_bad_values(_cluster: Arc<Cluster>) -> Result<(), TestError> {
     for (set, named) in [
-        ("operator.replicaCount=2", "at '/operator/replicaCount'"),
+        ("operator.replicaCount=-1", "at '/operator/replicaCount'"),
         (
             "logging.operator.level=loud",
             "at '/logging/operator/level'",
