@@ -1,5 +1,6 @@
 //! A conformance run's fixture: the cluster (CRDs installed before its controllers start), the
-//! fake Prometheuses (one open, one demanding basic auth), the fake CloudEvents sink, and — for
+//! fake Prometheuses (one open, one demanding basic auth), the fake MySQL, RabbitMQ and Datadog
+//! Cluster Agent, the fake CloudEvents sink, and — for
 //! `--operator builtin` and `upstream` — the operator as processes on this machine.
 
 use std::path::PathBuf;
@@ -141,6 +142,9 @@ impl Suite {
         let prometheus_auth_url = prometheus_auth.url();
         let cloudevents = Arc::new(FakeCloudEventsSink::start(FakeOptions::default()).await?);
         let cloudevents_url = cloudevents.url();
+        let sources = engine::sources::Sources::start()
+            .await
+            .context("starting the fake MySQL, RabbitMQ and Datadog Cluster Agent")?;
         let operator = match &to_start {
             Some(ToStart::Builtin(binary)) => {
                 progress("starting keda-operator and registering its metrics API");
@@ -173,6 +177,7 @@ impl Suite {
                 prometheus_auth_url,
                 cloudevents,
                 cloudevents_url,
+                sources,
                 keda_namespace: crate::operator::OPERATOR_NAMESPACE.to_string(),
                 serial: Default::default(),
                 timings,
@@ -219,6 +224,7 @@ impl Suite {
             drop(context.prometheus);
             drop(context.prometheus_auth);
             drop(context.cloudevents);
+            drop(context.sources);
             if let Ok(cluster) = Arc::try_unwrap(context.cluster) {
                 cluster.shutdown();
             }

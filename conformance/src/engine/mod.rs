@@ -2,8 +2,10 @@
 //! retries. The first step that fails ends the rule with a message that says what was
 //! expected, what was observed, and when (seconds since the rule started).
 
+pub mod cron;
 pub mod objects;
 pub mod sink;
+pub mod sources;
 pub mod timeline;
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,11 +19,14 @@ use kube::Api;
 
 use crate::scenario::deadline::{self, Timings};
 use crate::scenario::model::{
-    self, Apply, Check, Hold, Metric, MetricAction, ObjectRef, Request, Step, Wait, describe_expect,
+    self, Apply, Check, Hold, Metric, MetricAction, ObjectRef, Request, Source, Step, Wait,
+    describe_expect,
 };
 use crate::scenario::path::{Expect, same_value};
 use crate::scenario::{Loaded, Scenario};
+use cron::CronWindow;
 use objects::Resolver;
+use sources::{RuleKeys, Sources};
 use timeline::{EventMark, StepMark, Timeline, Window, ms_since, seconds};
 
 /// How often waits and holds look at the cluster.
@@ -48,6 +53,9 @@ pub struct Context {
     /// under it, and `events` checks read what it received.
     pub cloudevents: Arc<FakeCloudEventsSink>,
     pub cloudevents_url: String,
+    /// The fake MySQL, RabbitMQ, Datadog Cluster Agent and Datadog API (`metric` steps with
+    /// `source:`).
+    pub sources: Sources,
     /// The namespace the operator runs in (`${kedaNamespace}`): KEDA puts it in every
     /// CloudEvent's `source`.
     pub keda_namespace: String,
@@ -87,9 +95,11 @@ struct RuleRun<'a> {
     vars: BTreeMap<String, String>,
     timings: Timings,
     query: String,
+    keys: RuleKeys,
     start: Instant,
     marks: HashMap<String, Instant>,
     faults: Vec<(Arc<FakePrometheus>, FaultId)>,
+    source_faults: Vec<(Source, FaultId)>,
     timeline: Arc<Mutex<Timeline>>,
 }
 
@@ -147,7 +157,22 @@ pub async fn run_rule(ctx: &Context, loaded: &Loaded) -> Outcome {
     vars.insert("prometheusPassword".into(), AUTH_PASSWORD.into());
     vars.insert("cloudevents".into(), ctx.cloudevents_url.clone());
     vars.insert("kedaNamespace".into(), ctx.keda_namespace.clone());
+    let keys = RuleKeys::new(namespace.name(), &query);
+    vars.extend(
+        ctx.sources
+            .vars()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v)),
+    );
+    vars.insert("mysqlQuery".into(), keys.mysql_query.clone());
+    vars.insert("datadogQuery".into(), keys.datadog_query.clone());
     let mut timings = ctx.timings.clone();
+    // The steps' start: the cron window is placed from here, and `from: start` measures from here.
+    let steps_start = Instant::now();
+    let window = CronWindow::after(jiff::Timestamp::now());
+    vars.extend(window.vars());
+    timings.insert(deadline::CRON_OPENS.into(), window.opens);
+    timings.insert(deadline::CRON_CLOSES.into(), window.closes);
     for name in deadline::SCENARIO_TIMINGS {
         if let Some(model::VarValue::Number(n)) = scenario.vars.get(name) {
             timings.insert(name.into(), Duration::from_secs_f64(*n));
@@ -160,9 +185,11 @@ pub async fn run_rule(ctx: &Context, loaded: &Loaded) -> Outcome {
         vars,
         timings,
         query,
+        keys,
         start,
-        marks: HashMap::new(),
+        marks: HashMap::from([(crate::scenario::START_MARK.to_string(), steps_start)]),
         faults: Vec::new(),
+        source_faults: Vec::new(),
         timeline: timeline.clone(),
     };
     let sampler = scenario.target.clone().map(|target| {
@@ -191,6 +218,10 @@ pub async fn run_rule(ctx: &Context, loaded: &Loaded) -> Outcome {
     for prometheus in ctx.prometheuses() {
         prometheus.values().clear(&run.query);
     }
+    for (source, id) in run.source_faults.drain(..) {
+        ctx.sources.clear_fault(source, id);
+    }
+    ctx.sources.clear(&run.keys);
     let events = collect_events(ctx.cluster.client(), &run.namespace, wall_start).await;
     if let Err(failure) = result {
         outcome.status = Status::Failed;
@@ -307,12 +338,33 @@ impl RuleRun<'_> {
         Ok(())
     }
 
-    /// Both fakes answer the same for the rule's query; the timeline records it once.
+    /// Both fake Prometheuses answer the same for the rule's query (the timeline records it
+    /// once); another source answers for the rule's key in it. A step ends the faults of its
+    /// source that an earlier step installed.
     fn metric(&mut self, metric: &Metric) {
+        let now = self.now_ms();
+        if metric.source != Source::Prometheus {
+            let (ended, kept) = self
+                .source_faults
+                .drain(..)
+                .partition(|(source, _)| *source == metric.source);
+            self.source_faults = kept;
+            for (source, id) in ended {
+                self.ctx.sources.clear_fault(source, id);
+            }
+            if let Some(id) = self
+                .ctx
+                .sources
+                .set(metric.source, &self.keys, &metric.action)
+            {
+                self.source_faults.push((metric.source, id));
+            }
+            self.record_metric(now, &metric.action);
+            return;
+        }
         for (prometheus, id) in self.faults.drain(..) {
             prometheus.controls().clear_fault(id);
         }
-        let now = self.now_ms();
         for prom in self.ctx.prometheuses() {
             match &metric.action {
                 MetricAction::Value(v) => prom.set_sample(self.query.clone(), *v),
@@ -333,7 +385,11 @@ impl RuleRun<'_> {
                 }
             }
         }
-        self.record(|t| match &metric.action {
+        self.record_metric(now, &metric.action);
+    }
+
+    fn record_metric(&self, now: u64, action: &MetricAction) {
+        self.record(|t| match action {
             MetricAction::Value(v) => t.metric.push((now, Some(*v))),
             MetricAction::Fail => t.metric.push((now, None)),
             MetricAction::Script(steps) => {
@@ -635,11 +691,17 @@ impl RuleRun<'_> {
         for (field, expect) in &request.fields.0 {
             let actual = field.get(&json);
             let ok = match expect {
-                Expect::Equals(w) => actual.is_some_and(|a| same_value(a, w)),
+                Expect::Equals(w) => {
+                    let w = self.render_value(w)?;
+                    actual.is_some_and(|a| same_value(a, &w))
+                }
                 Expect::Present(p) => actual.is_some() == *p,
-                Expect::Contains(t) => actual
-                    .and_then(|a| a.as_str())
-                    .is_some_and(|a| a.contains(t.as_str())),
+                Expect::Contains(t) => {
+                    let t = model::substitute(t, &self.vars)?;
+                    actual
+                        .and_then(|a| a.as_str())
+                        .is_some_and(|a| a.contains(t.as_str()))
+                }
                 Expect::Quantity(q) => actual.is_some_and(|a| same_quantity(a, q)),
                 Expect::SameAs { .. } => {
                     return Err("`$sameAs` is not supported in a request".into());

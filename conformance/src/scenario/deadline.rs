@@ -19,11 +19,25 @@ pub const STABILIZATION: &str = "downscaleStabilization";
 pub const SLACK: &str = "slack";
 /// How long the garbage collector may take to delete dependents of a deleted owner.
 pub const GC: &str = "gcPeriod";
+/// From the rule's start (`from: start`) to the opening of the rule's cron window
+/// (`${cronStartMinute} ${cronStartHour} * * *` in UTC): a minute boundary at least
+/// [`CRON_LEAD`] away.
+pub const CRON_OPENS: &str = "cronOpens";
+/// From the rule's start to the window's close, one minute after it opens.
+pub const CRON_CLOSES: &str = "cronCloses";
+/// The least time between a rule's start and its cron window's opening: enough to create the
+/// objects and see the trigger inactive first.
+pub const CRON_LEAD: Duration = Duration::from_secs(20);
 
 pub fn known_names() -> impl Iterator<Item = &'static str> {
-    SCENARIO_TIMINGS
-        .into_iter()
-        .chain([HPA_SYNC, STABILIZATION, SLACK, GC])
+    SCENARIO_TIMINGS.into_iter().chain([
+        HPA_SYNC,
+        STABILIZATION,
+        SLACK,
+        GC,
+        CRON_OPENS,
+        CRON_CLOSES,
+    ])
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 pub use model::{Scenario, Step};
 
 /// Placeholders the runner always provides.
-pub const RUNTIME_VARS: [&str; 8] = [
+pub const RUNTIME_VARS: &[&str] = &[
     "namespace",
     "prometheus",
     "query",
@@ -19,7 +19,27 @@ pub const RUNTIME_VARS: [&str; 8] = [
     "prometheusPassword",
     "cloudevents",
     "kedaNamespace",
+    "sourceUsername",
+    "sourcePassword",
+    "mysqlHost",
+    "mysqlPort",
+    "mysqlQuery",
+    "rabbitmqAmqp",
+    "rabbitmqHttp",
+    "datadogAgentPort",
+    "datadog",
+    "datadogQuery",
+    "datadogApiKey",
+    "datadogAppKey",
+    "cronStartMinute",
+    "cronStartHour",
+    "cronEndMinute",
+    "cronEndHour",
 ];
+
+/// The mark every rule has: the moment its first step starts (its cron window is computed
+/// then). A step cannot name it again.
+pub const START_MARK: &str = "start";
 
 /// A scenario that cannot be used, with where and why.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -69,7 +89,7 @@ fn check(scenario: &Scenario, _text: &str) -> Result<(), (String, String)> {
         .vars
         .keys()
         .map(String::as_str)
-        .chain(RUNTIME_VARS)
+        .chain(RUNTIME_VARS.iter().copied())
         .collect();
     for name in deadline::SCENARIO_TIMINGS {
         if let Some(v) = scenario.vars.get(name)
@@ -81,7 +101,7 @@ fn check(scenario: &Scenario, _text: &str) -> Result<(), (String, String)> {
             ));
         }
     }
-    let mut marks: BTreeSet<&str> = BTreeSet::new();
+    let mut marks: BTreeSet<&str> = BTreeSet::from([START_MARK]);
     for step in &scenario.steps {
         let mut texts: Vec<String> = Vec::new();
         let mut deadlines = Vec::new();
@@ -139,6 +159,12 @@ fn check(scenario: &Scenario, _text: &str) -> Result<(), (String, String)> {
                     ));
                 }
             }
+        }
+        if step.mark() == Some(START_MARK) {
+            return Err((
+                format!("mark: {START_MARK}"),
+                format!("mark `{START_MARK}` is the rule's start, which the runner marks itself"),
+            ));
         }
         if let Some(mark) = step.mark()
             && !marks.insert(mark)

@@ -237,19 +237,63 @@ pub struct Delete {
     pub mark: Option<String>,
 }
 
-/// What the fake Prometheus answers for the rule's query (`${query}`).
+/// What a fake source answers for the rule's own key: by default the fake Prometheus for
+/// `${query}`; with `source:` another fake (see [`Source`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", try_from = "RawMetric")]
 pub struct Metric {
+    pub source: Source,
     pub action: MetricAction,
     pub mark: Option<String>,
+}
+
+/// The fake a `metric` step sets, and the rule's own key in it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Source {
+    /// Both fake Prometheuses (`${prometheus}`, `${prometheusAuth}`), query `${query}`.
+    #[default]
+    Prometheus,
+    /// The fake MySQL server (`${mysqlHost}:${mysqlPort}`), query text `${mysqlQuery}`.
+    Mysql,
+    /// The fake RabbitMQ (`${rabbitmqAmqp}`, `${rabbitmqHttp}`): the ready messages of queue
+    /// `${query}` in vhost `/`, seen by both protocols.
+    Rabbitmq,
+    /// The fake Datadog Cluster Agent (`https://127.0.0.1:${datadogAgentPort}`): DatadogMetric
+    /// `${query}` in the rule's namespace.
+    DatadogClusterAgent,
+    /// The fake Datadog metrics query API (`${datadog}`): query `${datadogQuery}`, one series
+    /// of one point.
+    Datadog,
+}
+
+impl Source {
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Prometheus => "prometheus",
+            Source::Mysql => "mysql",
+            Source::Rabbitmq => "rabbitmq",
+            Source::DatadogClusterAgent => "datadogClusterAgent",
+            Source::Datadog => "datadog",
+        }
+    }
+
+    /// Why `value` cannot be served by this source, if it cannot.
+    fn refuses(self, value: f64) -> Option<String> {
+        let whole = value >= 0.0 && value.fract() == 0.0 && value <= u32::MAX as f64;
+        (self == Source::Rabbitmq && !whole).then(|| {
+            format!(
+                "`value` {value}: a rabbitmq queue holds a whole, non-negative number of messages"
+            )
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum MetricAction {
     /// Answer this value from now on.
     Value(f64),
-    /// Answer HTTP 500 from now on (the scaler sees an error).
+    /// Answer with an error from now on (the scaler sees an error).
     Fail,
     /// Values over time, relative to this step.
     Script(Vec<(std::time::Duration, f64)>),
@@ -257,10 +301,14 @@ pub enum MetricAction {
 
 impl Metric {
     fn describe(&self) -> String {
-        match &self.action {
+        let action = match &self.action {
             MetricAction::Value(v) => format!("= {v}"),
             MetricAction::Fail => "fails".into(),
             MetricAction::Script(s) => format!("script of {} values", s.len()),
+        };
+        match self.source {
+            Source::Prometheus => action,
+            other => format!("{} {action}", other.name()),
         }
     }
 }
@@ -268,6 +316,8 @@ impl Metric {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawMetric {
+    #[serde(default)]
+    source: Source,
     value: Option<f64>,
     #[serde(default)]
     fail: bool,
@@ -285,13 +335,23 @@ struct RawScriptStep {
 impl TryFrom<RawMetric> for Metric {
     type Error = String;
     fn try_from(raw: RawMetric) -> Result<Self, String> {
+        let source = raw.source;
+        let servable = |v: f64| match source.refuses(v) {
+            Some(reason) => Err(reason),
+            None => Ok(v),
+        };
         let action = match (raw.value, raw.fail, raw.script) {
-            (Some(v), false, None) => MetricAction::Value(v),
+            (Some(v), false, None) => MetricAction::Value(servable(v)?),
             (None, true, None) => MetricAction::Fail,
             (None, false, Some(steps)) => MetricAction::Script(
                 steps
                     .into_iter()
-                    .map(|s| Ok((super::deadline::parse_duration(&s.after)?, s.value)))
+                    .map(|s| {
+                        Ok((
+                            super::deadline::parse_duration(&s.after)?,
+                            servable(s.value)?,
+                        ))
+                    })
                     .collect::<Result<_, String>>()?,
             ),
             _ => {
@@ -301,6 +361,7 @@ impl TryFrom<RawMetric> for Metric {
             }
         };
         Ok(Metric {
+            source,
             action,
             mark: raw.mark,
         })

@@ -329,3 +329,108 @@ fn a_rule_may_name_a_serial_group_and_reach_into_a_namespace_of_its_own() {
     let e = error(&text.replace("\"${namespace}-b\"}", "\"${elsewhere}\"}"));
     assert!(e.reason.contains("`${elsewhere}` has no value"), "{e}");
 }
+
+fn metric_of(text: &str) -> model::Metric {
+    let s = parse("good.yaml", text).unwrap();
+    match &s.steps[1] {
+        Step::Metric(m) => m.clone(),
+        other => panic!("a metric step second, not {other:?}"),
+    }
+}
+
+#[test]
+fn a_metric_step_names_its_source_and_prometheus_is_the_default() {
+    assert_eq!(metric_of(GOOD).source, model::Source::Prometheus);
+    for (written, source) in [
+        ("mysql", model::Source::Mysql),
+        ("rabbitmq", model::Source::Rabbitmq),
+        ("datadogClusterAgent", model::Source::DatadogClusterAgent),
+        ("datadog", model::Source::Datadog),
+        ("prometheus", model::Source::Prometheus),
+    ] {
+        let text = GOOD.replace(
+            "  - metric: {value: 5, mark: raised}",
+            &format!("  - metric: {{source: {written}, value: 5, mark: raised}}"),
+        );
+        let m = metric_of(&text);
+        assert_eq!(m.source, source, "{written}");
+        assert_eq!(m.action, MetricAction::Value(5.0));
+    }
+    let scripted = GOOD.replace(
+        "  - metric: {value: 5, mark: raised}",
+        "  - metric:\n      source: rabbitmq\n      script: [{after: 0s, value: 3}, {after: 2s, value: 0}]\n      mark: raised",
+    );
+    let m = metric_of(&scripted);
+    assert_eq!(
+        m.action,
+        MetricAction::Script(vec![
+            (std::time::Duration::ZERO, 3.0),
+            (std::time::Duration::from_secs(2), 0.0)
+        ])
+    );
+    assert_eq!(
+        Step::Metric(m).describe(),
+        "metric rabbitmq script of 2 values"
+    );
+}
+
+#[test]
+fn an_unknown_source_is_rejected_naming_the_field_and_the_sources() {
+    let text = GOOD.replace(
+        "  - metric: {value: 5, mark: raised}",
+        "  - metric: {source: postgres, value: 5, mark: raised}",
+    );
+    let e = error(&text);
+    assert_eq!(e.line, 19, "{e}");
+    assert!(e.reason.contains("source"), "{e}");
+    assert!(e.reason.contains("unknown variant `postgres`"), "{e}");
+    assert!(e.reason.contains("datadogClusterAgent"), "{e}");
+}
+
+#[test]
+fn a_queue_length_that_is_not_a_whole_number_is_rejected_naming_the_value() {
+    for bad in ["2.5", "-1"] {
+        let text = GOOD.replace(
+            "  - metric: {value: 5, mark: raised}",
+            &format!("  - metric: {{source: rabbitmq, value: {bad}, mark: raised}}"),
+        );
+        let e = error(&text);
+        assert_eq!(e.line, 19, "{e}");
+        assert!(
+            e.reason
+                .contains(&format!("`value` {bad}: a rabbitmq queue holds a whole")),
+            "{e}"
+        );
+    }
+    // Any number will do for the other sources.
+    let text = GOOD.replace(
+        "  - metric: {value: 5, mark: raised}",
+        "  - metric: {source: mysql, value: 2.5, mark: raised}",
+    );
+    assert_eq!(metric_of(&text).action, MetricAction::Value(2.5));
+}
+
+#[test]
+fn every_rule_has_a_start_mark_that_no_step_may_take() {
+    let from_start = GOOD.replace("      from: raised", "      from: start");
+    parse("good.yaml", &from_start).unwrap();
+    let taken = GOOD.replace("mark: raised", "mark: start");
+    let e = error(&taken);
+    assert!(e.reason.contains("mark `start` is the rule's start"), "{e}");
+    assert_eq!(e.line, 19, "{e}");
+}
+
+#[test]
+fn the_cron_window_timings_and_placeholders_are_the_runners() {
+    let text = GOOD
+        .replace(
+            "within: pollingInterval + slack",
+            "within: cronOpens + pollingInterval + slack",
+        )
+        .replace("notBefore: 0s", "notBefore: cronCloses - 1s")
+        .replace(
+            "threshold: \"10\"",
+            "threshold: \"10\", start: \"${cronStartMinute} ${cronStartHour} * * *\"",
+        );
+    parse("good.yaml", &text).unwrap();
+}
