@@ -207,9 +207,13 @@ pub struct WithOperatorArgs {
     )]
     pub with_operator: Option<OperatorChoice>,
     /// `--with-operator upstream`: the directory build-keda.sh built (default:
-    /// $KEDA_UPSTREAM_DIR, then the cache's upstream-keda-v2.21.1).
+    /// $KEDA_UPSTREAM_DIR, then the cache's upstream-keda-<--keda-version>).
     #[arg(long)]
     pub keda_bin_dir: Option<PathBuf>,
+    /// `--with-operator upstream` without `--keda-bin-dir` or $KEDA_UPSTREAM_DIR: the KEDA
+    /// release whose build in the cache (`build-keda.sh VERSION`) runs, as for `run`.
+    #[arg(long, env = "KEDA_VERSION", default_value = crate::upstream::DEFAULT_VERSION)]
+    pub keda_version: String,
 }
 
 /// Which operator `cluster up --with-operator` runs.

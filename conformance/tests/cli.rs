@@ -243,6 +243,44 @@ fn a_missing_upstream_build_names_the_build_script_before_any_cluster_starts() {
     assert!(line.contains("build-keda.sh"), "{line}");
 }
 
+#[test]
+fn cluster_up_with_upstream_takes_the_keda_version_of_the_build_like_run() {
+    let state = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    for command in [
+        &[
+            "cluster",
+            "up",
+            "--name",
+            "versioned",
+            "--with-operator",
+            "upstream",
+        ][..],
+        &["run", "--operator", "upstream"][..],
+    ] {
+        provision_once();
+        let out = Command::new(BIN)
+            .args(command)
+            .args(["--keda-version", "v2.15.1"])
+            .env("KEDA_CONFORMANCE_STATE", state.path())
+            .env("KEDA_CONFORMANCE_CACHE", cache.path())
+            .env_remove("KEDA_UPSTREAM_DIR")
+            .env_remove("KEDA_VERSION")
+            .env_remove("KUBECONFIG")
+            .output()
+            .expect("the binary runs");
+        let line = error_line(&out);
+        let wanted = cache.path().join("upstream-keda-v2.15.1");
+        assert!(
+            line.contains(&wanted.display().to_string()),
+            "{command:?}: {line}"
+        );
+        assert!(line.contains("build-keda.sh"), "{command:?}: {line}");
+    }
+    let status = cli(state.path(), &["cluster", "status"]);
+    assert_eq!(text(&status.stdout).trim(), "no clusters are up");
+}
+
 /// The kubeconfig `up` exports on its last line.
 fn exported_kubeconfig(up: &Output) -> String {
     let stdout = text(&up.stdout);

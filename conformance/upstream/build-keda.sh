@@ -68,8 +68,13 @@ mv "$out/src.tmp" "$out/src"
 mkdir -p "$out/crd"
 cp "$out/src/config/crd/bases/"*.yaml "$out/crd/"
 say "CRDs: $(ls "$out/crd" | tr '\n' ' ')"
+webhooks_file="config/webhooks/validation_webhooks.yaml"
+if [[ ! -f "$out/src/$webhooks_file" ]]; then
+    say "$module@$version has no $webhooks_file: the runner registers KEDA's admission webhooks from that file, so this release cannot be judged with them"
+    exit 1
+fi
 mkdir -p "$out/webhooks"
-cp "$out/src/config/webhooks/validation_webhooks.yaml" "$out/webhooks/"
+cp "$out/src/$webhooks_file" "$out/webhooks/"
 
 export GOFLAGS="-mod=mod -buildvcs=false"
 export CGO_ENABLED=0

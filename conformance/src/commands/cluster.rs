@@ -51,6 +51,7 @@ pub fn up(
         Some(choice) => Some(with_operator::resolve(
             choice,
             operator.keda_bin_dir.as_deref(),
+            &operator.keda_version,
         )?),
         None => None,
     };

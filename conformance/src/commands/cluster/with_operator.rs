@@ -46,7 +46,11 @@ pub fn check_args(provider: &ProviderArgs, args: &WithOperatorArgs) -> anyhow::R
 /// Finds the operator and checks that it can run, before any cluster starts: builtin is
 /// located (or built, from the sources), a path must be an executable that prints KEDA's CRDs,
 /// and upstream needs the build of `conformance/upstream/build-keda.sh`.
-pub fn resolve(choice: &OperatorChoice, keda_bin_dir: Option<&Path>) -> anyhow::Result<Resolved> {
+pub fn resolve(
+    choice: &OperatorChoice,
+    keda_bin_dir: Option<&Path>,
+    keda_version: &str,
+) -> anyhow::Result<Resolved> {
     match choice {
         OperatorChoice::Builtin => {
             progress("locating the keda-operator binary (built first when run from the sources)");
@@ -89,7 +93,9 @@ pub fn resolve(choice: &OperatorChoice, keda_bin_dir: Option<&Path>) -> anyhow::
                 Some(dir) => dir.to_path_buf(),
                 None => match std::env::var_os(UPSTREAM_DIR_ENV).filter(|v| !v.is_empty()) {
                     Some(dir) => PathBuf::from(dir),
-                    None => crate::upstream::default_dir(crate::upstream::DEFAULT_VERSION)?,
+                    None => crate::upstream::default_dir(keda_version).with_context(|| {
+                        format!("--with-operator upstream --keda-version {keda_version}")
+                    })?,
                 },
             };
             let dir = std::path::absolute(&dir).unwrap_or(dir);
