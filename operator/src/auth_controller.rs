@@ -8,7 +8,6 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use keda_operator_api::{ClusterTriggerAuthentication, FINALIZER, TriggerAuthentication};
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
@@ -26,6 +25,8 @@ const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 
 /// What one kind of authentication object says in its events.
 struct Kind {
+    /// The controller's name in logs and metrics.
+    name: &'static str,
     added: &'static str,
     added_note: &'static str,
     deleted: &'static str,
@@ -33,6 +34,7 @@ struct Kind {
 }
 
 const TRIGGER_AUTHENTICATION: Kind = Kind {
+    name: "triggerauthentication",
     added: "TriggerAuthenticationAdded",
     added_note: "New TriggerAuthentication configured",
     deleted: "TriggerAuthenticationDeleted",
@@ -40,6 +42,7 @@ const TRIGGER_AUTHENTICATION: Kind = Kind {
 };
 
 const CLUSTER_TRIGGER_AUTHENTICATION: Kind = Kind {
+    name: "clustertriggerauthentication",
     added: "ClusterTriggerAuthenticationAdded",
     added_note: "New ClusterTriggerAuthentication configured",
     deleted: "ClusterTriggerAuthenticationDeleted",
@@ -120,23 +123,16 @@ async fn control<K>(
         announced: Mutex::new(HashMap::new()),
         api_for,
     });
-    let shutdown = shared.ctx.shutdown.clone().cancelled_owned();
-    let gained = shared.ctx.leadership.gained();
-    Controller::new(api, watcher::Config::default())
-        .graceful_shutdown_on(shutdown)
-        .reconcile_all_on(gained)
-        .run(reconcile::<K>, error_policy::<K>, shared)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "authentication reconcile ended with an error");
-            }
-        })
-        .await;
-}
-
-fn error_policy<K: ResourceExt>(object: Arc<K>, error: &Error, _shared: Arc<Shared<K>>) -> Action {
-    tracing::warn!(ns = %object.namespace().unwrap_or_default(), name = %object.name_any(), %error, "authentication reconcile failed");
-    Action::requeue(RETRY_AFTER_FAILURE)
+    let context = shared.ctx.clone();
+    crate::runtime::controller::drive(
+        context,
+        kind.name,
+        RETRY_AFTER_FAILURE,
+        Controller::new(api, watcher::Config::default()),
+        reconcile::<K>,
+        shared,
+    )
+    .await;
 }
 
 async fn reconcile<K>(object: Arc<K>, shared: Arc<Shared<K>>) -> Result<Action>

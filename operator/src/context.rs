@@ -56,7 +56,7 @@ pub struct Context {
     pub hpas: OnceLock<Store<HorizontalPodAutoscaler>>,
     /// The scale loop (set when the runtime starts it).
     pub scheduler: OnceLock<Scheduler>,
-    pub metrics: crate::metrics::Metrics,
+    pub metrics: crate::operator_metrics::Metrics,
     /// Where events also go as CloudEvents (CloudEventSources).
     pub eventing: std::sync::Arc<crate::eventing::Emitter>,
     /// Whether this replica leads: only the leader reconciles, polls and writes.
@@ -109,7 +109,7 @@ impl Context {
             scaled_objects: OnceLock::new(),
             hpas: OnceLock::new(),
             scheduler: OnceLock::new(),
-            metrics: crate::metrics::Metrics::new(&settings.version),
+            metrics: crate::operator_metrics::Metrics::new(&settings.version),
             fallback_announced: Default::default(),
             settings,
             leadership,

@@ -324,7 +324,7 @@ impl ScalersStore {
 
 impl MetricSource for ScalersStore {
     /// The metric without fallback or scaling modifiers (the operator serves
-    /// [`crate::metric_provider::Provider`], which adds them).
+    /// [`crate::metrics_api::provider::Provider`], which adds them).
     async fn metric(&self, query: MetricQuery) -> Result<Vec<MetricSample>, MetricError> {
         let read = self.read(&query).await?;
         match read.result {

@@ -2,6 +2,7 @@
 //! apiserver's aggregator only (front-proxy client certificate), answered from a
 //! [`MetricSource`] that holds the operator's in-memory state.
 
+pub(crate) mod provider;
 mod routes;
 mod server;
 

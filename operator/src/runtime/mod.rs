@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod certs;
+pub(crate) mod controller;
 pub mod leader;
 pub mod serve;
 
@@ -261,7 +262,7 @@ pub async fn start(client: kube::Client, options: Options) -> Result<Running, St
         leadership,
         shutdown.clone(),
     ));
-    let poller = Arc::new(crate::scale_loop::ScaledObjectPoller {
+    let poller = Arc::new(crate::scaled_object::poll::ScaledObjectPoller {
         ctx: context.clone(),
         limiter: crate::scale_loop::SourceLimiter::new(options.settings.per_source_concurrency),
     });
@@ -273,7 +274,7 @@ pub async fn start(client: kube::Client, options: Options) -> Result<Running, St
         .check("scale-loop")
         .store(true, Ordering::SeqCst);
     let mut servers = vec![scheduler_task];
-    let provider = Arc::new(crate::metric_provider::Provider {
+    let provider = Arc::new(crate::metrics_api::provider::Provider {
         ctx: context.clone(),
     });
     {

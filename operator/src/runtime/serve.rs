@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use rustls::pki_types::CertificateDer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -61,7 +61,6 @@ pub async fn serve<M, S, F>(
         let service = service.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let result = match acceptor {
                 Some(acceptor) => {
                     let stream = match acceptor.accept(tcp).await {
@@ -80,28 +79,14 @@ pub async fn serve<M, S, F>(
                         address,
                         certificates,
                     });
-                    let hyper_service = hyper::service::service_fn(move |req| {
-                        let reply = answer(req);
-                        async move { Ok::<_, Infallible>(reply.await) }
-                    });
-                    let connection = builder
-                        .serve_connection(TokioIo::new(stream), hyper_service)
-                        .into_owned();
-                    watcher.watch(connection).await
+                    connection(stream, answer, watcher).await
                 }
                 None => {
                     let answer = service(Peer {
                         address,
                         certificates: None,
                     });
-                    let hyper_service = hyper::service::service_fn(move |req| {
-                        let reply = answer(req);
-                        async move { Ok::<_, Infallible>(reply.await) }
-                    });
-                    let connection = builder
-                        .serve_connection(TokioIo::new(tcp), hyper_service)
-                        .into_owned();
-                    watcher.watch(connection).await
+                    connection(tcp, answer, watcher).await
                 }
             };
             if let Err(e) = result {
@@ -123,6 +108,28 @@ pub async fn serve<M, S, F>(
     } else {
         tracing::debug!(server = what, open, "stopped; its connections are drained");
     }
+}
+
+/// Serves one connection, plain or TLS, until it closes or the drain ends it.
+async fn connection<I, S, F>(
+    io: I,
+    answer: S,
+    watcher: Watcher,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: Fn(http::Request<Incoming>) -> F + Send + Sync + 'static,
+    F: Future<Output = Reply> + Send + 'static,
+{
+    let hyper_service = hyper::service::service_fn(move |req| {
+        let reply = answer(req);
+        async move { Ok::<_, Infallible>(reply.await) }
+    });
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let connection = builder
+        .serve_connection(TokioIo::new(io), hyper_service)
+        .into_owned();
+    watcher.watch(connection).await
 }
 
 /// A plain-text reply.

@@ -1,10 +1,9 @@
-//! The scale loop: one scheduler polls every ScaledObject's scalers, records the results for
-//! the metrics API (`useCachedMetrics`) and hands them to the executor.
+//! The scale loop: one scheduler for every ScaledObject and ScaledJob, the concurrent reads
+//! their polls share, and the push streams that wake them. Each kind's poll is beside its
+//! controller (`scaled_object/poll.rs`, `scaled_job/poll.rs`).
 
-pub(crate) mod poller;
 pub(crate) mod push;
 pub(crate) mod reads;
 pub mod scheduler;
 
-pub(crate) use poller::ScaledObjectPoller;
 pub use scheduler::{ObjectKey, Poller, Scheduler, SourceLimiter};

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use keda_operator_scalers::{Metric, Reading, Scaler, ScalerError, Target, read_within};
 
 use super::SourceLimiter;
-use crate::metrics::{Metrics, ObjectLabels, ScalerLabels};
+use crate::operator_metrics::{Metrics, ObjectLabels, ScalerLabels};
 
 /// Whose triggers are read, for the series' labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

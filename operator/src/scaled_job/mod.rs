@@ -1,17 +1,16 @@
 //! The ScaledJob controller: finalizer, conditions, pause, trigger checks, rollout cleanup and
 //! scalers; its polls (creating Jobs, cleaning finished ones) run on the operator's one
-//! scheduler through [`poller::ScaledJobPoller`].
+//! scheduler through [`poll::ScaledJobPoller`].
 
 mod jobs;
-mod poller;
+mod poll;
 
-pub use poller::scaling_spec;
+pub use poll::scaling_spec;
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
-use futures::StreamExt;
 use keda_operator_api::scaled_job::{RolloutStrategy, ScaledJobStatus};
 use keda_operator_api::{Condition, ScaledJob};
 use keda_operator_core::annotations::{PAUSED, flag};
@@ -50,7 +49,7 @@ struct JobScalers {
 }
 
 /// What the reconciler and the poller share.
-pub struct Shared {
+pub struct JobController {
     ctx: Arc<Context>,
     scheduler: OnceLock<Scheduler>,
     store: OnceLock<Store<ScaledJob>>,
@@ -59,7 +58,7 @@ pub struct Shared {
     scheduled: RwLock<HashMap<Key, i64>>,
 }
 
-impl Shared {
+impl JobController {
     fn scaled_job(&self, ns: &str, name: &str) -> Option<Arc<ScaledJob>> {
         self.store.get()?.get(&ObjectRef::new(name).within(ns))
     }
@@ -101,7 +100,7 @@ impl Shared {
 /// reconciles in flight). Its polls go through the
 /// operator's scheduler (started by the runtime before this).
 pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(JobController {
         ctx: ctx.clone(),
         scheduler: OnceLock::new(),
         store: OnceLock::new(),
@@ -109,7 +108,7 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
         scheduled: RwLock::new(HashMap::new()),
     });
     if let Some(scheduler) = ctx.scheduler.get() {
-        let poller = Arc::new(poller::ScaledJobPoller {
+        let poller = Arc::new(poll::ScaledJobPoller {
             shared: shared.clone(),
             limiter: SourceLimiter::new(ctx.settings.per_source_concurrency),
         });
@@ -122,24 +121,18 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
     let controller = Controller::new(objects, watcher::Config::default());
     let _ = shared.store.set(controller.store());
     crate::runtime::mark_when_synced(controller.store(), ctx.readiness.check("scaledjobs-synced"));
-    controller
-        .graceful_shutdown_on(ctx.shutdown.clone().cancelled_owned())
-        .reconcile_all_on(ctx.leadership.gained())
-        .run(reconcile, error_policy, shared)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "scaledjob reconcile ended with an error");
-            }
-        })
-        .await;
+    crate::runtime::controller::drive(
+        ctx,
+        "scaledjob",
+        RETRY_AFTER_FAILURE,
+        controller,
+        reconcile,
+        shared,
+    )
+    .await;
 }
 
-fn error_policy(sj: Arc<ScaledJob>, error: &Error, _shared: Arc<Shared>) -> Action {
-    tracing::warn!(ns = %sj.namespace().unwrap_or_default(), name = %sj.name_any(), %error, "scaledjob reconcile failed");
-    Action::requeue(RETRY_AFTER_FAILURE)
-}
-
-async fn reconcile(sj: Arc<ScaledJob>, shared: Arc<Shared>) -> Result<Action> {
+async fn reconcile(sj: Arc<ScaledJob>, shared: Arc<JobController>) -> Result<Action> {
     // Only the leader reconciles; becoming the leader reconciles every object again.
     if !shared.ctx.leads() {
         return Ok(Action::await_change());
@@ -156,7 +149,7 @@ async fn reconcile(sj: Arc<ScaledJob>, shared: Arc<Shared>) -> Result<Action> {
     .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
-async fn cleanup(sj: Arc<ScaledJob>, shared: &Shared) -> Result<Action> {
+async fn cleanup(sj: Arc<ScaledJob>, shared: &JobController) -> Result<Action> {
     shared.forget(&(sj.namespace().unwrap_or_default(), sj.name_any()));
     let refs = crate::auth::references(&sj.spec.triggers);
     let (ns, name) = (sj.namespace().unwrap_or_default(), sj.name_any());
@@ -181,7 +174,7 @@ async fn cleanup(sj: Arc<ScaledJob>, shared: &Shared) -> Result<Action> {
     Ok(Action::await_change())
 }
 
-async fn apply(sj: Arc<ScaledJob>, shared: &Shared) -> Result<Action> {
+async fn apply(sj: Arc<ScaledJob>, shared: &JobController) -> Result<Action> {
     let ctx = &shared.ctx;
     let ns = sj.namespace().unwrap_or_default();
     let name = sj.name_any();
@@ -264,7 +257,7 @@ fn ready(status: ConditionStatus, message: &str) -> CoreCondition {
 /// reconcile, `Err` the check failure's message.
 async fn check_and_start(
     sj: &ScaledJob,
-    shared: &Shared,
+    shared: &JobController,
     status: &mut ScaledJobStatus,
     conditions: &mut Vec<Condition>,
 ) -> Result<(&'static str, bool), String> {
@@ -392,7 +385,7 @@ async fn rollout_cleanup(sj: &ScaledJob, ctx: &Context) -> Result<(), String> {
 }
 
 /// The scalers of this generation, built now if there are none for it.
-async fn build_scalers(sj: &ScaledJob, shared: &Shared) -> Result<(), String> {
+async fn build_scalers(sj: &ScaledJob, shared: &JobController) -> Result<(), String> {
     let ctx = &shared.ctx;
     let key = (sj.namespace().unwrap_or_default(), sj.name_any());
     let generation = sj.metadata.generation.unwrap_or(0);

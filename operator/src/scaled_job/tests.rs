@@ -17,7 +17,7 @@ spec:
   triggers: [{type: prometheus, metadata: {}}]
 ",
     );
-    let spec = poller::scaling_spec(&sj);
+    let spec = poll::scaling_spec(&sj);
     assert_eq!(spec, sj::JobScalingSpec::default());
     let sj = scaled_job(
         "apiVersion: keda.sh/v1alpha1
@@ -35,7 +35,7 @@ spec:
   triggers: [{type: prometheus, metadata: {}}]
 ",
     );
-    let spec = poller::scaling_spec(&sj);
+    let spec = poll::scaling_spec(&sj);
     assert_eq!((spec.min_replicas(), spec.effective_max()), (2, 7));
     assert_eq!(spec.calculation, sj::Calculation::Sum);
     assert_eq!(
@@ -85,10 +85,10 @@ fn the_status_patch_holds_only_changed_fields() {
 }
 
 /// A context whose client points at a closed port: enough for work that needs no apiserver.
-fn offline_shared() -> Shared {
+fn offline_shared() -> JobController {
     let config = kube::Config::new("http://127.0.0.1:9".parse().expect("a valid url"));
     let client = kube::Client::try_from(config).expect("a client");
-    Shared {
+    JobController {
         ctx: Arc::new(Context::new(client, crate::context::Settings::default())),
         scheduler: OnceLock::new(),
         store: OnceLock::new(),

@@ -2,6 +2,7 @@
 
 mod hpa;
 mod pause;
+pub(crate) mod poll;
 pub mod status;
 mod target;
 
@@ -72,21 +73,15 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
     let store = controller.store();
     let _ = ctx.scaled_objects.set(store.clone());
     crate::runtime::mark_when_synced(store, ctx.readiness.check("scaledobjects-synced"));
-    controller
-        .graceful_shutdown_on(ctx.shutdown.clone().cancelled_owned())
-        .reconcile_all_on(ctx.leadership.gained())
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "scaledobject reconcile ended with an error");
-            }
-        })
-        .await;
-}
-
-fn error_policy(so: Arc<ScaledObject>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(ns = %so.namespace().unwrap_or_default(), name = %so.name_any(), %error, "reconcile failed");
-    Action::requeue(RETRY_AFTER_FAILURE)
+    crate::runtime::controller::drive(
+        ctx.clone(),
+        "scaledobject",
+        RETRY_AFTER_FAILURE,
+        controller,
+        reconcile,
+        ctx,
+    )
+    .await;
 }
 
 async fn reconcile(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {

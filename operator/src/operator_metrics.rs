@@ -8,6 +8,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// KEDA's per-scaler labels.
@@ -30,6 +31,17 @@ pub struct ObjectLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReconcileLabels {
+    controller: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ControllerLabels {
+    controller: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
 }
@@ -45,6 +57,8 @@ pub struct Metrics {
     pub scaled_object_errors: Family<ObjectLabels, Counter>,
     loop_max_lag: FloatGauge,
     polls: Counter,
+    reconciles: Family<ReconcileLabels, Counter>,
+    reconcile_time: Family<ControllerLabels, Histogram>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -75,6 +89,10 @@ impl Metrics {
             scaled_object_errors: Family::default(),
             loop_max_lag: FloatGauge::default(),
             polls: Counter::default(),
+            reconciles: Family::default(),
+            reconcile_time: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.005, 2.0, 12))
+            }),
             registry,
         };
         let mut metrics = metrics;
@@ -114,6 +132,17 @@ impl Metrics {
             "Polls done",
             metrics.polls.clone(),
         );
+        // controller-runtime's names, which KEDA's operator exports for its controllers.
+        registry.register(
+            "controller_runtime_reconcile",
+            "Reconciles per controller and result",
+            metrics.reconciles.clone(),
+        );
+        registry.register(
+            "controller_runtime_reconcile_time_seconds",
+            "How long each reconcile took, per controller",
+            metrics.reconcile_time.clone(),
+        );
         metrics
     }
 
@@ -123,6 +152,21 @@ impl Metrics {
         if lag > self.loop_max_lag.get() {
             self.loop_max_lag.set(lag);
         }
+    }
+
+    /// One reconcile of `controller` ended (`ok` or with an error) after `took`.
+    pub fn record_reconcile(&self, controller: &str, ok: bool, took: Duration) {
+        self.reconciles
+            .get_or_create(&ReconcileLabels {
+                controller: controller.to_string(),
+                result: if ok { "success" } else { "error" }.to_string(),
+            })
+            .inc();
+        self.reconcile_time
+            .get_or_create(&ControllerLabels {
+                controller: controller.to_string(),
+            })
+            .observe(took.as_secs_f64());
     }
 
     /// The largest poll lag seen and the number of polls.
@@ -177,5 +221,20 @@ mod tests {
             "{text}"
         );
         assert_eq!(m.poll_lag().1, 1);
+        m.record_reconcile("scaledobject", true, Duration::from_millis(3));
+        m.record_reconcile("scaledobject", false, Duration::from_millis(3));
+        let text = m.render();
+        assert!(
+            text.contains(
+                "controller_runtime_reconcile_total{controller=\"scaledobject\",result=\"success\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "controller_runtime_reconcile_time_seconds_count{controller=\"scaledobject\"} 2"
+            ),
+            "{text}"
+        );
     }
 }

@@ -20,14 +20,14 @@ use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
 
-use super::{Shared, jobs};
+use super::{JobController, jobs};
 use crate::context::event_type;
 use crate::scale_loop::reads::{ExternalRead, ObjectKind, TriggerReader};
 use crate::scale_loop::{ObjectKey, Poller, SourceLimiter};
 use crate::scaled_object::status;
 
 pub struct ScaledJobPoller {
-    pub shared: Arc<Shared>,
+    pub shared: Arc<JobController>,
     pub limiter: SourceLimiter,
 }
 

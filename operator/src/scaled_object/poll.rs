@@ -20,10 +20,10 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
 
-use super::reads::{ExternalRead, ObjectKind, TriggerReader};
-use super::scheduler::{ObjectKey, Poller, SourceLimiter};
 use crate::context::Context;
 use crate::core_input::{self, health_in, health_out};
+use crate::scale_loop::reads::{ExternalRead, ObjectKind, TriggerReader};
+use crate::scale_loop::scheduler::{ObjectKey, Poller, SourceLimiter};
 use crate::scalers_store::CachedRead;
 
 pub struct ScaledObjectPoller {
