@@ -132,7 +132,15 @@ fn check(scenario: &Scenario, _text: &str) -> Result<(), (String, String)> {
                 texts.push(d.object.name.clone());
                 texts.extend(d.object.namespace.clone());
             }
-            Step::Request(r) => texts.push(r.path.clone()),
+            Step::Request(r) => {
+                texts.push(r.path.clone());
+                // Expected texts are rendered too (a metric name made of `${query}`).
+                texts.extend(r.fields.0.iter().filter_map(|(_, e)| match e {
+                    path::Expect::Equals(serde_json::Value::String(t))
+                    | path::Expect::Contains(t) => Some(t.clone()),
+                    _ => None,
+                }));
+            }
             _ => {}
         }
         for text in texts {

@@ -434,3 +434,15 @@ fn the_cron_window_timings_and_placeholders_are_the_runners() {
         );
     parse("good.yaml", &text).unwrap();
 }
+
+#[test]
+fn a_request_field_may_expect_a_placeholder_but_only_a_defined_one() {
+    let text = GOOD.replace(
+        "  - request: {path: \"/apis/x/${namespace}\", status: 404}",
+        "  - request:\n      path: \"/apis/x/${namespace}\"\n      status: 200\n      fields:\n        items[0].metricName: \"s0-rabbitmq-${query}\"",
+    );
+    parse("good.yaml", &text).unwrap();
+    let e = error(&text.replace("rabbitmq-${query}", "rabbitmq-${queue}"));
+    assert!(e.reason.contains("`${queue}` has no value"), "{e}");
+    assert_eq!(e.line, 36, "{e}");
+}
