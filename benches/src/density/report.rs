@@ -62,6 +62,8 @@ pub struct RunResult {
     /// From the fake's value crossing activation (all objects at 0 replicas) to each
     /// Deployment's `spec.replicas` >= 1.
     pub zero_to_one: Option<Distribution>,
+    /// From the poll that saw the new value (the fake's log) to that Deployment's replica.
+    pub zero_to_one_after_poll: Option<Distribution>,
     /// Scale-loop lateness while every object sat at 0 replicas (so only the scale loop asked
     /// the fake): each interval between two queries of one object minus pollingInterval.
     pub poll_lateness: Option<Distribution>,
@@ -197,6 +199,18 @@ pub const FIGURES: &[Figure] = &[
         title: "0 → 1 for all N activated at once, p99",
         unit: "ms",
         read: |r| r.zero_to_one.map(|d| d.p99_ms),
+    },
+    Figure {
+        id: "poll-to-replica-p50",
+        title: "0 → 1, from the poll that saw the value to the replica, p50",
+        unit: "ms",
+        read: |r| r.zero_to_one_after_poll.map(|d| d.p50_ms),
+    },
+    Figure {
+        id: "poll-to-replica-p99",
+        title: "0 → 1, from the poll that saw the value to the replica, p99",
+        unit: "ms",
+        read: |r| r.zero_to_one_after_poll.map(|d| d.p99_ms),
     },
     Figure {
         id: "lateness-p50",

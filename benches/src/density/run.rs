@@ -607,6 +607,7 @@ impl Phases<'_> {
         });
         // The watch is established before the flip: its initial list shows every one at 0.
         tokio::time::sleep(Duration::from_secs(2)).await;
+        self.prometheus.clear_requests();
         for i in 0..n {
             self.prometheus
                 .set_sample(workload::query(i), workload::VALUE);
@@ -631,6 +632,25 @@ impl Phases<'_> {
         watcher.abort();
         let delays: Vec<Duration> = first.values().copied().collect();
         result.zero_to_one = super::stats::Distribution::of(&delays);
+        // Where the flip falls in the poll cycle decides most of the above; from the poll that
+        // saw the new value (the fake's log) to the replica is the operator's own share.
+        let mut seen: BTreeMap<String, Instant> = BTreeMap::new();
+        for request in self.prometheus.controls().requests() {
+            if let Some(key) = request.key {
+                let at: Instant = request.at.into();
+                if at >= flipped {
+                    seen.entry(key).or_insert(at);
+                }
+            }
+        }
+        let reactions: Vec<Duration> = (0..n)
+            .filter_map(|i| {
+                let replica = flipped + *first.get(&workload::deployment_name(i))?;
+                let poll = *seen.get(&workload::query(i))?;
+                Some(replica.saturating_duration_since(poll))
+            })
+            .collect();
+        result.zero_to_one_after_poll = super::stats::Distribution::of(&reactions);
         if first.len() < n {
             bail!(
                 "{} of {n} Deployments asked for a replica within {:?} of the flip",
