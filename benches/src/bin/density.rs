@@ -55,7 +55,13 @@ async fn density(args: Args) -> anyhow::Result<()> {
             .prefix("keda-density-bin-")
             .tempdir()?;
         let ours = match args.operator.0.contains(&Operator::Builtin) {
-            true => Some(run::our_release_binary(keep.path())?),
+            true => {
+                let source = match std::env::var_os(keda_conformance::operator::BINARY_ENV) {
+                    Some(path) => format!("from {}", PathBuf::from(path).display()),
+                    None => run::operator_source().unwrap_or_else(|| "of unknown source".into()),
+                };
+                Some((run::our_release_binary(keep.path())?, source))
+            }
             false => None,
         };
         let keda = match args.operator.0.contains(&Operator::Upstream) {
@@ -76,7 +82,9 @@ async fn density(args: Args) -> anyhow::Result<()> {
                     command: command.clone(),
                 };
                 let subject = match (operator, &ours, &keda) {
-                    (Operator::Builtin, Some(binary), _) => Subject::Builtin(binary),
+                    (Operator::Builtin, Some((binary, source)), _) => {
+                        Subject::Builtin(binary, source)
+                    }
                     (Operator::Upstream, _, Some(build)) => {
                         Subject::Upstream(build, &args.keda_version)
                     }

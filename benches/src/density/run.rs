@@ -37,7 +37,9 @@ pub struct Plan {
 
 /// The operator to start.
 pub enum Subject<'a> {
-    Builtin(&'a Path),
+    /// Our binary and the sources it was built from (see [`operator_source`], read when it was
+    /// built: the tree may change while the runs go on).
+    Builtin(&'a Path, &'a str),
     Upstream(&'a keda_conformance::upstream::Build, &'a str),
 }
 
@@ -73,12 +75,9 @@ pub async fn run(plan: &Plan, subject: Subject<'_>) -> anyhow::Result<RunResult>
     let audit_log = dir.path().join("audit.log");
     std::fs::write(&policy, audit::POLICY)?;
     let (preinstall, label, names) = match &subject {
-        Subject::Builtin(binary) => (
+        Subject::Builtin(binary, source) => (
             keda_conformance::operator::crds(binary)?,
-            format!(
-                "ours (keda-operator {}, release build)",
-                operator_source().unwrap_or_else(|| "of unknown source".into())
-            ),
+            format!("ours (keda-operator {source}, release build)"),
             vec!["(none)".to_string()],
         ),
         Subject::Upstream(build, version) => (
@@ -113,7 +112,7 @@ pub async fn run(plan: &Plan, subject: Subject<'_>) -> anyhow::Result<RunResult>
     }
     log(plan, "starting the operator");
     let mut running = match subject {
-        Subject::Builtin(binary) => {
+        Subject::Builtin(binary, _) => {
             keda_conformance::operator::Running::start_builtin(&cluster, binary).await?
         }
         Subject::Upstream(build, _) => keda_conformance::upstream::start(&cluster, build).await?,
