@@ -284,6 +284,7 @@ impl RuleRun<'_> {
                 Step::Hold(h) => self.hold(h).await,
                 Step::Assert(c) => self.assert(c).await,
                 Step::Request(r) => self.request(r).await,
+                Step::Connections(c) => self.connections(c),
             };
             result.map_err(|e| format!("step {} ({what}): {e}", index + 1))?;
             if let Some(mark) = step.mark() {
@@ -653,6 +654,20 @@ impl RuleRun<'_> {
             Err(format!(
                 "expected {}; {}: {observed}",
                 check.describe(),
+                self.at()
+            ))
+        }
+    }
+
+    fn connections(&self, connections: &model::Connections) -> Result<(), String> {
+        let n = self.ctx.sources.amqp_connections(&self.keys);
+        if connections.count.matches(n as u64) {
+            Ok(())
+        } else {
+            Err(format!(
+                "expected {} AMQP connections into vhost {}; {}: {n}",
+                connections.count,
+                self.keys.vhost,
                 self.at()
             ))
         }

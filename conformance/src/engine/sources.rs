@@ -13,8 +13,6 @@ use fake_sources::{
 use super::{AUTH_PASSWORD, AUTH_USERNAME};
 use crate::scenario::model::{MetricAction, Source};
 
-/// The vhost every rule's queue lives in.
-const VHOST: &str = "/";
 /// The keys the fake Datadog API demands (`${datadogApiKey}`, `${datadogAppKey}`).
 const DATADOG_API_KEY: &str = "keda-conformance-api-key";
 const DATADOG_APP_KEY: &str = "keda-conformance-application-key";
@@ -37,8 +35,10 @@ pub struct Sources {
 pub struct RuleKeys {
     /// The SQL text the fake MySQL answers (`${mysqlQuery}`).
     pub mysql_query: String,
-    /// The Prometheus query (`${query}`), also the queue's name (in vhost `/`).
+    /// The Prometheus query (`${query}`), also the queue's name.
     pub query: String,
+    /// The queue's vhost: the rule's namespace, so that the connections into it are the rule's.
+    pub vhost: String,
     /// The Cluster Agent's value key for DatadogMetric `${query}` in the rule's namespace.
     pub datadog_metric: String,
     /// The Datadog API query (`${datadogQuery}`).
@@ -50,6 +50,7 @@ impl RuleKeys {
         RuleKeys {
             mysql_query: format!("SELECT COUNT(*) FROM {query}"),
             query: query.to_string(),
+            vhost: namespace.to_string(),
             datadog_metric: fake_sources::datadog_agent::metric_key(namespace, query),
             datadog_query: format!("avg:{query}{{*}}"),
         }
@@ -116,13 +117,13 @@ impl Sources {
                 None
             }
             (Source::Rabbitmq, MetricAction::Value(v)) => {
-                self.rabbitmq.set_queue(VHOST, &keys.query, ready(*v));
+                self.rabbitmq.set_queue(&keys.vhost, &keys.query, ready(*v));
                 None
             }
             (Source::Rabbitmq, MetricAction::Script(steps)) => {
                 let steps: Vec<(Duration, QueueState)> =
                     steps.iter().map(|(after, v)| (*after, ready(*v))).collect();
-                self.rabbitmq.script_queue(VHOST, &keys.query, steps);
+                self.rabbitmq.script_queue(&keys.vhost, &keys.query, steps);
                 None
             }
             (Source::DatadogClusterAgent, MetricAction::Value(v)) => {
@@ -166,7 +167,7 @@ impl Sources {
         match source {
             Source::Prometheus => keys.query.clone(),
             Source::Mysql => keys.mysql_query.clone(),
-            Source::Rabbitmq => queue_key(VHOST, &keys.query),
+            Source::Rabbitmq => queue_key(&keys.vhost, &keys.query),
             Source::DatadogClusterAgent => keys.datadog_metric.clone(),
             Source::Datadog => keys.datadog_query.clone(),
         }
@@ -190,10 +191,23 @@ impl Sources {
         }
     }
 
+    /// The AMQP connections the fake RabbitMQ accepted into the rule's vhost so far.
+    pub fn amqp_connections(&self, keys: &RuleKeys) -> usize {
+        self.rabbitmq
+            .requests()
+            .iter()
+            .filter(|r| {
+                r.method == "CONNECT"
+                    && r.path == keys.vhost
+                    && r.response == fake_sources::Response::Answered { status: 200 }
+            })
+            .count()
+    }
+
     /// Forgets everything the rule set (its queue goes too).
     pub fn clear(&self, keys: &RuleKeys) {
         self.mysql.clear_value(&keys.mysql_query);
-        self.rabbitmq.delete_queue(VHOST, &keys.query);
+        self.rabbitmq.delete_queue(&keys.vhost, &keys.query);
         self.datadog_agent.clear_value(&keys.datadog_metric);
         self.datadog.clear_value(&keys.datadog_query);
     }

@@ -106,10 +106,18 @@ pub enum Step {
     Hold(Hold),
     Assert(Check),
     Request(Request),
+    Connections(Connections),
 }
 
 const STEP_NAMES: &[&str] = &[
-    "apply", "delete", "metric", "wait", "hold", "assert", "request",
+    "apply",
+    "delete",
+    "metric",
+    "wait",
+    "hold",
+    "assert",
+    "request",
+    "connections",
 ];
 
 // By hand rather than derived: serde_yaml reads derived enums from `!tags` only, and a
@@ -139,6 +147,7 @@ impl<'de> Deserialize<'de> for Step {
                     "hold" => Step::Hold(map.next_value()?),
                     "assert" => Step::Assert(map.next_value()?),
                     "request" => Step::Request(map.next_value()?),
+                    "connections" => Step::Connections(map.next_value()?),
                     other => return Err(A::Error::unknown_variant(other, STEP_NAMES)),
                 };
                 if let Some(extra) = map.next_key::<String>()? {
@@ -166,6 +175,7 @@ impl Step {
             Step::Hold(h) => format!("{} holds for {}", h.check.describe(), h.duration),
             Step::Assert(c) => format!("assert {}", c.describe()),
             Step::Request(r) => format!("GET {}", r.path),
+            Step::Connections(c) => format!("{} {} connections", c.count, c.source.name()),
         }
     }
 
@@ -257,7 +267,7 @@ pub enum Source {
     /// The fake MySQL server (`${mysqlHost}:${mysqlPort}`), query text `${mysqlQuery}`.
     Mysql,
     /// The fake RabbitMQ (`${rabbitmqAmqp}`, `${rabbitmqHttp}`): the ready messages of queue
-    /// `${query}` in vhost `/`, seen by both protocols.
+    /// `${query}` in vhost `${namespace}`, seen by both protocols.
     Rabbitmq,
     /// The fake Datadog Cluster Agent (`https://127.0.0.1:${datadogAgentPort}`): DatadogMetric
     /// `${query}` in the rule's namespace.
@@ -364,6 +374,43 @@ impl TryFrom<RawMetric> for Metric {
             source,
             action,
             mark: raw.mark,
+        })
+    }
+}
+
+/// How many AMQP connections the fake RabbitMQ has accepted into the rule's vhost
+/// (`${namespace}`) so far: a scaler that keeps its connection across idle polls (heartbeats
+/// kept) has made one; one that lost it and dialled again, more.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    try_from = "RawConnections"
+)]
+pub struct Connections {
+    pub source: Source,
+    pub count: Count,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawConnections {
+    source: Source,
+    count: Count,
+}
+
+impl TryFrom<RawConnections> for Connections {
+    type Error = String;
+    fn try_from(raw: RawConnections) -> Result<Self, String> {
+        if raw.source != Source::Rabbitmq {
+            return Err(format!(
+                "`source: {}`: `connections` counts the AMQP connections of `source: rabbitmq` only",
+                raw.source.name()
+            ));
+        }
+        Ok(Connections {
+            source: raw.source,
+            count: raw.count,
         })
     }
 }

@@ -446,3 +446,33 @@ fn a_request_field_may_expect_a_placeholder_but_only_a_defined_one() {
     assert!(e.reason.contains("`${queue}` has no value"), "{e}");
     assert_eq!(e.line, 36, "{e}");
 }
+
+#[test]
+fn a_connections_step_counts_rabbitmq_only_and_says_so() {
+    let with = |step: &str| {
+        GOOD.replace(
+            "  - delete: {object: {kind: ScaledObject, name: web}}",
+            step,
+        )
+    };
+    let s = parse(
+        "good.yaml",
+        &with("  - connections: {source: rabbitmq, count: 1}"),
+    )
+    .unwrap();
+    let Step::Connections(c) = &s.steps[4] else {
+        panic!("a connections step fifth")
+    };
+    assert_eq!(c.count, Count::Exactly(1));
+    assert_eq!(s.steps[4].describe(), "exactly 1 rabbitmq connections");
+    let e = error(&with("  - connections: {source: mysql, count: 1}"));
+    assert!(
+        e.reason.contains(
+            "`source: mysql`: `connections` counts the AMQP connections of `source: rabbitmq` only"
+        ),
+        "{e}"
+    );
+    assert_eq!(e.line, 31, "{e}");
+    let e = error(&with("  - connections: {source: rabbitmq}"));
+    assert!(e.reason.contains("missing field `count`"), "{e}");
+}
