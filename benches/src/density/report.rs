@@ -293,6 +293,7 @@ pub fn render(results: &[RunResult]) -> String {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
+            out += &format!("  - command: `{}`\n", r.command);
             for failure in &r.failures {
                 out += &format!("  - not measured: {failure}\n");
             }
@@ -355,6 +356,7 @@ mod tests {
             polling_interval_s: 30,
             hpa_sync_period_s: 15,
             ready_s: Some(ready),
+            command: "cargo run -p benches --release --bin density -- --objects 100".into(),
             rss_mib: Some(rss),
             steady_operator_writes_per_min: Some(0.0),
             load: [("ready".to_string(), 1.5)].into(),
@@ -403,6 +405,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("ready 1.50"), "{text}");
+        assert!(
+            text.contains("  - command: `cargo run -p benches"),
+            "{text}"
+        );
     }
 
     #[test]
