@@ -173,8 +173,10 @@ impl Controls {
     /// Notes what became of a logged request.
     pub fn respond(&self, seq: u64, response: Response) {
         let mut inner = lock(&self.inner);
-        if let Some(entry) = inner.log.iter_mut().find(|entry| entry.seq == seq) {
-            entry.response = response;
+        // The log is in arrival order, so by sequence number: a search, not a scan, keeps a
+        // fake answering thousands of requests a second as fast at the end as at the start.
+        if let Ok(i) = inner.log.binary_search_by_key(&seq, |entry| entry.seq) {
+            inner.log[i].response = response;
         }
     }
 

@@ -158,6 +158,56 @@ pub async fn build_ready(config: TriggerConfig) -> Result<Box<dyn Scaler>, Scale
     Ok(scaler)
 }
 
+/// An HTTP client for scalers with no TLS material of their own, shared by every scaler with
+/// the same timeout and certificate checking. A reqwest client carries its own TLS roots and
+/// connection pool; one per scaler made a thousand prometheus triggers cost tens of MiB.
+/// Scalers with a client certificate or a CA of their own still build their own client.
+pub fn shared_http_client(
+    timeout: Duration,
+    accept_invalid_certs: bool,
+) -> Result<reqwest::Client, ScalerError> {
+    static CLIENTS: std::sync::OnceLock<HttpClients> = std::sync::OnceLock::new();
+    CLIENTS
+        .get_or_init(HttpClients::default)
+        .get(timeout, accept_invalid_certs)
+}
+
+/// One client per (timeout, accept invalid certificates).
+#[derive(Default)]
+struct HttpClients {
+    clients: std::sync::Mutex<std::collections::HashMap<(Duration, bool), reqwest::Client>>,
+}
+
+impl HttpClients {
+    fn get(
+        &self,
+        timeout: Duration,
+        accept_invalid_certs: bool,
+    ) -> Result<reqwest::Client, ScalerError> {
+        let key = (timeout, accept_invalid_certs);
+        let mut clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(client) = clients.get(&key) {
+            return Ok(client.clone());
+        }
+        let client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .timeout(timeout)
+            .danger_accept_invalid_certs(accept_invalid_certs)
+            .build()
+            .map_err(|e| ScalerError::Config(format!("building the HTTP client: {e}")))?;
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.clients.lock().map(|c| c.len()).unwrap_or_default()
+    }
+}
+
 /// Reads with a deadline: a source that hangs becomes a [`ScalerError::Timeout`].
 pub async fn read_within(
     scaler: &dyn Scaler,
@@ -173,6 +223,19 @@ pub async fn read_within(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scalers_without_tls_material_share_one_client_per_setting() {
+        let clients = HttpClients::default();
+        for _ in 0..3 {
+            assert!(clients.get(Duration::from_secs(3), false).is_ok());
+        }
+        assert_eq!(clients.len(), 1);
+        assert!(clients.get(Duration::from_secs(3), true).is_ok());
+        assert!(clients.get(Duration::from_secs(5), false).is_ok());
+        assert_eq!(clients.len(), 3);
+        assert!(shared_http_client(Duration::from_secs(3), false).is_ok());
+    }
 
     #[test]
     fn unknown_types_get_keda_message() {

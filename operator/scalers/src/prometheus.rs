@@ -75,14 +75,17 @@ impl PrometheusScaler {
                 "authModes: at most one of bearer, basic and oauth may be used".into(),
             ));
         }
+        let timeout = if timeout.is_zero() {
+            Duration::from_secs(3)
+        } else {
+            timeout
+        };
         let mut client = reqwest::Client::builder()
             .use_rustls_tls()
-            .timeout(if timeout.is_zero() {
-                Duration::from_secs(3)
-            } else {
-                timeout
-            })
+            .timeout(timeout)
             .danger_accept_invalid_certs(unsafe_ssl);
+        // A client certificate or a CA of this trigger's own needs a client of its own.
+        let own_tls = modes.iter().any(|m| m == "tls") || p.optional("ca", AUTH).is_some();
         for mode in &modes {
             match mode.as_str() {
                 "bearer" => {
@@ -141,9 +144,13 @@ impl PrometheusScaler {
                 .map_err(|_| ScalerError::Config("ca is not a PEM certificate".into()))?;
             client = client.add_root_certificate(ca);
         }
-        let client = client
-            .build()
-            .map_err(|e| ScalerError::Config(format!("building the HTTP client: {e}")))?;
+        let client = if own_tls {
+            client
+                .build()
+                .map_err(|e| ScalerError::Config(format!("building the HTTP client: {e}")))?
+        } else {
+            crate::shared_http_client(timeout, unsafe_ssl)?
+        };
         Ok(PrometheusScaler {
             metric_name: keda_operator_core::names::external_metric_name(
                 config.trigger_index,
