@@ -50,17 +50,6 @@ const POLLING_INTERVAL: Duration = Duration::from_secs(1);
 /// The local cluster's HPA controller syncs every second; a few syncs settle a target.
 const SETTLE: Duration = Duration::from_secs(20);
 
-fn preinstall() -> Vec<serde_json::Value> {
-    let mut objects: Vec<serde_json::Value> = keda_operator_api::crds()
-        .into_iter()
-        .filter_map(|crd| serde_json::to_value(crd).ok())
-        .collect();
-    objects.push(serde_json::json!({
-        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "keda"},
-    }));
-    objects
-}
-
 struct Launcher {
     kubeconfig: PathBuf,
     certs: PathBuf,
@@ -390,7 +379,7 @@ async fn run(cluster: &Cluster, dir: &Path, log: &Path) -> Result<(), TestError>
 
 fn main() -> ExitCode {
     run_cluster_tests_with(
-        preinstall(),
+        crds_and_keda_namespace(),
         |_| async { Ok(()) },
         vec![ClusterTest::with_fixture(
             "twenty_sigkills_change_no_replica_duplicate_no_job_and_leave_no_finalizer",

@@ -36,17 +36,6 @@ const COOLDOWN: Duration = Duration::from_secs(3);
 /// Room for one apiserver round trip and process scheduling on a loaded machine.
 const SLACK: Duration = Duration::from_secs(2);
 
-fn preinstall() -> Vec<serde_json::Value> {
-    let mut objects: Vec<serde_json::Value> = keda_operator_api::crds()
-        .into_iter()
-        .filter_map(|crd| serde_json::to_value(crd).ok())
-        .collect();
-    objects.push(serde_json::json!({
-        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "keda"},
-    }));
-    objects
-}
-
 /// One `keda-operator` process; killed when dropped.
 struct OperatorProcess {
     name: String,
@@ -322,7 +311,7 @@ async fn sigterm_steps(scene: &mut Scene) -> Result<(), TestError> {
 
 fn main() -> ExitCode {
     run_cluster_tests_with(
-        preinstall(),
+        crds_and_keda_namespace(),
         |_| async { Ok(()) },
         vec![
             ClusterTest::with_fixture(

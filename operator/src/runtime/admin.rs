@@ -44,6 +44,11 @@ impl Readiness {
             .unwrap_or_default()
     }
 
+    /// Whether the check `name` is registered and passes.
+    pub fn passes(&self, name: &str) -> bool {
+        self.report().iter().any(|(n, ok)| *n == name && *ok)
+    }
+
     pub fn is_ready(&self) -> bool {
         let report = self.report();
         !report.is_empty() && report.iter().all(|(_, ok)| *ok)

@@ -295,8 +295,9 @@ pub async fn start(client: kube::Client, options: Options) -> Result<Running, St
         let certs = certs.clone();
         let ctx = context.clone();
         let shutdown = shutdown.clone();
+        let hpas = crate::webhook::hpa_store(&context, options.namespace.as_deref());
         servers.push(tokio::spawn(async move {
-            if let Err(e) = crate::webhook::serve(listener, certs, ctx, shutdown).await {
+            if let Err(e) = crate::webhook::serve(listener, certs, ctx, hpas, shutdown).await {
                 tracing::error!(error = %e, "the admission webhooks stopped");
             }
         }));
@@ -374,6 +375,41 @@ async fn inject_ca_bundle(context: &Context, ca_pem: &str) {
             tracing::warn!(error = %e, "could not update the admission webhook configuration's caBundle")
         }
     }
+}
+
+/// Keeps the objects `api` lists (with `config`'s selectors) in memory until the operator shuts
+/// down, and registers the readiness check `ready` that passes once the first list is in.
+pub(crate) fn watch_into_store<K>(
+    ctx: &Context,
+    api: kube::Api<K>,
+    config: kube::runtime::watcher::Config,
+    ready: &'static str,
+) -> Store<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    use futures::StreamExt;
+    use kube::runtime::WatchStreamExt;
+    let (reader, writer) = kube::runtime::reflector::store();
+    let watch = kube::runtime::reflector(writer, kube::runtime::watcher(api, config))
+        .default_backoff()
+        .touched_objects()
+        .for_each(|_| futures::future::ready(()));
+    let shutdown = ctx.shutdown.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = watch => {}
+            _ = shutdown.cancelled() => {}
+        }
+    });
+    mark_when_synced(reader.clone(), ctx.readiness.check(ready));
+    reader
 }
 
 /// Sets `flag` once `store` has its first complete list.

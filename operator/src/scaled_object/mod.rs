@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use keda_operator_api::ScaledObject;
 use keda_operator_api::scaled_object::ScaledObjectStatus;
@@ -19,7 +18,6 @@ use keda_operator_core::formula::ValidatedModifiers;
 use keda_operator_core::hpa::{self as hpa_spec, HpaInputs, Metric, ScaleTarget};
 use keda_operator_core::names::{COMPOSITE_METRIC_NAME, SCALED_OBJECT_NAME_LABEL};
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
@@ -55,19 +53,8 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
     // cluster. A second watch with the same filter keeps them in memory, so the scale loop
     // reads their ScalingActive condition without asking the apiserver on every poll.
     let managed = watcher::Config::default().labels("app.kubernetes.io/managed-by=keda-operator");
-    let (hpa_store, hpa_writer) = kube::runtime::reflector::store();
-    let hpa_watch = kube::runtime::reflector(hpa_writer, watcher(hpas.clone(), managed.clone()))
-        .default_backoff()
-        .touched_objects()
-        .for_each(|_| futures::future::ready(()));
-    let shutdown = ctx.shutdown.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = hpa_watch => {}
-            _ = shutdown.cancelled() => {}
-        }
-    });
-    crate::runtime::mark_when_synced(hpa_store.clone(), ctx.readiness.check("hpas-synced"));
+    let hpa_store =
+        crate::runtime::watch_into_store(&ctx, hpas.clone(), managed.clone(), "hpas-synced");
     let _ = ctx.hpas.set(hpa_store);
     let controller = Controller::new(objects, watcher::Config::default()).owns(hpas, managed);
     let store = controller.store();

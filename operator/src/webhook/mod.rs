@@ -26,6 +26,7 @@ use keda_operator_api::{
 use kube::api::{Api, ListParams, PostParams};
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::core::{DynamicObject, Status};
+use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -49,13 +50,16 @@ pub const CONFIGURATION_NAME: &str = "keda-admission";
 const MAX_BODY: usize = 4 * 1024 * 1024;
 
 /// Serves the webhooks on `listener` until `shutdown`, then drains the reviews in flight.
+/// `hpas` is every HPA of the watched namespaces, kept by a watch (see [`hpa_store`]).
 pub async fn serve(
     listener: TcpListener,
     certs: Arc<ServingCerts>,
     ctx: Arc<Context>,
+    hpas: Store<HorizontalPodAutoscaler>,
     shutdown: CancellationToken,
 ) -> Result<(), crate::metrics_api::TlsError> {
     let config = Arc::new(crate::metrics_api::tls_config(certs, None)?);
+    let ctx = Arc::new(Webhooks { ctx, hpas });
     crate::runtime::serve::serve(
         "admission webhooks",
         listener,
@@ -73,7 +77,27 @@ pub async fn serve(
     Ok(())
 }
 
-async fn handle(ctx: &Context, req: http::Request<Incoming>) -> Response<Full<Bytes>> {
+/// What the webhooks read from: the operator's context and every HPA of the namespaces.
+struct Webhooks {
+    ctx: Arc<Context>,
+    hpas: Store<HorizontalPodAutoscaler>,
+}
+
+/// The readiness check of the webhooks' HPA watch.
+pub const HPAS_SYNCED: &str = "webhook-hpas-synced";
+
+/// Keeps every HPA of `namespace` (all when `None`) in memory for the webhooks' checks,
+/// until `shutdown`. KEDA's webhooks read HPAs (and ScaledObjects) from their manager's
+/// informer cache too, not from the apiserver on every review.
+pub fn hpa_store(ctx: &Context, namespace: Option<&str>) -> Store<HorizontalPodAutoscaler> {
+    let api = match namespace {
+        Some(ns) => Api::<HorizontalPodAutoscaler>::namespaced(ctx.client.clone(), ns),
+        None => Api::<HorizontalPodAutoscaler>::all(ctx.client.clone()),
+    };
+    crate::runtime::watch_into_store(ctx, api, Default::default(), HPAS_SYNCED)
+}
+
+async fn handle(hooks: &Webhooks, req: http::Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
     if req.method() != Method::POST {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "only POST is served");
@@ -101,7 +125,7 @@ async fn handle(ctx: &Context, req: http::Request<Incoming>) -> Response<Full<By
         }
     };
     let verdict = match path.as_str() {
-        SCALED_OBJECT_PATH => scaled_object(ctx, &request).await,
+        SCALED_OBJECT_PATH => scaled_object(hooks, &request).await,
         SCALED_JOB_PATH => decode::<ScaledJob>(&request).and_then(|sj| {
             validate::scaled_job(&sj)
                 .map(|()| Vec::new())
@@ -211,7 +235,7 @@ pub fn removes_only_finalizers(request: &AdmissionRequest<DynamicObject>) -> boo
 }
 
 async fn scaled_object(
-    ctx: &Context,
+    hooks: &Webhooks,
     request: &AdmissionRequest<DynamicObject>,
 ) -> Result<Vec<String>, String> {
     if removes_only_finalizers(request) {
@@ -224,29 +248,56 @@ async fn scaled_object(
         .or_else(|| so.namespace())
         .unwrap_or_default();
     so.metadata.namespace = Some(namespace.clone());
-    let scene = scene(ctx, &so, &namespace, request.dry_run).await?;
+    let scene = scene(hooks, &so, &namespace, request.dry_run).await?;
     validate::scaled_object(&so, &scene).map_err(|e| e.to_string())
 }
 
 /// What the ScaledObject check reads: the namespace's ScaledObjects, its HPAs and LimitRanges, and the target's pod template when a cpu or memory
 /// trigger needs it.
+///
+/// ScaledObjects and HPAs come from memory once the watches have their first list, as KEDA's
+/// webhooks read them from their informer cache (`apis/keda/v1alpha1/scaledobject_webhook.go`,
+/// `verifyScaledObjects`, through `mgr.GetClient()`): listing the namespace from the apiserver
+/// on every review made admission grow with the namespace (371 ms against KEDA's 10.6 ms at
+/// 1,000 ScaledObjects). Before the first list they are read from the apiserver.
 async fn scene(
-    ctx: &Context,
+    hooks: &Webhooks,
     so: &ScaledObject,
     namespace: &str,
     dry_run: bool,
 ) -> Result<ScaledObjectScene, String> {
-    // A fresh list, not the controller's cache: an object created a moment ago must count.
-    let scaled_objects = Api::<ScaledObject>::namespaced(ctx.client.clone(), namespace)
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| format!("listing the ScaledObjects: {e}"))?
-        .items;
-    let hpas = Api::<HorizontalPodAutoscaler>::namespaced(ctx.client.clone(), namespace)
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| format!("listing the HorizontalPodAutoscalers: {e}"))?
-        .items;
+    let ctx = &hooks.ctx;
+    let in_namespace = |ns: Option<String>| ns.as_deref() == Some(namespace);
+    let cached = ctx.readiness.passes("scaledobjects-synced") && ctx.readiness.passes(HPAS_SYNCED);
+    let (scaled_objects, hpas) = match ctx.scaled_objects.get() {
+        Some(store) if cached => (
+            store
+                .state()
+                .into_iter()
+                .filter(|o| in_namespace(o.namespace()))
+                .map(|o| (*o).clone())
+                .collect(),
+            hooks
+                .hpas
+                .state()
+                .into_iter()
+                .filter(|h| in_namespace(h.namespace()))
+                .map(|h| (*h).clone())
+                .collect(),
+        ),
+        _ => (
+            Api::<ScaledObject>::namespaced(ctx.client.clone(), namespace)
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| format!("listing the ScaledObjects: {e}"))?
+                .items,
+            Api::<HorizontalPodAutoscaler>::namespaced(ctx.client.clone(), namespace)
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| format!("listing the HorizontalPodAutoscalers: {e}"))?
+                .items,
+        ),
+    };
     let mut scene = ScaledObjectScene {
         scaled_objects,
         hpas,

@@ -10,6 +10,20 @@ use kind::preflight::until;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 
+/// The CRDs and the `keda` namespace, installed before the controllers start, for tests that
+/// run the operator as a process of its own (the e2e binary runs it in-process and has its own).
+#[allow(dead_code)]
+pub fn crds_and_keda_namespace() -> Vec<serde_json::Value> {
+    let mut objects: Vec<serde_json::Value> = keda_operator_api::crds()
+        .into_iter()
+        .filter_map(|crd| serde_json::to_value(crd).ok())
+        .collect();
+    objects.push(serde_json::json!({
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "keda"},
+    }));
+    objects
+}
+
 pub fn object<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, TestError> {
     Ok(serde_json::from_value(value)?)
 }
