@@ -51,7 +51,8 @@ impl<P: Poller> DynPoller for Erased<P> {
 type LaneKey = (usize, ObjectKey);
 
 enum Command {
-    AddPoller(Arc<dyn DynPoller>),
+    /// A kind's lane and its poller.
+    AddPoller(usize, Arc<dyn DynPoller>),
     /// Poll every `interval`; `restart` polls at once and forgets the previous schedule.
     Schedule {
         key: LaneKey,
@@ -96,30 +97,55 @@ impl Scheduler {
     /// Starts the scheduler task with at most `max_concurrent` polls at a time (across every
     /// kind), and returns the handle for `poller`'s kind.
     pub fn spawn<P: Poller>(poller: Arc<P>, max_concurrent: usize) -> (Self, JoinHandle<()>) {
+        let (scheduler, unstarted) = Scheduler::unstarted(max_concurrent);
+        scheduler.set_poller(poller);
+        (scheduler, unstarted.start())
+    }
+
+    /// A scheduler whose task runs only once [`Unstarted::start`] is called, and the handle for
+    /// its first kind of object. The handles exist before the pollers, so they can go into
+    /// what the pollers themselves read (the operator's context, a controller); each kind's
+    /// poller is then given with [`Scheduler::set_poller`]. Commands sent before the start
+    /// wait, in order.
+    pub fn unstarted(max_concurrent: usize) -> (Self, Unstarted) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let first: Arc<dyn DynPoller> = Arc::new(Erased(poller));
-        let task = tokio::spawn(run(vec![first], rx, tx.clone(), max_concurrent.max(1)));
         let scheduler = Scheduler {
-            commands: tx,
+            commands: tx.clone(),
             lane: 0,
             lanes: Arc::new(AtomicUsize::new(1)),
         };
-        (scheduler, task)
+        let unstarted = Unstarted {
+            commands: tx,
+            receiver: rx,
+            max_concurrent: max_concurrent.max(1),
+        };
+        (scheduler, unstarted)
     }
 
     /// Registers the poller of another kind of object and returns the handle for it. Its
     /// polls share the same timer heap and concurrency bound.
     pub fn add_poller<P: Poller>(&self, poller: Arc<P>) -> Scheduler {
-        let lane = self.lanes.fetch_add(1, Ordering::SeqCst);
-        // Commands are handled in order, so the poller is known before any key of its lane.
-        let _ = self
-            .commands
-            .send(Command::AddPoller(Arc::new(Erased(poller))));
+        let lane = self.lane();
+        lane.set_poller(poller);
+        lane
+    }
+
+    /// The handle for another kind of object, whose poller is given later with
+    /// [`Scheduler::set_poller`] (before any of its objects is scheduled).
+    pub fn lane(&self) -> Scheduler {
         Scheduler {
             commands: self.commands.clone(),
-            lane,
+            lane: self.lanes.fetch_add(1, Ordering::SeqCst),
             lanes: self.lanes.clone(),
         }
+    }
+
+    /// Gives this handle's kind its poller. Commands are handled in order, so the poller is
+    /// known before any key sent after this.
+    pub fn set_poller<P: Poller>(&self, poller: Arc<P>) {
+        let _ = self
+            .commands
+            .send(Command::AddPoller(self.lane, Arc::new(Erased(poller))));
     }
 
     /// Adds or updates an object. A new object, or `restart`, is polled at once.
@@ -155,12 +181,26 @@ impl Scheduler {
     }
 }
 
+/// A scheduler not running yet (see [`Scheduler::unstarted`]); dropping it drops the commands.
+pub struct Unstarted {
+    commands: mpsc::UnboundedSender<Command>,
+    receiver: mpsc::UnboundedReceiver<Command>,
+    max_concurrent: usize,
+}
+
+impl Unstarted {
+    /// Starts the scheduler task; it handles the commands sent so far, then the rest.
+    pub fn start(self) -> JoinHandle<()> {
+        tokio::spawn(run(self.receiver, self.commands, self.max_concurrent))
+    }
+}
+
 async fn run(
-    mut pollers: Vec<Arc<dyn DynPoller>>,
     mut commands: mpsc::UnboundedReceiver<Command>,
     done_tx: mpsc::UnboundedSender<Command>,
     max_concurrent: usize,
 ) {
+    let mut pollers: Vec<Option<Arc<dyn DynPoller>>> = Vec::new();
     let permits = Arc::new(Semaphore::new(max_concurrent));
     let mut entries: HashMap<LaneKey, Entry> = HashMap::new();
     let mut heap: BinaryHeap<Reverse<(Instant, u64, LaneKey)>> = BinaryHeap::new();
@@ -190,7 +230,12 @@ async fn run(
             command = commands.recv() => {
                 let Some(command) = command else { return };
                 match command {
-                    Command::AddPoller(poller) => pollers.push(poller),
+                    Command::AddPoller(lane, poller) => {
+                        if pollers.len() <= lane {
+                            pollers.resize(lane + 1, None);
+                        }
+                        pollers[lane] = Some(poller);
+                    }
                     Command::Schedule { key, interval, restart } => {
                         let now = Instant::now();
                         let is_new = !entries.contains_key(&key);
@@ -263,7 +308,7 @@ async fn run(
                     if !regular && !entry.woken {
                         continue;
                     }
-                    let Some(poller) = pollers.get(key.0).cloned() else { continue };
+                    let Some(poller) = pollers.get(key.0).cloned().flatten() else { continue };
                     entry.in_flight = true;
                     entry.woken = false;
                     in_flight += 1;

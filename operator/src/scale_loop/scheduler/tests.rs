@@ -270,3 +270,24 @@ async fn drain_waits_for_the_poll_in_flight_and_starts_no_other() {
     scheduler.drain().await;
     assert!(recorder.times("late").is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn handles_made_before_the_pollers_schedule_once_it_starts() {
+    let objects = Arc::new(Recorder::new(Instant::now()));
+    let jobs = Arc::new(Recorder::new(Instant::now()));
+    let (scheduler, unstarted) = Scheduler::unstarted(10);
+    let job_scheduler = scheduler.lane();
+    // The pollers are given in the other order than the lanes were made.
+    job_scheduler.set_poller(jobs.clone());
+    scheduler.set_poller(objects.clone());
+    scheduler.schedule(key("same"), Duration::from_secs(5), false);
+    job_scheduler.schedule(key("same"), Duration::from_secs(2), false);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    settle().await;
+    assert!(objects.times("same").is_empty(), "nothing polls before the start");
+    let _task = unstarted.start();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    settle().await;
+    assert_eq!(objects.times("same"), [3]);
+    assert_eq!(jobs.times("same"), [3, 5]);
+}
