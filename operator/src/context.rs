@@ -1,6 +1,5 @@
 //! State shared by every controller and server of the operator, built once.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -50,12 +49,12 @@ pub struct Context {
     pub recorder: Recorder,
     pub scalers: ScalersStore,
     pub settings: Settings,
-    /// The controller's in-memory view of ScaledObjects (set when the controller starts).
-    pub scaled_objects: OnceLock<Store<ScaledObject>>,
-    /// The HPAs the operator manages, from a watch (set when the controller starts).
-    pub hpas: OnceLock<Store<HorizontalPodAutoscaler>>,
-    /// The scale loop (set when the runtime starts it).
-    pub scheduler: OnceLock<Scheduler>,
+    /// The ScaledObject controller's in-memory view of ScaledObjects.
+    pub scaled_objects: Store<ScaledObject>,
+    /// The HPAs the operator manages, from a watch.
+    pub hpas: Store<HorizontalPodAutoscaler>,
+    /// The scale loop's handle for ScaledObjects (the one handle the runtime drains).
+    pub scheduler: Scheduler,
     pub metrics: crate::operator_metrics::Metrics,
     /// Where events also go as CloudEvents (CloudEventSources).
     pub eventing: std::sync::Arc<crate::eventing::Emitter>,
@@ -71,25 +70,50 @@ pub struct Context {
     fallback_announced: std::sync::Mutex<std::collections::HashMap<(String, String), bool>>,
 }
 
+/// What the runtime makes before the context, so the context is built in one step: the
+/// watches' stores (their controllers fill them), the scale loop's handle (its task starts
+/// once the pollers, which read the context, exist), leadership, readiness and shutdown.
+pub struct Wiring {
+    pub leadership: crate::runtime::leader::Leadership,
+    pub shutdown: tokio_util::sync::CancellationToken,
+    pub readiness: crate::runtime::admin::Readiness,
+    pub scaled_objects: Store<ScaledObject>,
+    pub hpas: Store<HorizontalPodAutoscaler>,
+    pub scheduler: Scheduler,
+}
+
+impl Wiring {
+    /// Nothing running: stores no watch fills, a scale loop that never starts, a replica that
+    /// always leads.
+    pub fn offline() -> Self {
+        Wiring {
+            leadership: crate::runtime::leader::Leadership::always(),
+            shutdown: Default::default(),
+            readiness: Default::default(),
+            scaled_objects: kube::runtime::reflector::store().0,
+            hpas: kube::runtime::reflector::store().0,
+            scheduler: Scheduler::unstarted(1).0,
+        }
+    }
+}
+
 impl Context {
-    /// A context for a single replica that always leads.
+    /// A context with nothing running (see [`Wiring::offline`]).
     pub fn new(client: kube::Client, settings: Settings) -> Self {
-        Self::running(
-            client,
-            settings,
-            crate::runtime::leader::Leadership::always(),
-            tokio_util::sync::CancellationToken::new(),
-        )
+        Self::running(client, settings, Wiring::offline())
     }
 
-    pub fn running(
-        client: kube::Client,
-        settings: Settings,
-        leadership: crate::runtime::leader::Leadership,
-        shutdown: tokio_util::sync::CancellationToken,
-    ) -> Self {
+    pub fn running(client: kube::Client, settings: Settings, wiring: Wiring) -> Self {
+        let Wiring {
+            leadership,
+            shutdown,
+            readiness,
+            scaled_objects,
+            hpas,
+            scheduler,
+        } = wiring;
         Context {
-            readiness: Default::default(),
+            readiness,
             shutdown,
             recorder: Recorder::new(
                 client.clone(),
@@ -106,9 +130,9 @@ impl Context {
                 leadership.clone(),
             )),
             client,
-            scaled_objects: OnceLock::new(),
-            hpas: OnceLock::new(),
-            scheduler: OnceLock::new(),
+            scaled_objects,
+            hpas,
+            scheduler,
             metrics: crate::operator_metrics::Metrics::new(&settings.version),
             fallback_announced: Default::default(),
             settings,
@@ -123,7 +147,6 @@ impl Context {
         name: &str,
     ) -> Option<std::sync::Arc<ScaledObject>> {
         self.scaled_objects
-            .get()?
             .get(&ObjectRef::new(name).within(namespace))
     }
 
@@ -133,9 +156,7 @@ impl Context {
         namespace: &str,
         name: &str,
     ) -> Option<std::sync::Arc<HorizontalPodAutoscaler>> {
-        self.hpas
-            .get()?
-            .get(&ObjectRef::new(name).within(namespace))
+        self.hpas.get(&ObjectRef::new(name).within(namespace))
     }
 
     /// Records that fallback is now `active` for an object and tells whether that is a flip

@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::context::{Context, Settings};
+use crate::context::{Context, Settings, Wiring};
 use crate::metrics_api::{self, FrontProxyTrust};
 use crate::serving_cert::{self, ServingCert};
 use certs::ServingCerts;
@@ -110,7 +110,6 @@ pub struct Running {
     /// The CA bundle an APIService (and a webhook configuration) needs to trust our servers.
     pub ca_pem: String,
     pub context: Arc<Context>,
-    scheduler: crate::scale_loop::Scheduler,
     /// Servers and watches: they end when `context.shutdown` is cancelled.
     servers: Vec<JoinHandle<()>>,
     /// The controllers: they end when `context.shutdown` is cancelled, after their reconciles
@@ -155,7 +154,7 @@ impl Running {
     pub async fn shutdown(mut self) {
         self.context.shutdown.cancel();
         let work = async {
-            self.scheduler.drain().await;
+            self.context.scheduler.drain().await;
             for task in self.controllers.drain(..) {
                 let _ = task.await;
             }
@@ -193,7 +192,7 @@ impl Drop for Running {
             task.abort();
         }
         // Sending the drain is what stops new polls; nobody waits for its answer here.
-        drop(self.scheduler.drain());
+        drop(self.context.scheduler.drain());
     }
 }
 
@@ -256,19 +255,33 @@ pub async fn start(client: kube::Client, options: Options) -> Result<Running, St
         None => (Leadership::always(), None),
     };
     let shutdown = CancellationToken::new();
+    let readiness = admin::Readiness::default();
+    let namespace = options.namespace.as_deref();
+    let (scaled_objects, hpas) =
+        crate::scaled_object::watches(&client, namespace, &readiness, &shutdown);
+    let scaled_jobs = crate::scaled_job::watch(&client, namespace, &readiness);
+    let (scheduler, scale_loop) =
+        crate::scale_loop::Scheduler::unstarted(options.settings.max_concurrent_polls);
     let context = Arc::new(Context::running(
         client,
         options.settings.clone(),
-        leadership,
-        shutdown.clone(),
+        Wiring {
+            leadership,
+            shutdown: shutdown.clone(),
+            readiness,
+            scaled_objects: scaled_objects.store(),
+            hpas,
+            scheduler,
+        },
     ));
-    let poller = Arc::new(crate::scaled_object::poll::ScaledObjectPoller {
-        ctx: context.clone(),
-        limiter: crate::scale_loop::SourceLimiter::new(options.settings.per_source_concurrency),
-    });
-    let (scheduler, scheduler_task) =
-        crate::scale_loop::Scheduler::spawn(poller, options.settings.max_concurrent_polls);
-    let _ = context.scheduler.set(scheduler.clone());
+    context
+        .scheduler
+        .set_poller(Arc::new(crate::scaled_object::poll::ScaledObjectPoller {
+            ctx: context.clone(),
+            limiter: crate::scale_loop::SourceLimiter::new(options.settings.per_source_concurrency),
+        }));
+    let jobs = crate::scaled_job::JobController::new(context.clone(), scaled_jobs.store());
+    let scheduler_task = scale_loop.start();
     context
         .readiness
         .check("scale-loop")
@@ -329,18 +342,12 @@ pub async fn start(client: kube::Client, options: Options) -> Result<Running, St
         options.namespace.clone(),
     )));
     let controllers = vec![
-        tokio::spawn(crate::scaled_job::run(
-            context.clone(),
-            options.namespace.clone(),
-        )),
+        tokio::spawn(crate::scaled_job::run(jobs, scaled_jobs)),
         tokio::spawn(crate::auth_controller::run(
             context.clone(),
             options.namespace.clone(),
         )),
-        tokio::spawn(crate::scaled_object::run(
-            context.clone(),
-            options.namespace.clone(),
-        )),
+        tokio::spawn(crate::scaled_object::run(context.clone(), scaled_objects)),
     ];
     let elector = elector.map(|elector| {
         let release = CancellationToken::new();
@@ -353,7 +360,6 @@ pub async fn start(client: kube::Client, options: Options) -> Result<Running, St
         webhook_address,
         ca_pem: serving.ca_pem,
         context,
-        scheduler,
         servers,
         controllers,
         elector,
@@ -377,13 +383,13 @@ async fn inject_ca_bundle(context: &Context, ca_pem: &str) {
     }
 }
 
-/// Keeps the objects `api` lists (with `config`'s selectors) in memory until the operator shuts
-/// down, and registers the readiness check `ready` that passes once the first list is in.
+/// Keeps the objects `api` lists (with `config`'s selectors) in memory until `shutdown`, and
+/// sets `ready` once the first list is in.
 pub(crate) fn watch_into_store<K>(
-    ctx: &Context,
     api: kube::Api<K>,
     config: kube::runtime::watcher::Config,
-    ready: &'static str,
+    shutdown: &CancellationToken,
+    ready: Arc<AtomicBool>,
 ) -> Store<K>
 where
     K: kube::Resource<DynamicType = ()>
@@ -401,14 +407,14 @@ where
         .default_backoff()
         .touched_objects()
         .for_each(|_| futures::future::ready(()));
-    let shutdown = ctx.shutdown.clone();
+    let shutdown = shutdown.clone();
     tokio::spawn(async move {
         tokio::select! {
             _ = watch => {}
             _ = shutdown.cancelled() => {}
         }
     });
-    mark_when_synced(reader.clone(), ctx.readiness.check(ready));
+    mark_when_synced(reader.clone(), ready);
     reader
 }
 

@@ -8,7 +8,7 @@ mod poll;
 pub use poll::scaling_spec;
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use keda_operator_api::scaled_job::{RolloutStrategy, ScaledJobStatus};
@@ -51,8 +51,10 @@ struct JobScalers {
 /// What the reconciler and the poller share.
 pub struct JobController {
     ctx: Arc<Context>,
-    scheduler: OnceLock<Scheduler>,
-    store: OnceLock<Store<ScaledJob>>,
+    /// The scale loop's handle for ScaledJobs.
+    scheduler: Scheduler,
+    /// The controller's in-memory view of ScaledJobs.
+    store: Store<ScaledJob>,
     scalers: RwLock<HashMap<Key, Arc<JobScalers>>>,
     /// The generation each ScaledJob's polling was last (re)started for.
     scheduled: RwLock<HashMap<Key, i64>>,
@@ -60,7 +62,7 @@ pub struct JobController {
 
 impl JobController {
     fn scaled_job(&self, ns: &str, name: &str) -> Option<Arc<ScaledJob>> {
-        self.store.get()?.get(&ObjectRef::new(name).within(ns))
+        self.store.get(&ObjectRef::new(name).within(ns))
     }
 
     fn scalers(&self, key: &Key) -> Option<Arc<JobScalers>> {
@@ -68,9 +70,7 @@ impl JobController {
     }
 
     fn forget(&self, key: &Key) {
-        if let Some(scheduler) = self.scheduler.get() {
-            scheduler.remove(key.clone());
-        }
+        self.scheduler.remove(key.clone());
         if let Ok(mut scalers) = self.scalers.write() {
             scalers.remove(key);
         }
@@ -89,40 +89,53 @@ impl JobController {
             }
             Err(_) => true,
         };
-        if let Some(scheduler) = self.scheduler.get() {
-            scheduler.schedule(key, interval, restart);
-        }
+        self.scheduler.schedule(key, interval, restart);
         restart
     }
 }
 
-/// Runs the ScaledJob controller until the operator shuts down (it then finishes the
-/// reconciles in flight). Its polls go through the
-/// operator's scheduler (started by the runtime before this).
-pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
-    let shared = Arc::new(JobController {
-        ctx: ctx.clone(),
-        scheduler: OnceLock::new(),
-        store: OnceLock::new(),
-        scalers: RwLock::new(HashMap::new()),
-        scheduled: RwLock::new(HashMap::new()),
-    });
-    if let Some(scheduler) = ctx.scheduler.get() {
-        let poller = Arc::new(poll::ScaledJobPoller {
-            shared: shared.clone(),
-            limiter: SourceLimiter::new(ctx.settings.per_source_concurrency),
+impl JobController {
+    /// The controller's shared state over `store` (the controller's, from [`watch`]), with its
+    /// own lane of the operator's scale loop and its poller registered there (before any
+    /// ScaledJob is scheduled).
+    pub fn new(ctx: Arc<Context>, store: Store<ScaledJob>) -> Arc<Self> {
+        let shared = Arc::new(JobController {
+            scheduler: ctx.scheduler.lane(),
+            store,
+            scalers: RwLock::new(HashMap::new()),
+            scheduled: RwLock::new(HashMap::new()),
+            ctx,
         });
-        let _ = shared.scheduler.set(scheduler.add_poller(poller));
+        shared.scheduler.set_poller(Arc::new(poll::ScaledJobPoller {
+            shared: shared.clone(),
+            limiter: SourceLimiter::new(shared.ctx.settings.per_source_concurrency),
+        }));
+        shared
     }
-    let objects = match &namespace {
-        Some(ns) => Api::<ScaledJob>::namespaced(ctx.client.clone(), ns),
-        None => Api::<ScaledJob>::all(ctx.client.clone()),
+}
+
+/// The ScaledJob controller's watch, made before the operator's context; it registers its
+/// readiness check.
+pub fn watch(
+    client: &kube::Client,
+    namespace: Option<&str>,
+    readiness: &crate::runtime::admin::Readiness,
+) -> Controller<ScaledJob> {
+    let objects = match namespace {
+        Some(ns) => Api::<ScaledJob>::namespaced(client.clone(), ns),
+        None => Api::<ScaledJob>::all(client.clone()),
     };
     let controller = Controller::new(objects, watcher::Config::default());
-    let _ = shared.store.set(controller.store());
-    crate::runtime::mark_when_synced(controller.store(), ctx.readiness.check("scaledjobs-synced"));
+    crate::runtime::mark_when_synced(controller.store(), readiness.check("scaledjobs-synced"));
+    controller
+}
+
+/// Runs the ScaledJob controller (from [`watch`], over `shared`'s store) until the operator
+/// shuts down (it then finishes the reconciles in flight). Its polls go through the
+/// operator's scale loop.
+pub async fn run(shared: Arc<JobController>, controller: Controller<ScaledJob>) {
     crate::runtime::controller::drive(
-        ctx,
+        shared.ctx.clone(),
         "scaledjob",
         RETRY_AFTER_FAILURE,
         controller,

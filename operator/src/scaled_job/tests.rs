@@ -85,16 +85,13 @@ fn the_status_patch_holds_only_changed_fields() {
 }
 
 /// A context whose client points at a closed port: enough for work that needs no apiserver.
-fn offline_shared() -> JobController {
+fn offline_shared() -> Arc<JobController> {
     let config = kube::Config::new("http://127.0.0.1:9".parse().expect("a valid url"));
     let client = kube::Client::try_from(config).expect("a client");
-    JobController {
-        ctx: Arc::new(Context::new(client, crate::context::Settings::default())),
-        scheduler: OnceLock::new(),
-        store: OnceLock::new(),
-        scalers: RwLock::new(HashMap::new()),
-        scheduled: RwLock::new(HashMap::new()),
-    }
+    JobController::new(
+        Arc::new(Context::new(client, crate::context::Settings::default())),
+        kube::runtime::reflector::store().0,
+    )
 }
 
 #[tokio::test]

@@ -21,6 +21,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
@@ -36,30 +37,44 @@ use crate::status_patch::status_patch;
 /// How soon a ScaledObject that failed its checks is looked at again.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(10);
 
-/// Runs the controller until the operator shuts down (it then finishes the reconciles in
-/// flight). Every replica watches; only the leader reconciles (see [`reconcile`]).
-pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
-    let (objects, hpas) = match &namespace {
+/// The ScaledObject controller's watches, made before the operator's context so that their
+/// stores go into it: the controller (its store is every ScaledObject) and the HPAs the
+/// operator manages. Each registers its readiness check; the HPA watch runs until `shutdown`.
+pub fn watches(
+    client: &kube::Client,
+    namespace: Option<&str>,
+    readiness: &crate::runtime::admin::Readiness,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> (Controller<ScaledObject>, Store<HorizontalPodAutoscaler>) {
+    let (objects, hpas) = match namespace {
         Some(ns) => (
-            Api::<ScaledObject>::namespaced(ctx.client.clone(), ns),
-            Api::<HorizontalPodAutoscaler>::namespaced(ctx.client.clone(), ns),
+            Api::<ScaledObject>::namespaced(client.clone(), ns),
+            Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), ns),
         ),
         None => (
-            Api::<ScaledObject>::all(ctx.client.clone()),
-            Api::<HorizontalPodAutoscaler>::all(ctx.client.clone()),
+            Api::<ScaledObject>::all(client.clone()),
+            Api::<HorizontalPodAutoscaler>::all(client.clone()),
         ),
     };
     // Only the HPAs the operator manages are watched (KEDA's label), never every HPA of the
     // cluster. A second watch with the same filter keeps them in memory, so the scale loop
     // reads their ScalingActive condition without asking the apiserver on every poll.
     let managed = watcher::Config::default().labels("app.kubernetes.io/managed-by=keda-operator");
-    let hpa_store =
-        crate::runtime::watch_into_store(&ctx, hpas.clone(), managed.clone(), "hpas-synced");
-    let _ = ctx.hpas.set(hpa_store);
+    let hpa_store = crate::runtime::watch_into_store(
+        hpas.clone(),
+        managed.clone(),
+        shutdown,
+        readiness.check("hpas-synced"),
+    );
     let controller = Controller::new(objects, watcher::Config::default()).owns(hpas, managed);
-    let store = controller.store();
-    let _ = ctx.scaled_objects.set(store.clone());
-    crate::runtime::mark_when_synced(store, ctx.readiness.check("scaledobjects-synced"));
+    crate::runtime::mark_when_synced(controller.store(), readiness.check("scaledobjects-synced"));
+    (controller, hpa_store)
+}
+
+/// Runs the controller (from [`watches`]) until the operator shuts down (it then finishes the
+/// reconciles in flight). Every replica watches; only the leader reconciles (see
+/// [`reconcile`]).
+pub async fn run(ctx: Arc<Context>, controller: Controller<ScaledObject>) {
     crate::runtime::controller::drive(
         ctx.clone(),
         "scaledobject",
@@ -106,9 +121,7 @@ async fn follow(so: &ScaledObject, ctx: &Context) {
 async fn cleanup(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {
     let ns = so.namespace().unwrap_or_default();
     let name = so.name_any();
-    if let Some(scheduler) = ctx.scheduler.get() {
-        scheduler.remove((ns.clone(), name.clone()));
-    }
+    ctx.scheduler.remove((ns.clone(), name.clone()));
     ctx.scalers.remove(&ns, &name);
     ctx.forget(&ns, &name);
     let refs = crate::auth::references(&so.spec.triggers);
@@ -179,14 +192,11 @@ async fn restore_original_replicas(ctx: &Context, so: &ScaledObject) {
 
 /// Hands the object to the scale loop; a new generation restarts its polling at once.
 fn schedule(ctx: &Context, so: &ScaledObject) {
-    let Some(scheduler) = ctx.scheduler.get() else {
-        return;
-    };
     let key = (so.namespace().unwrap_or_default(), so.name_any());
     let generation = so.metadata.generation.unwrap_or(0);
     let restart = ctx.scalers.mark_scheduled(&key.0, &key.1, generation);
     let interval = Duration::from_secs(so.spec.polling_interval().max(1) as u64);
-    scheduler.schedule(key, interval, restart);
+    ctx.scheduler.schedule(key, interval, restart);
 }
 
 /// What a successful check found.
@@ -493,7 +503,7 @@ async fn scalers_for(
     // Started only once every scaler is built; replacing this generation's scalers stops them.
     let push_watchers = crate::scale_loop::push::start(
         &ctx.scalers,
-        ctx.scheduler.get().cloned(),
+        Some(ctx.scheduler.clone()),
         &ns,
         &name,
         built.push_configs,

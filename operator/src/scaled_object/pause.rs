@@ -64,9 +64,7 @@ pub async fn handle(
     if !decision.mode.stops_scaling() {
         return Ok(None);
     }
-    if let Some(scheduler) = ctx.scheduler.get() {
-        scheduler.remove((ns.clone(), name.clone()));
-    }
+    ctx.scheduler.remove((ns.clone(), name.clone()));
     // Stops the push watchers too; unpausing builds the scalers (and watchers) afresh.
     ctx.scalers.remove(&ns, &name);
     let hpa_name = observed

@@ -94,7 +94,12 @@ pub fn hpa_store(ctx: &Context, namespace: Option<&str>) -> Store<HorizontalPodA
         Some(ns) => Api::<HorizontalPodAutoscaler>::namespaced(ctx.client.clone(), ns),
         None => Api::<HorizontalPodAutoscaler>::all(ctx.client.clone()),
     };
-    crate::runtime::watch_into_store(ctx, api, Default::default(), HPAS_SYNCED)
+    crate::runtime::watch_into_store(
+        api,
+        Default::default(),
+        &ctx.shutdown,
+        ctx.readiness.check(HPAS_SYNCED),
+    )
 }
 
 async fn handle(hooks: &Webhooks, req: http::Request<Incoming>) -> Response<Full<Bytes>> {
@@ -269,9 +274,9 @@ async fn scene(
     let ctx = &hooks.ctx;
     let in_namespace = |ns: Option<String>| ns.as_deref() == Some(namespace);
     let cached = ctx.readiness.passes("scaledobjects-synced") && ctx.readiness.passes(HPAS_SYNCED);
-    let (scaled_objects, hpas) = match ctx.scaled_objects.get() {
-        Some(store) if cached => (
-            store
+    let (scaled_objects, hpas) = if cached {
+        (
+            ctx.scaled_objects
                 .state()
                 .into_iter()
                 .filter(|o| in_namespace(o.namespace()))
@@ -284,8 +289,9 @@ async fn scene(
                 .filter(|h| in_namespace(h.namespace()))
                 .map(|h| (*h).clone())
                 .collect(),
-        ),
-        _ => (
+        )
+    } else {
+        (
             Api::<ScaledObject>::namespaced(ctx.client.clone(), namespace)
                 .list(&ListParams::default())
                 .await
@@ -296,7 +302,7 @@ async fn scene(
                 .await
                 .map_err(|e| format!("listing the HorizontalPodAutoscalers: {e}"))?
                 .items,
-        ),
+        )
     };
     let mut scene = ScaledObjectScene {
         scaled_objects,
