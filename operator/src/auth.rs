@@ -22,7 +22,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 
 use crate::context::{Context, FIELD_MANAGER};
-use crate::core_input::scale_api;
+use crate::fallback_inputs::scale_api;
 
 /// A referenced authentication object: its kind and name.
 pub type AuthRef = (AuthenticationRefKind, String);

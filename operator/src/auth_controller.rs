@@ -75,7 +75,8 @@ fn announce(last: Option<i64>, generation: i64) -> Option<Announce> {
     }
 }
 
-struct Shared<K> {
+/// One authentication kind's controller: what its reconciles share.
+struct AuthKindController<K> {
     ctx: Arc<Context>,
     kind: &'static Kind,
     /// The generation last announced per object (namespace, name).
@@ -117,37 +118,37 @@ async fn control<K>(
         + Sync
         + 'static,
 {
-    let shared = Arc::new(Shared {
+    let controller = Arc::new(AuthKindController {
         ctx,
         kind,
         announced: Mutex::new(HashMap::new()),
         api_for,
     });
-    let context = shared.ctx.clone();
+    let context = controller.ctx.clone();
     crate::runtime::controller::drive(
         context,
         kind.name,
         RETRY_AFTER_FAILURE,
         Controller::new(api, watcher::Config::default()),
         reconcile::<K>,
-        shared,
+        controller,
     )
     .await;
 }
 
-async fn reconcile<K>(object: Arc<K>, shared: Arc<Shared<K>>) -> Result<Action>
+async fn reconcile<K>(object: Arc<K>, controller: Arc<AuthKindController<K>>) -> Result<Action>
 where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Serialize,
 {
     // Only the leader reconciles; becoming the leader reconciles every object again.
-    if !shared.ctx.leads() {
+    if !controller.ctx.leads() {
         return Ok(Action::await_change());
     }
-    let api = (shared.api_for)(shared.ctx.client.clone(), object.namespace());
+    let api = (controller.api_for)(controller.ctx.client.clone(), object.namespace());
     finalizer(&api, FINALIZER, object, |event| async {
         match event {
-            FinalizerEvent::Apply(object) => applied(&*object, &shared).await,
-            FinalizerEvent::Cleanup(object) => deleted(&*object, &shared).await,
+            FinalizerEvent::Apply(object) => applied(&*object, &controller).await,
+            FinalizerEvent::Cleanup(object) => deleted(&*object, &controller).await,
         }
     })
     .await
@@ -158,10 +159,13 @@ fn key<K: ResourceExt>(object: &K) -> (String, String) {
     (object.namespace().unwrap_or_default(), object.name_any())
 }
 
-async fn applied<K: Resource<DynamicType = ()>>(object: &K, shared: &Shared<K>) -> Result<Action> {
+async fn applied<K: Resource<DynamicType = ()>>(
+    object: &K,
+    controller: &AuthKindController<K>,
+) -> Result<Action> {
     let generation = object.meta().generation.unwrap_or(1);
     let event = {
-        let mut announced = shared
+        let mut announced = controller
             .announced
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -171,10 +175,13 @@ async fn applied<K: Resource<DynamicType = ()>>(object: &K, shared: &Shared<K>) 
     };
     let (reason, note) = match event {
         None => return Ok(Action::await_change()),
-        Some(Announce::Added) => (shared.kind.added, shared.kind.added_note.to_string()),
+        Some(Announce::Added) => (
+            controller.kind.added,
+            controller.kind.added_note.to_string(),
+        ),
         Some(Announce::Updated) => (UPDATED, updated_note(&object.name_any())),
     };
-    shared
+    controller
         .ctx
         .publish(
             &object.object_ref(&()),
@@ -187,19 +194,22 @@ async fn applied<K: Resource<DynamicType = ()>>(object: &K, shared: &Shared<K>) 
     Ok(Action::await_change())
 }
 
-async fn deleted<K: Resource<DynamicType = ()>>(object: &K, shared: &Shared<K>) -> Result<Action> {
-    shared
+async fn deleted<K: Resource<DynamicType = ()>>(
+    object: &K,
+    controller: &AuthKindController<K>,
+) -> Result<Action> {
+    controller
         .announced
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .remove(&key(object));
-    shared
+    controller
         .ctx
         .publish(
             &object.object_ref(&()),
             EventType::Normal,
-            shared.kind.deleted,
-            shared.kind.deleted_note,
+            controller.kind.deleted,
+            controller.kind.deleted_note,
             "Delete",
         )
         .await;

@@ -21,7 +21,7 @@ use kube::runtime::events::{Event, EventType};
 use serde_json::json;
 
 use crate::context::{Context, FIELD_MANAGER};
-use crate::core_input;
+use crate::fallback_inputs;
 use crate::metrics_api::{MetricError, MetricQuery, MetricSample, MetricSource};
 use crate::scalers_store::{ObjectScalers, RawRead};
 
@@ -64,7 +64,7 @@ impl MetricSource for Provider {
             .unwrap_or_else(SystemTime::now);
 
         if let Some(modifiers) = &object.modifiers {
-            let spec = so.as_deref().and_then(core_input::fallback_spec);
+            let spec = so.as_deref().and_then(fallback_inputs::fallback_spec);
             return match compose(
                 &records,
                 &object.trigger_names,
@@ -122,8 +122,8 @@ impl Provider {
         object: &ObjectScalers,
         reads: &[RawRead],
     ) -> Vec<ReadRecord> {
-        let spec = so.and_then(core_input::fallback_spec);
-        let modifiers = so.and_then(core_input::modifiers_target);
+        let spec = so.and_then(fallback_inputs::fallback_spec);
+        let modifiers = so.and_then(fallback_inputs::modifiers_target);
         let tracked = spec
             .as_ref()
             .filter(|f| fallback::is_valid(f, modifiers.as_ref()));
@@ -137,7 +137,7 @@ impl Provider {
                 if f.behavior == FallbackBehavior::Static && !needs_pods {
                     (None, None)
                 } else {
-                    core_input::replicas_and_ready_pods(
+                    fallback_inputs::replicas_and_ready_pods(
                         &self.ctx.client,
                         &so.metadata.namespace.clone().unwrap_or_default(),
                         gvkr,
@@ -156,7 +156,9 @@ impl Provider {
             ready_pods,
         };
         let before = so
-            .map(|so| core_input::health_in(&so.status.as_ref().and_then(|s| s.health.clone())))
+            .map(|so| {
+                fallback_inputs::health_in(&so.status.as_ref().and_then(|s| s.health.clone()))
+            })
             .unwrap_or_default();
         let mut health = before.clone();
         let mut records = Vec::with_capacity(reads.len());
@@ -203,7 +205,7 @@ impl Provider {
             .filter(|(k, v)| before.get(*k) != Some(*v))
             .map(|(k, v)| (k.clone(), *v))
             .collect();
-        let mut status = json!({ "health": core_input::health_out(&changed) });
+        let mut status = json!({ "health": fallback_inputs::health_out(&changed) });
         let ns = so.metadata.namespace.clone().unwrap_or_default();
         let name = so.metadata.name.clone().unwrap_or_default();
         let was = fallback::exceeded_threshold(before, spec.failure_threshold);

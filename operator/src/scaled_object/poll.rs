@@ -21,7 +21,7 @@ use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
 
 use crate::context::Context;
-use crate::core_input::{self, health_in, health_out};
+use crate::fallback_inputs::{self, health_in, health_out};
 use crate::scale_loop::reads::{ExternalRead, ObjectKind, TriggerReader};
 use crate::scale_loop::scheduler::{ObjectKey, Poller, SourceLimiter};
 use crate::scalers_store::CachedRead;
@@ -178,7 +178,7 @@ impl ScaledObjectPoller {
         }
         self.record_reads(ns, name, &triggers);
 
-        let targets = core_input::scale_api(&self.ctx.client, ns, &gvkr);
+        let targets = fallback_inputs::scale_api(&self.ctx.client, ns, &gvkr);
         let target_name = so.spec.scale_target_ref.name.clone();
         let current_replicas = targets
             .get_scale(&target_name)
@@ -186,18 +186,24 @@ impl ScaledObjectPoller {
             .map(|s| s.spec.and_then(|s| s.replicas).unwrap_or(0))
             .map_err(|e| e.to_string());
         // Fallback on a `Value` target divides by the ready pods: count them only then.
-        let fallback = core_input::fallback_spec(&so);
+        let fallback = fallback_inputs::fallback_spec(&so);
         let value_targets = triggers.iter().any(|t| match t {
             TriggerPoll::External(Ok(reads)) => reads
                 .iter()
                 .any(|r| r.target.metric_type == MetricTargetType::Value),
             _ => false,
-        }) || core_input::modifiers_target(&so)
+        }) || fallback_inputs::modifiers_target(&so)
             .is_some_and(|m| m.metric_type == MetricTargetType::Value);
         let ready_pods = if fallback.is_some() && failed && value_targets {
-            core_input::replicas_and_ready_pods(&self.ctx.client, ns, &gvkr, &target_name, true)
-                .await
-                .1
+            fallback_inputs::replicas_and_ready_pods(
+                &self.ctx.client,
+                ns,
+                &gvkr,
+                &target_name,
+                true,
+            )
+            .await
+            .1
         } else {
             None
         };

@@ -23,7 +23,7 @@ use keda_operator_core::formula::ValidatedModifiers;
 use keda_operator_core::modifiers::{apply_to_poll, compose};
 use keda_operator_scalers::{Metric, MetricType, Scaler, Target, TriggerConfig};
 
-use crate::core_input;
+use crate::fallback_inputs;
 pub use hpa_model::{HpaModel, HpaSettings};
 pub use job::{JobOptions, job_trigger_names, simulate_job};
 pub use render::{svg, text};
@@ -427,7 +427,7 @@ impl<'a> Sim<'a> {
     }
 
     fn modifiers_target(&self) -> Option<ModifiersTarget> {
-        core_input::modifiers_target(self.so)
+        fallback_inputs::modifiers_target(self.so)
     }
 
     fn poll(&mut self, trace: &Trace, at: i64) {
@@ -453,7 +453,7 @@ impl<'a> Sim<'a> {
                 idle_replica_count: so.spec.idle_replica_count,
                 cooldown_period: so.spec.cooldown_period,
                 initial_cooldown_period: so.spec.initial_cooldown_period,
-                fallback: core_input::fallback_spec(so),
+                fallback: fallback_inputs::fallback_spec(so),
                 scaling_modifiers: None,
             },
             annotations: so.metadata.annotations.clone().unwrap_or_default(),
@@ -541,7 +541,7 @@ impl<'a> Sim<'a> {
         if self.replicas == 0 {
             return;
         }
-        let spec = core_input::fallback_spec(self.so);
+        let spec = fallback_inputs::fallback_spec(self.so);
         let modifiers = self.modifiers_target();
         let ctx = FallbackContext {
             fallback: spec.as_ref(),
