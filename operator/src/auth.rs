@@ -195,22 +195,46 @@ async fn target_containers(
     ns: &str,
     target: &str,
     gvkr: &GroupVersionKindResource,
-) -> Result<Vec<Container>, String> {
+) -> Result<Vec<Container>, ResolveError> {
     let target = scale_api(&ctx.client, ns, gvkr)
         .get(target)
         .await
-        .map_err(|e| format!("reading the scale target for its container env: {e}"))?;
+        .map_err(ResolveError::Target)?;
     let containers = target
         .data
         .pointer("/spec/template/spec/containers")
         .cloned()
         .unwrap_or(serde_json::Value::Array(Vec::new()));
-    serde_json::from_value(containers)
-        .map_err(|e| format!("the scale target's pod template has unreadable containers: {e}"))
+    serde_json::from_value(containers).map_err(ResolveError::Containers)
 }
 
 fn wrap(map: BTreeMap<String, String>) -> BTreeMap<String, Secret> {
     map.into_iter().map(|(k, v)| (k, Secret::new(v))).collect()
+}
+
+/// Why the triggers' authentication could not be resolved; the message names the object and
+/// what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("{kind} {name:?} uses {source_kind}, which this operator does not support")]
+    Unsupported {
+        kind: &'static str,
+        name: String,
+        source_kind: &'static str,
+    },
+    #[error("reading {kind} {name:?}: {source}")]
+    Read {
+        kind: &'static str,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("reading the scale target for its container env: {0}")]
+    Target(#[source] kube::Error),
+    #[error("the scale target's pod template has unreadable containers: {0}")]
+    Containers(#[source] serde_json::Error),
+    #[error("resolving container env: {0}")]
+    Env(#[source] keda_operator_core::auth::AuthError),
 }
 
 /// Resolves every trigger's authentication. An error names the object and what is wrong;
@@ -220,7 +244,7 @@ pub async fn resolve(
     ctx: &Context,
     so: &ScaledObject,
     gvkr: &GroupVersionKindResource,
-) -> Result<Vec<TriggerAuth>, String> {
+) -> Result<Vec<TriggerAuth>, ResolveError> {
     resolve_for(
         ctx,
         &Owner {
@@ -239,7 +263,7 @@ pub async fn resolve(
 
 /// [`resolve`] for a ScaledJob: the env comes from `jobTargetRef.template`'s containers
 /// (`envSourceContainerName`, else the first).
-pub async fn resolve_job(ctx: &Context, sj: &ScaledJob) -> Result<Vec<TriggerAuth>, String> {
+pub async fn resolve_job(ctx: &Context, sj: &ScaledJob) -> Result<Vec<TriggerAuth>, ResolveError> {
     let containers: &[Container] = sj
         .spec
         .job_target_ref
@@ -261,7 +285,7 @@ pub async fn resolve_job(ctx: &Context, sj: &ScaledJob) -> Result<Vec<TriggerAut
     .await
 }
 
-async fn resolve_for(ctx: &Context, owner: &Owner<'_>) -> Result<Vec<TriggerAuth>, String> {
+async fn resolve_for(ctx: &Context, owner: &Owner<'_>) -> Result<Vec<TriggerAuth>, ResolveError> {
     let ns = owner.namespace.clone();
     let client = &ctx.client;
     // The authentication objects, each read once.
@@ -285,11 +309,12 @@ async fn resolve_for(ctx: &Context, owner: &Owner<'_>) -> Result<Vec<TriggerAuth
         };
         match found {
             Ok(Some((spec, read_from))) => {
-                if let Some(source) = unsupported(&spec) {
-                    return Err(format!(
-                        "{} {name:?} uses {source}, which this operator does not support",
-                        kind_name(kind)
-                    ));
+                if let Some(source_kind) = unsupported(&spec) {
+                    return Err(ResolveError::Unsupported {
+                        kind: kind_name(kind),
+                        name,
+                        source_kind,
+                    });
                 }
                 specs.insert((kind as u8, name), (spec, read_from));
             }
@@ -297,7 +322,11 @@ async fn resolve_for(ctx: &Context, owner: &Owner<'_>) -> Result<Vec<TriggerAuth
                 tracing::warn!(%ns, owner = %owner.name, kind = kind_name(kind), %name, "authentication object not found")
             }
             Err(e) => {
-                return Err(format!("reading {} {name:?}: {e}", kind_name(kind)));
+                return Err(ResolveError::Read {
+                    kind: kind_name(kind),
+                    name,
+                    source: e,
+                });
             }
         }
     }
@@ -333,15 +362,14 @@ async fn resolve_for(ctx: &Context, owner: &Owner<'_>) -> Result<Vec<TriggerAuth
             }
         }
         for name in wanted {
-            let container = pick_container(containers, name.as_deref())
-                .map_err(|e| format!("resolving container env: {e}"))?;
+            let container =
+                pick_container(containers, name.as_deref()).map_err(ResolveError::Env)?;
             let (cm_names, secret_names) = env_references(container);
             let sources = EnvSources {
                 config_maps: config_maps(client, &ns, &cm_names).await,
                 secrets: secrets(client, &ns, &secret_names).await,
             };
-            let env = resolve_container_env(container, &sources)
-                .map_err(|e| format!("resolving container env: {e}"))?;
+            let env = resolve_container_env(container, &sources).map_err(ResolveError::Env)?;
             envs.insert(name, env);
         }
     }

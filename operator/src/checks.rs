@@ -11,6 +11,7 @@ use keda_operator_core::checks::{
     PodIdentityError, ReplicaCounts, TriggerError, TriggerSpec,
 };
 use keda_operator_core::formula::{FormulaError, ValidatedModifiers, validate_modifiers};
+use keda_operator_core::scaled_job::jobs::{JobTargetError, check_job_target};
 use kube::ResourceExt;
 
 /// The triggers as the core's checks see them.
@@ -45,6 +46,37 @@ pub fn scaled_object_triggers(so: &ScaledObject) -> Result<(), TriggerError> {
 /// A ScaledJob's triggers.
 pub fn scaled_job_triggers(sj: &ScaledJob) -> Result<(), TriggerError> {
     triggers(&sj.spec.triggers)
+}
+
+/// Why a ScaledJob's spec is refused, with the messages KEDA's ScaledJob reconciler puts in its
+/// Ready condition. The simulator refuses a ScaledJob with the same.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScaledJobSpecError {
+    #[error("ScaledJob doesn't have correct jobTargetRef specification: {0}")]
+    JobTarget(#[source] JobTargetError),
+    #[error("ScaledJob doesn't have correct triggers specification: {0}")]
+    Triggers(#[source] TriggerError),
+    #[error("Cannot set metricType in ScaledJob triggers")]
+    MetricType,
+}
+
+/// A ScaledJob's jobTargetRef can make Jobs.
+pub fn scaled_job_target(sj: &ScaledJob) -> Result<(), ScaledJobSpecError> {
+    check_job_target(&sj.spec.job_target_ref).map_err(ScaledJobSpecError::JobTarget)
+}
+
+/// A ScaledJob's triggers as its reconciler refuses them: [`scaled_job_triggers`] (what the
+/// webhook checks) under the reconciler's message.
+pub fn scaled_job_trigger_spec(sj: &ScaledJob) -> Result<(), ScaledJobSpecError> {
+    scaled_job_triggers(sj).map_err(ScaledJobSpecError::Triggers)
+}
+
+/// No trigger of a ScaledJob sets `metricType` (a ScaledJob has no HPA to give it to).
+pub fn scaled_job_metric_types(sj: &ScaledJob) -> Result<(), ScaledJobSpecError> {
+    if sj.spec.triggers.iter().any(|t| t.metric_type.is_some()) {
+        return Err(ScaledJobSpecError::MetricType);
+    }
+    Ok(())
 }
 
 /// KEDA's bounds rule on min (the HPA's view), max and idle.

@@ -15,6 +15,16 @@ pub enum Error {
     Serialize(#[from] serde_json::Error),
 }
 
+/// Why a generation's scalers could not be built (either kind); the message is KEDA's or
+/// names what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ScalersError {
+    #[error(transparent)]
+    Auth(#[from] crate::auth::ResolveError),
+    #[error(transparent)]
+    Build(#[from] crate::trigger_scalers::BuildError),
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {

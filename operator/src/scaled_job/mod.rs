@@ -28,7 +28,7 @@ use kube::{Resource, ResourceExt};
 use crate::auth::OwnerKind;
 use crate::context::join_unique;
 use crate::context::{Context, FIELD_MANAGER};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ScalersError};
 use crate::scale_loop::{Scheduler, SourceLimiter};
 use crate::scaled_object::status;
 use crate::status_patch::status_patch;
@@ -225,7 +225,8 @@ async fn apply(sj: Arc<ScaledJob>, shared: &JobController) -> Result<Action> {
             status::apply_core(&mut conditions, &ready(ConditionStatus::True, message));
             Action::await_change()
         }
-        Err(message) => {
+        Err(error) => {
+            let message = error.to_string();
             shared.forget(&key);
             let previous =
                 status::get(&conditions, ConditionType::Ready).and_then(|c| c.message.clone());
@@ -265,6 +266,26 @@ fn ready(status: ConditionStatus, message: &str) -> CoreCondition {
     CoreCondition::new(ConditionType::Ready, status, reason, message)
 }
 
+/// Why a reconcile leaves a ScaledJob not Ready: the Ready condition's message (KEDA's).
+#[derive(Debug, thiserror::Error)]
+enum NotReady {
+    #[error(transparent)]
+    Spec(#[from] crate::checks::ScaledJobSpecError),
+    #[error(transparent)]
+    Rollout(#[from] RolloutError),
+    #[error("Failed to ensure ScaledJob is correctly created: {0}")]
+    Scalers(#[from] ScalersError),
+}
+
+/// Why the Jobs of a previous generation could not be cleaned up.
+#[derive(Debug, thiserror::Error)]
+enum RolloutError {
+    #[error("Cannot get list of Jobs owned by this scaledJob: {0}")]
+    List(#[source] kube::Error),
+    #[error("Not able to delete job: {0}")]
+    Delete(String),
+}
+
 /// KEDA's reconcile after the finalizer: pause, triggers, types, rollout, scalers, loop.
 /// `Ok` carries the Ready message and whether the loop was (re)started or stopped by this
 /// reconcile, `Err` the check failure's message.
@@ -273,12 +294,11 @@ async fn check_and_start(
     shared: &JobController,
     status: &mut ScaledJobStatus,
     conditions: &mut Vec<Condition>,
-) -> Result<(&'static str, bool), String> {
+) -> Result<(&'static str, bool), NotReady> {
     let ctx = &shared.ctx;
     let ns = sj.namespace().unwrap_or_default();
     let key = (ns.clone(), sj.name_any());
-    sj::jobs::check_job_target(&sj.spec.job_target_ref)
-        .map_err(|e| format!("ScaledJob doesn't have correct jobTargetRef specification: {e}"))?;
+    crate::checks::scaled_job_target(sj)?;
 
     let paused_in_status = status::is_true(conditions, ConditionType::Paused);
     if flag(sj.annotations(), PAUSED) {
@@ -308,8 +328,7 @@ async fn check_and_start(
         .await;
     }
 
-    crate::checks::scaled_job_triggers(sj)
-        .map_err(|e| format!("ScaledJob doesn't have correct triggers specification: {e}"))?;
+    crate::checks::scaled_job_trigger_spec(sj)?;
     status.triggers_types = Some(join_unique(
         sj.spec.triggers.iter().map(|t| t.scaler_type.as_str()),
     ));
@@ -318,12 +337,8 @@ async fn check_and_start(
             t.authentication_ref.as_ref().map(|a| a.name.as_str())
         })));
     rollout_cleanup(sj, ctx).await?;
-    build_scalers(sj, shared)
-        .await
-        .map_err(|e| format!("Failed to ensure ScaledJob is correctly created: {e}"))?;
-    if sj.spec.triggers.iter().any(|t| t.metric_type.is_some()) {
-        return Err("Cannot set metricType in ScaledJob triggers".into());
-    }
+    build_scalers(sj, shared).await?;
+    crate::checks::scaled_job_metric_types(sj)?;
     let interval = Duration::from_secs(sj.spec.polling_interval().max(1) as u64);
     let started = shared.schedule(key, sj.metadata.generation.unwrap_or(0), interval);
     Ok((sj::MESSAGE_RECONCILED, started))
@@ -348,7 +363,7 @@ fn paused(on: bool) -> CoreCondition {
 }
 
 /// Unless the rollout is `gradual`, deletes the Jobs of other generations.
-async fn rollout_cleanup(sj: &ScaledJob, ctx: &Context) -> Result<(), String> {
+async fn rollout_cleanup(sj: &ScaledJob, ctx: &Context) -> Result<(), RolloutError> {
     let ns = sj.namespace().unwrap_or_default();
     let name = sj.name_any();
     let gradual = sj.spec.rollout_strategy() == Some(RolloutStrategy::Gradual);
@@ -357,7 +372,7 @@ async fn rollout_cleanup(sj: &ScaledJob, ctx: &Context) -> Result<(), String> {
     }
     let observed = jobs::observe(&ctx.client, &ns, &name, false)
         .await
-        .map_err(|e| format!("Cannot get list of Jobs owned by this scaledJob: {e}"))?;
+        .map_err(RolloutError::List)?;
     let outdated = sj::jobs::outdated(&observed, sj.metadata.generation.unwrap_or(0), gradual);
     if outdated.is_empty() {
         return Ok(());
@@ -383,7 +398,7 @@ async fn rollout_cleanup(sj: &ScaledJob, ctx: &Context) -> Result<(), String> {
                 &format!("Failed to delete job {job}: {e}"),
             )
             .await;
-            return Err(format!("Not able to delete job: {job}"));
+            return Err(RolloutError::Delete(job.to_string()));
         }
     }
     publish(
@@ -398,7 +413,7 @@ async fn rollout_cleanup(sj: &ScaledJob, ctx: &Context) -> Result<(), String> {
 }
 
 /// The scalers of this generation, built now if there are none for it.
-async fn build_scalers(sj: &ScaledJob, shared: &JobController) -> Result<(), String> {
+async fn build_scalers(sj: &ScaledJob, shared: &JobController) -> Result<(), ScalersError> {
     let ctx = &shared.ctx;
     let key = (sj.namespace().unwrap_or_default(), sj.name_any());
     let generation = sj.metadata.generation.unwrap_or(0);
@@ -417,9 +432,7 @@ async fn build_scalers(sj: &ScaledJob, shared: &JobController) -> Result<(), Str
         triggers: &sj.spec.triggers,
         as_metric_source: false,
     };
-    let built = crate::trigger_scalers::build(&owner, auths, ctx.settings.scaler_timeout)
-        .await
-        .map_err(|e| e.to_string())?;
+    let built = crate::trigger_scalers::build(&owner, auths, ctx.settings.scaler_timeout).await?;
     // Only the references that changed are written to the authentications' status.
     let auth_refs = crate::auth::references(&sj.spec.triggers);
     let previous = shared

@@ -28,7 +28,7 @@ use kube::{Resource, ResourceExt};
 use crate::auth::OwnerKind;
 use crate::context::join_unique;
 use crate::context::{Context, FIELD_MANAGER};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ScalersError};
 use crate::scalers_store::ObjectScalers;
 use crate::status_patch::conditional_status_patch;
 #[cfg(test)]
@@ -285,8 +285,8 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {
                 }
             }
         }
-        Err(message) => {
-            fail(&ctx, &so, &mut conditions, &message).await;
+        Err(error) => {
+            fail(&ctx, &so, &mut conditions, &error.to_string()).await;
             Action::requeue(RETRY_AFTER_FAILURE)
         }
     };
@@ -360,31 +360,43 @@ fn record_success(status: &mut ScaledObjectStatus, checked: &Checked) {
 }
 
 /// Everything that can make a ScaledObject not Ready, with KEDA's messages.
+#[derive(Debug, thiserror::Error)]
+enum CheckError {
+    /// The target could not be found or read; the text names what is wrong.
+    #[error("ScaledObject doesn't have correct scaleTargetRef specification: {0}")]
+    Target(String),
+    #[error("ScaledObject doesn't have correct Idle/Min/Max Replica Counts specification: {0}")]
+    Bounds(#[source] keda_operator_core::checks::BoundsError),
+    #[error("ScaledObject doesn't have correct triggers specification: {0}")]
+    Triggers(#[source] keda_operator_core::checks::TriggerError),
+    #[error("ScaledObject doesn't have correct fallback specification: {0}")]
+    Fallback(#[source] keda_operator_core::checks::FallbackError),
+    #[error("ScaledObject doesn't have correct scalingModifiers specification: {0}")]
+    Modifiers(#[source] keda_operator_core::formula::FormulaError),
+    #[error("Failed to ensure HPA is correctly created for ScaledObject: {0}")]
+    Scalers(#[source] ScalersError),
+    #[error("Failed to ensure HPA is correctly created for ScaledObject: {0}")]
+    Hpa(#[source] hpa_spec::HpaError),
+}
+
+/// Everything that can make a ScaledObject not Ready, with KEDA's messages.
 async fn check(
     so: &ScaledObject,
     ctx: &Context,
     labels: &BTreeMap<String, String>,
-) -> Result<Checked, String> {
+) -> Result<Checked, CheckError> {
     let ns = so.namespace().unwrap_or_default();
     let name = so.name_any();
     let target = target::resolve(&ctx.client, &ns, &so.spec.scale_target_ref)
         .await
-        .map_err(|e| {
-            format!("ScaledObject doesn't have correct scaleTargetRef specification: {e}")
-        })?;
-    crate::checks::replica_bounds(so).map_err(|e| {
-        format!("ScaledObject doesn't have correct Idle/Min/Max Replica Counts specification: {e}")
-    })?;
-    crate::checks::scaled_object_triggers(so)
-        .map_err(|e| format!("ScaledObject doesn't have correct triggers specification: {e}"))?;
-    crate::checks::fallback(so)
-        .map_err(|e| format!("ScaledObject doesn't have correct fallback specification: {e}"))?;
-    let modifiers = crate::checks::scaling_modifiers(so).map_err(|e| {
-        format!("ScaledObject doesn't have correct scalingModifiers specification: {e}")
-    })?;
+        .map_err(CheckError::Target)?;
+    crate::checks::replica_bounds(so).map_err(CheckError::Bounds)?;
+    crate::checks::scaled_object_triggers(so).map_err(CheckError::Triggers)?;
+    crate::checks::fallback(so).map_err(CheckError::Fallback)?;
+    let modifiers = crate::checks::scaling_modifiers(so).map_err(CheckError::Modifiers)?;
     let scalers = scalers_for(so, ctx, &target.gvkr, modifiers)
         .await
-        .map_err(|e| format!("Failed to ensure HPA is correctly created for ScaledObject: {e}"))?;
+        .map_err(CheckError::Scalers)?;
     let metrics = scalers.metrics();
     // With scaling modifiers the HPA tracks one composite metric instead of the external ones.
     let mut hpa_metrics = metrics.clone();
@@ -421,7 +433,7 @@ async fn check(
         metrics: hpa_metrics,
         operator_version: &ctx.settings.version,
     })
-    .map_err(|e| format!("Failed to ensure HPA is correctly created for ScaledObject: {e}"))?;
+    .map_err(CheckError::Hpa)?;
     Ok(Checked {
         target,
         metrics,
@@ -460,7 +472,7 @@ async fn scalers_for(
     ctx: &Context,
     target: &keda_operator_api::scaled_object::GroupVersionKindResource,
     modifiers: Option<Arc<ValidatedModifiers>>,
-) -> Result<Arc<ObjectScalers>, String> {
+) -> Result<Arc<ObjectScalers>, ScalersError> {
     let ns = so.namespace().unwrap_or_default();
     let name = so.name_any();
     let generation = so.metadata.generation.unwrap_or(0);
@@ -479,9 +491,7 @@ async fn scalers_for(
         triggers: &so.spec.triggers,
         as_metric_source: so.spec.scaling_modifiers().is_some(),
     };
-    let built = crate::trigger_scalers::build(&owner, auths, ctx.settings.scaler_timeout)
-        .await
-        .map_err(|e| e.to_string())?;
+    let built = crate::trigger_scalers::build(&owner, auths, ctx.settings.scaler_timeout).await?;
     // Each authentication object lists the ScaledObjects using it.
     // Only the references that changed are written: a rebuild after a failed read (every poll
     // while a source is down) must not read and patch the authentication objects again.

@@ -48,7 +48,11 @@ fn triggers_of(sj: &ScaledJob) -> Result<Vec<JobTrigger>, SimulateError> {
     if sj.spec.triggers.is_empty() {
         return Err(SimulateError::Invalid("spec.triggers is empty".into()));
     }
-    sj.spec
+    // The reconciler's checks, in its order: what it would not poll is not replayed.
+    crate::checks::scaled_job_target(sj)?;
+    crate::checks::scaled_job_trigger_spec(sj)?;
+    let triggers = sj
+        .spec
         .triggers
         .iter()
         .enumerate()
@@ -78,7 +82,9 @@ fn triggers_of(sj: &ScaledJob) -> Result<Vec<JobTrigger>, SimulateError> {
                 metrics,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, SimulateError>>()?;
+    crate::checks::scaled_job_metric_types(sj)?;
+    Ok(triggers)
 }
 
 /// The names a trace may use for the ScaledJob's triggers.
@@ -327,6 +333,41 @@ spec:
             created(&t)[0].1.starts_with("Created 4 jobs"),
             "{:?}",
             created(&t)
+        );
+    }
+
+    /// The reconciler's Ready message for the same ScaledJob (KEDA's text).
+    const DUPLICATE_NAME: &str = "ScaledJob doesn't have correct triggers specification: \
+        triggerName \"q\" is defined multiple times in the ScaledObject/ScaledJob, but it must \
+        be unique";
+
+    #[test]
+    fn a_scaled_job_the_reconciler_refuses_is_refused_with_its_message() {
+        let sj: ScaledJob = serde_yaml::from_str(
+            "apiVersion: keda.sh/v1alpha1
+kind: ScaledJob
+metadata: {name: export}
+spec:
+  jobTargetRef: {template: {spec: {containers: [{name: job, image: busybox}]}}}
+  triggers:
+  - {type: prometheus, name: q, metadata: {serverAddress: 'http://p', query: a, threshold: '1'}}
+  - {type: prometheus, name: q, metadata: {serverAddress: 'http://p', query: b, threshold: '1'}}
+",
+        )
+        .unwrap();
+        let err = job_trigger_names(&sj).expect_err("refused").to_string();
+        assert_eq!(err, format!("the ScaledJob is not valid: {DUPLICATE_NAME}"));
+        let reconciler = crate::checks::scaled_job_trigger_spec(&sj).unwrap_err();
+        assert_eq!(reconciler.to_string(), DUPLICATE_NAME);
+
+        let mut with_metric_type = scaled_job("default");
+        with_metric_type.spec.triggers[0].metric_type = Some("Value".to_string());
+        let err = job_trigger_names(&with_metric_type)
+            .expect_err("refused")
+            .to_string();
+        assert_eq!(
+            err,
+            "the ScaledJob is not valid: Cannot set metricType in ScaledJob triggers"
         );
     }
 

@@ -54,6 +54,9 @@ impl Default for Options {
 pub enum SimulateError {
     #[error("the ScaledObject is not valid: {0}")]
     Invalid(String),
+    /// Refused by the checks the ScaledJob reconciler makes, with its message.
+    #[error("the ScaledJob is not valid: {0}")]
+    InvalidJob(#[from] crate::checks::ScaledJobSpecError),
     #[error(transparent)]
     Trace(#[from] TraceError),
 }
