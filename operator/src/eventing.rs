@@ -95,7 +95,7 @@ pub fn activity(spec: &CloudEventSourceSpec, failed: bool) -> Activity {
                 reason: REASON_ACTIVE,
                 message: MESSAGE_ACTIVE.to_string(),
             },
-            Err(message) => inactive(message),
+            Err(error) => inactive(error.to_string()),
         },
         (None, Some(_)) => inactive(
             "destination.azureEventGridTopic is not supported by this operator; use destination.http"
@@ -105,14 +105,27 @@ pub fn activity(spec: &CloudEventSourceSpec, failed: bool) -> Activity {
     }
 }
 
-fn http_uri(uri: &str) -> Result<reqwest::Url, String> {
-    let url = reqwest::Url::parse(uri)
-        .map_err(|e| format!("destination.http.uri: {uri:?} is not a URI: {e}"))?;
+/// Why `destination.http.uri` cannot be posted to; the message names the field.
+#[derive(Debug, thiserror::Error)]
+enum UriError {
+    #[error("destination.http.uri: {uri:?} is not a URI: {source}")]
+    NotAUri {
+        uri: String,
+        #[source]
+        source: <reqwest::Url as std::str::FromStr>::Err,
+    },
+    #[error("destination.http.uri: scheme {0:?} is not http or https")]
+    Scheme(String),
+}
+
+fn http_uri(uri: &str) -> Result<reqwest::Url, UriError> {
+    let url = reqwest::Url::parse(uri).map_err(|source| UriError::NotAUri {
+        uri: uri.to_string(),
+        source,
+    })?;
     match url.scheme() {
         "http" | "https" => Ok(url),
-        other => Err(format!(
-            "destination.http.uri: scheme {other:?} is not http or https"
-        )),
+        other => Err(UriError::Scheme(other.to_string())),
     }
 }
 

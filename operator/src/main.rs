@@ -68,7 +68,7 @@ struct SimulateArgs {
     until: Option<i64>,
 }
 
-fn parse_duration_ms(value: &str) -> Result<i64, String> {
+fn parse_duration_ms(value: &str) -> Result<i64, keda_operator::simulate::trace::BadTime> {
     keda_operator::simulate::trace::parse_time(value)
 }
 

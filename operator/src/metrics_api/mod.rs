@@ -13,7 +13,7 @@ use std::time::SystemTime;
 pub use routes::{Body, respond, scaled_object_from_query};
 pub use routes::{GROUP, GROUP_VERSION, VERSION};
 pub(crate) use server::serving_identity;
-pub use server::{FrontProxyTrust, ServerTls, TlsError, serve, serve_until, tls_config};
+pub use server::{FrontProxyTrust, ServerTls, TlsError, Untrusted, serve, serve_until, tls_config};
 
 /// What the HPA asks for: one metric of one ScaledObject.
 #[derive(Debug, Clone, PartialEq, Eq)]

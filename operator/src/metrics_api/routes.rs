@@ -25,10 +25,10 @@ pub async fn respond<S: MetricSource>(
     method: &Method,
     path: &str,
     query: Option<&str>,
-    caller: Result<(), String>,
+    caller: Result<(), super::Untrusted>,
 ) -> Response<Body> {
     if let Err(reason) = caller {
-        return status(StatusCode::FORBIDDEN, "Forbidden", &reason);
+        return status(StatusCode::FORBIDDEN, "Forbidden", &reason.to_string());
     }
     if method != Method::GET {
         return status(

@@ -57,6 +57,17 @@ pub enum TlsError {
     Verifier(#[from] rustls::server::VerifierBuilderError),
 }
 
+/// Why a caller of the metrics API is not trusted as the apiserver's front proxy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Untrusted {
+    #[error("a front-proxy client certificate is required")]
+    NoCertificate,
+    #[error(
+        "client certificate CN {cn:?} is not one of the requestheader allowed names {allowed:?}"
+    )]
+    NameNotAllowed { cn: String, allowed: Vec<String> },
+}
+
 impl FrontProxyTrust {
     /// Reads the data of ConfigMap `kube-system/extension-apiserver-authentication`.
     pub fn from_configmap_data(data: &BTreeMap<String, String>) -> Result<Self, TlsError> {
@@ -78,9 +89,9 @@ impl FrontProxyTrust {
     }
 
     /// `Ok` when the presented certificate's CN is allowed.
-    fn admits(&self, peer: Option<&[CertificateDer<'_>]>) -> Result<(), String> {
+    fn admits(&self, peer: Option<&[CertificateDer<'_>]>) -> Result<(), Untrusted> {
         let Some(leaf) = peer.and_then(|certs| certs.first()) else {
-            return Err("a front-proxy client certificate is required".into());
+            return Err(Untrusted::NoCertificate);
         };
         if self.allowed_names.is_empty() {
             return Ok(());
@@ -89,10 +100,10 @@ impl FrontProxyTrust {
         if self.allowed_names.contains(&cn) {
             Ok(())
         } else {
-            Err(format!(
-                "client certificate CN {cn:?} is not one of the requestheader allowed names {:?}",
-                self.allowed_names
-            ))
+            Err(Untrusted::NameNotAllowed {
+                cn,
+                allowed: self.allowed_names.clone(),
+            })
         }
     }
 }

@@ -103,13 +103,14 @@ pub async fn follow_dir(
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
         }
-        match read_pair(&dir).and_then(|tls| certs.replace(&tls).map_err(|e| e.to_string())) {
+        match read_pair(&dir).and_then(|tls| Ok(certs.replace(&tls)?)) {
             Ok(true) => {
                 tracing::info!(dir = %dir.display(), "reloaded the serving certificate");
                 last_error = None;
             }
             Ok(false) => last_error = None,
             Err(e) => {
+                let e = e.to_string();
                 if last_error.as_deref() != Some(e.as_str()) {
                     tracing::warn!(dir = %dir.display(), error = %e, "the serving certificate in the directory cannot be used; still serving the previous one");
                 }
@@ -119,10 +120,23 @@ pub async fn follow_dir(
     }
 }
 
-fn read_pair(dir: &Path) -> Result<ServerTls, String> {
+/// Why the certificate in a directory cannot be served.
+#[derive(Debug, thiserror::Error)]
+enum ReloadError {
+    #[error("reading {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+fn read_pair(dir: &Path) -> Result<ServerTls, ReloadError> {
     let read = |name: &str| {
         let path = dir.join(name);
-        std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))
+        std::fs::read_to_string(&path).map_err(|source| ReloadError::Read { path, source })
     };
     Ok(ServerTls {
         cert_pem: read("tls.crt")?,

@@ -41,38 +41,64 @@ pub struct ElectionSettings {
     pub retry_period: Duration,
 }
 
+/// Why election settings are refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("the leader election retry period must be more than 0")]
+    NoRetryPeriod,
+    #[error(
+        "the leader election renew deadline ({renew_deadline:?}) must be longer than the retry period ({retry_period:?})"
+    )]
+    RenewWithinRetry {
+        renew_deadline: Duration,
+        retry_period: Duration,
+    },
+    #[error(
+        "the leader election lease duration ({lease_duration:?}) must be longer than the renew deadline ({renew_deadline:?})"
+    )]
+    LeaseWithinRenew {
+        lease_duration: Duration,
+        renew_deadline: Duration,
+    },
+    #[error("the leader election lease name, namespace and identity must not be empty")]
+    EmptyName,
+}
+
 impl ElectionSettings {
     /// The durations must leave the leader time to notice it lost the Lease before anyone
     /// else may take it: `lease duration > renew deadline > retry period > 0`.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), SettingsError> {
         if self.retry_period.is_zero() {
-            return Err("the leader election retry period must be more than 0".into());
+            return Err(SettingsError::NoRetryPeriod);
         }
         if self.renew_deadline <= self.retry_period {
-            return Err(format!(
-                "the leader election renew deadline ({:?}) must be longer than the retry period ({:?})",
-                self.renew_deadline, self.retry_period
-            ));
+            return Err(SettingsError::RenewWithinRetry {
+                renew_deadline: self.renew_deadline,
+                retry_period: self.retry_period,
+            });
         }
         if self.lease_duration <= self.renew_deadline {
-            return Err(format!(
-                "the leader election lease duration ({:?}) must be longer than the renew deadline ({:?})",
-                self.lease_duration, self.renew_deadline
-            ));
+            return Err(SettingsError::LeaseWithinRenew {
+                lease_duration: self.lease_duration,
+                renew_deadline: self.renew_deadline,
+            });
         }
         if self.lease_name.is_empty() || self.namespace.is_empty() || self.identity.is_empty() {
-            return Err(
-                "the leader election lease name, namespace and identity must not be empty".into(),
-            );
+            return Err(SettingsError::EmptyName);
         }
         Ok(())
     }
 }
 
+/// A text that is not a Go duration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a duration like 15s, 1m30s or 500ms")]
+pub struct NotADuration(pub String);
+
 /// Reads a duration as Go's `time.ParseDuration` writes the ones KEDA's environment takes
 /// (`15s`, `1m30s`, `500ms`, `1.5s`); a bare number is refused, as Go refuses it.
-pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
-    let refuse = || format!("{text:?} is not a duration like 15s, 1m30s or 500ms");
+pub fn parse_go_duration(text: &str) -> Result<Duration, NotADuration> {
+    let refuse = || NotADuration(text.to_string());
     let mut rest = text.trim();
     if rest.is_empty() {
         return Err(refuse());
@@ -416,7 +442,11 @@ mod tests {
             renew_deadline: Duration::from_secs(20),
             ..good.clone()
         };
-        let err = overlapping.check().err().unwrap_or_default();
+        let err = overlapping
+            .check()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("lease duration"), "{err}");
         let no_retry = ElectionSettings {
             retry_period: Duration::ZERO,
@@ -432,7 +462,10 @@ mod tests {
         assert_eq!(parse_go_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_go_duration("1.5s"), Ok(Duration::from_millis(1500)));
         for bad in ["", "15", "s", "15x", "1..5s", "-1s"] {
-            let err = parse_go_duration(bad).err().unwrap_or_default();
+            let err = parse_go_duration(bad)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             assert!(err.contains("is not a duration"), "{bad:?}: {err}");
         }
     }

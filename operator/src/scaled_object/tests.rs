@@ -16,12 +16,12 @@ spec:
 ";
 
 /// The checks as the reconciler applies them, with their messages.
-fn check_replica_bounds(so: &ScaledObject) -> Result<(), String> {
-    crate::checks::replica_bounds(so).map_err(|e| e.to_string())
+fn check_replica_bounds(so: &ScaledObject) -> Result<(), keda_operator_core::checks::BoundsError> {
+    crate::checks::replica_bounds(so)
 }
 
-fn check_triggers(so: &ScaledObject) -> Result<(), String> {
-    crate::checks::scaled_object_triggers(so).map_err(|e| e.to_string())
+fn check_triggers(so: &ScaledObject) -> Result<(), keda_operator_core::checks::TriggerError> {
+    crate::checks::scaled_object_triggers(so)
 }
 
 #[test]
@@ -31,14 +31,14 @@ fn bounds_follow_keda_rules_and_messages() {
     s.spec.min_replica_count = Some(5);
     s.spec.max_replica_count = Some(3);
     assert_eq!(
-        check_replica_bounds(&s).unwrap_err(),
+        check_replica_bounds(&s).unwrap_err().to_string(),
         "MinReplicaCount=5 must be less than MaxReplicaCount=3"
     );
     let mut s = so(BASE);
     s.spec.min_replica_count = Some(2);
     s.spec.idle_replica_count = Some(2);
     assert_eq!(
-        check_replica_bounds(&s).unwrap_err(),
+        check_replica_bounds(&s).unwrap_err().to_string(),
         "IdleReplicaCount=2 must be less than MinReplicaCount=2"
     );
     // Quirk 12: idle 0 with min unset is rejected (min counts as 0), min 0 counts as 1.
@@ -59,6 +59,7 @@ fn trigger_names_must_be_unique_and_cpu_cannot_cache() {
     assert!(
         check_triggers(&s)
             .unwrap_err()
+            .to_string()
             .contains("\"a\" is defined multiple times")
     );
 
@@ -66,7 +67,7 @@ fn trigger_names_must_be_unique_and_cpu_cannot_cache() {
     s.spec.triggers[0].scaler_type = "cpu".into();
     s.spec.triggers[0].use_cached_metrics = Some(true);
     assert_eq!(
-        check_triggers(&s).unwrap_err(),
+        check_triggers(&s).unwrap_err().to_string(),
         "property \"useCachedMetrics\" is not supported for \"cpu\" scaler"
     );
 }
@@ -126,7 +127,7 @@ fn only_cpu_memory_triggers_cannot_scale_to_zero() {
     assert!(check_triggers(&s).is_ok());
     s.spec.triggers[0].scaler_type = "cpu".into();
     assert_eq!(
-        check_triggers(&s).unwrap_err(),
+        check_triggers(&s).unwrap_err().to_string(),
         "scaledobject has only cpu/memory triggers AND minReplica is 0 (scale to zero doesn't work in this case)"
     );
     s.spec.min_replica_count = Some(0);

@@ -89,7 +89,7 @@ impl Trace {
             if fields[0].eq_ignore_ascii_case("time") {
                 continue;
             }
-            let at = parse_time(fields[0]).map_err(fail)?;
+            let at = parse_time(fields[0]).map_err(|e| fail(e.to_string()))?;
             let index = names.resolve(fields[1]).ok_or_else(|| {
                 fail(format!(
                     "unknown trigger {:?}; the ScaledObject's triggers are: {}",
@@ -97,7 +97,7 @@ impl Trace {
                     names.describe()
                 ))
             })?;
-            let value = parse_value(fields[2]).map_err(fail)?;
+            let value = parse_value(fields[2]).map_err(|e| fail(e.to_string()))?;
             let rows = trace.rows.entry(index).or_default();
             if rows.last().is_some_and(|(t, _)| *t > at) {
                 return Err(fail(format!(
@@ -143,7 +143,21 @@ impl Trace {
     }
 }
 
-fn parse_value(field: &str) -> Result<TraceValue, String> {
+/// A trace value that is neither a number nor an error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("value {0:?} is neither a finite number nor error[: message]")]
+pub struct BadValue(String);
+
+/// A trace time (or a time flag) that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadTime {
+    #[error("time {0:?} must be a non-negative number of seconds")]
+    Negative(String),
+    #[error("time {0:?} is neither seconds nor a duration like 1m30s")]
+    NotATime(String),
+}
+
+fn parse_value(field: &str) -> Result<TraceValue, BadValue> {
     let lower = field.to_ascii_lowercase();
     if lower == "error" {
         return Ok(TraceValue::Error("the source failed".to_string()));
@@ -153,23 +167,19 @@ fn parse_value(field: &str) -> Result<TraceValue, String> {
     }
     match field.parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(TraceValue::Value(v)),
-        _ => Err(format!(
-            "value {field:?} is neither a finite number nor error[: message]"
-        )),
+        _ => Err(BadValue(field.to_string())),
     }
 }
 
 /// Seconds (`90`, `2.5`) or a duration of `h`, `m`, `s`, `ms` parts (`1m30s`), in milliseconds.
-pub fn parse_time(field: &str) -> Result<i64, String> {
+pub fn parse_time(field: &str) -> Result<i64, BadTime> {
     if let Ok(seconds) = field.parse::<f64>() {
         if seconds.is_finite() && seconds >= 0.0 {
             return Ok((seconds * 1000.0).round() as i64);
         }
-        return Err(format!(
-            "time {field:?} must be a non-negative number of seconds"
-        ));
+        return Err(BadTime::Negative(field.to_string()));
     }
-    let bad = || format!("time {field:?} is neither seconds nor a duration like 1m30s");
+    let bad = || BadTime::NotATime(field.to_string());
     let mut total = 0f64;
     let mut rest = field;
     if rest.is_empty() {

@@ -131,22 +131,14 @@ async fn handle(hooks: &Webhooks, req: http::Request<Incoming>) -> Response<Full
     };
     let verdict = match path.as_str() {
         SCALED_OBJECT_PATH => scaled_object(hooks, &request).await,
-        SCALED_JOB_PATH => decode::<ScaledJob>(&request).and_then(|sj| {
-            validate::scaled_job(&sj)
-                .map(|()| Vec::new())
-                .map_err(|e| e.to_string())
-        }),
-        TRIGGER_AUTHENTICATION_PATH => decode::<TriggerAuthentication>(&request).and_then(|ta| {
-            validate::trigger_authentication(&ta.spec)
-                .map(|()| Vec::new())
-                .map_err(|e| e.to_string())
-        }),
+        SCALED_JOB_PATH => decode::<ScaledJob>(&request)
+            .and_then(|sj| Ok(validate::scaled_job(&sj).map(|()| Vec::new())?)),
+        TRIGGER_AUTHENTICATION_PATH => decode::<TriggerAuthentication>(&request)
+            .and_then(|ta| Ok(validate::trigger_authentication(&ta.spec).map(|()| Vec::new())?)),
         CLUSTER_TRIGGER_AUTHENTICATION_PATH => decode::<ClusterTriggerAuthentication>(&request)
-            .and_then(|cta| {
-                validate::trigger_authentication(&cta.spec.0)
-                    .map(|()| Vec::new())
-                    .map_err(|e| e.to_string())
-            }),
+            .and_then(
+                |cta| Ok(validate::trigger_authentication(&cta.spec.0).map(|()| Vec::new())?),
+            ),
         other => return plain(StatusCode::NOT_FOUND, &format!("no webhook at {other}")),
     };
     if let Err(reason) = &verdict {
@@ -165,7 +157,7 @@ async fn handle(hooks: &Webhooks, req: http::Request<Incoming>) -> Response<Full
 /// the reason as the status message, which kubectl and the apiserver show to the user.
 pub fn response<K: Resource>(
     request: &AdmissionRequest<K>,
-    verdict: Result<Vec<String>, String>,
+    verdict: Result<Vec<String>, impl std::fmt::Display>,
 ) -> AdmissionReview<DynamicObject> {
     let mut response = AdmissionResponse::from(request);
     match verdict {
@@ -173,6 +165,7 @@ pub fn response<K: Resource>(
             response.warnings = (!warnings.is_empty()).then_some(warnings);
         }
         Err(reason) => {
+            let reason = reason.to_string();
             response = response.deny(&reason);
             response.result = Status::failure(&reason, "Forbidden").with_code(403);
         }
@@ -216,16 +209,46 @@ fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
+/// Why a review is denied: the message the apiserver passes on to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum Denied {
+    #[error("the request carries no {0}")]
+    NoObject(String),
+    #[error("the {kind} cannot be read: {source}")]
+    Unreadable {
+        kind: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("listing the {what}: {source}")]
+    List {
+        what: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(transparent)]
+    Refused(#[from] validate::Refusal),
+}
+
+impl Denied {
+    fn list(what: &'static str) -> impl FnOnce(kube::Error) -> Denied {
+        move |source| Denied::List { what, source }
+    }
+}
+
 fn decode<K: serde::de::DeserializeOwned + Resource<DynamicType = ()>>(
     request: &AdmissionRequest<DynamicObject>,
-) -> Result<K, String> {
+) -> Result<K, Denied> {
     let object = request
         .object
         .as_ref()
-        .ok_or_else(|| format!("the request carries no {}", K::kind(&())))?;
+        .ok_or_else(|| Denied::NoObject(K::kind(&()).to_string()))?;
     serde_json::to_value(object)
         .and_then(serde_json::from_value)
-        .map_err(|e| format!("the {} cannot be read: {e}", K::kind(&())))
+        .map_err(|source| Denied::Unreadable {
+            kind: K::kind(&()).to_string(),
+            source,
+        })
 }
 
 /// An update that only takes finalizers away, with the spec unchanged, is always allowed.
@@ -242,7 +265,7 @@ pub fn removes_only_finalizers(request: &AdmissionRequest<DynamicObject>) -> boo
 async fn scaled_object(
     hooks: &Webhooks,
     request: &AdmissionRequest<DynamicObject>,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, Denied> {
     if removes_only_finalizers(request) {
         return Ok(Vec::new());
     }
@@ -254,7 +277,7 @@ async fn scaled_object(
         .unwrap_or_default();
     so.metadata.namespace = Some(namespace.clone());
     let scene = scene(hooks, &so, &namespace, request.dry_run).await?;
-    validate::scaled_object(&so, &scene).map_err(|e| e.to_string())
+    Ok(validate::scaled_object(&so, &scene)?)
 }
 
 /// What the ScaledObject check reads: the namespace's ScaledObjects, its HPAs and LimitRanges, and the target's pod template when a cpu or memory
@@ -270,7 +293,7 @@ async fn scene(
     so: &ScaledObject,
     namespace: &str,
     dry_run: bool,
-) -> Result<ScaledObjectScene, String> {
+) -> Result<ScaledObjectScene, Denied> {
     let ctx = &hooks.ctx;
     let in_namespace = |ns: Option<String>| ns.as_deref() == Some(namespace);
     let cached = ctx.readiness.passes("scaledobjects-synced") && ctx.readiness.passes(HPAS_SYNCED);
@@ -295,12 +318,12 @@ async fn scene(
             Api::<ScaledObject>::namespaced(ctx.client.clone(), namespace)
                 .list(&ListParams::default())
                 .await
-                .map_err(|e| format!("listing the ScaledObjects: {e}"))?
+                .map_err(Denied::list("ScaledObjects"))?
                 .items,
             Api::<HorizontalPodAutoscaler>::namespaced(ctx.client.clone(), namespace)
                 .list(&ListParams::default())
                 .await
-                .map_err(|e| format!("listing the HorizontalPodAutoscalers: {e}"))?
+                .map_err(Denied::list("HorizontalPodAutoscalers"))?
                 .items,
         )
     };
@@ -315,17 +338,23 @@ async fn scene(
         scene.limit_ranges = Api::<LimitRange>::namespaced(ctx.client.clone(), namespace)
             .list(&ListParams::default())
             .await
-            .map_err(|e| format!("listing the LimitRanges: {e}"))?
+            .map_err(Denied::list("LimitRanges"))?
             .items;
     }
     Ok(scene)
 }
 
-async fn pod_spec(ctx: &Context, so: &ScaledObject, namespace: &str) -> Result<PodSpec, String> {
+async fn pod_spec(
+    ctx: &Context,
+    so: &ScaledObject,
+    namespace: &str,
+) -> Result<PodSpec, validate::Refusal> {
     let name = &so.spec.scale_target_ref.name;
-    let message = |e: kube::Error| match e {
-        kube::Error::Api(status) => status.message,
-        other => other.to_string(),
+    let message = |e: kube::Error| {
+        validate::Refusal::PodSpecUnread(match e {
+            kube::Error::Api(status) => status.message,
+            other => other.to_string(),
+        })
     };
     let template = if so.spec.scale_target_ref.kind() == "StatefulSet" {
         Api::<StatefulSet>::namespaced(ctx.client.clone(), namespace)
@@ -420,7 +449,9 @@ mod tests {
     #[test]
     fn a_request_without_an_object_is_a_clear_refusal() {
         let request = request("CREATE", Value::Null, Value::Null);
-        let err = decode::<ScaledObject>(&request).err();
+        let err = decode::<ScaledObject>(&request)
+            .err()
+            .map(|e| e.to_string());
         assert_eq!(err.as_deref(), Some("the request carries no ScaledObject"));
     }
 }

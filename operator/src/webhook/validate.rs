@@ -75,7 +75,7 @@ pub struct ScaledObjectScene {
     pub hpas: Vec<HorizontalPodAutoscaler>,
     /// The target's pod template for a Deployment or StatefulSet target with a cpu or memory
     /// trigger: `Err` when it could not be read (KEDA refuses then too).
-    pub pod_spec: Option<Result<PodSpec, String>>,
+    pub pod_spec: Option<Result<PodSpec, Refusal>>,
     pub limit_ranges: Vec<LimitRange>,
     /// A dry-run request: KEDA skips the cpu/memory request check.
     pub dry_run: bool,
@@ -170,7 +170,7 @@ fn resource_triggers(so: &ScaledObject, scene: &ScaledObjectScene) -> Result<(),
     }
     let pod = match &scene.pod_spec {
         Some(Ok(pod)) => pod,
-        Some(Err(e)) => return Err(Refusal::PodSpecUnread(e.clone())),
+        Some(Err(e)) => return Err(e.clone()),
         None => return Ok(()),
     };
     for trigger in so.spec.triggers.iter().filter(|t| is_resource_trigger(t)) {

@@ -125,7 +125,7 @@ async fn an_untrusted_caller_is_forbidden_and_writes_are_refused() {
         &Method::GET,
         METRIC_PATH,
         None,
-        Err("no cert".into()),
+        Err(crate::metrics_api::Untrusted::NoCertificate),
     )
     .await;
     assert_eq!(denied.status(), StatusCode::FORBIDDEN);

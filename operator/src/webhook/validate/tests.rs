@@ -203,7 +203,9 @@ fn cpu_triggers_need_requests_on_the_containers_they_measure() {
     };
     assert!(scaled_object(&cpu_so(json!({})), &dry).is_ok());
     let missing = ScaledObjectScene {
-        pod_spec: Some(Err("deployments.apps \"web\" not found".into())),
+        pod_spec: Some(Err(Refusal::PodSpecUnread(
+            "deployments.apps \"web\" not found".into(),
+        ))),
         ..Default::default()
     };
     assert_eq!(
