@@ -227,6 +227,36 @@ impl Context {
         }
     }
 
+    /// Sends a status merge patch (from [`crate::status_patch`]) to the `K` `namespace/name`.
+    pub async fn patch_status<K>(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch: &serde_json::Value,
+    ) -> crate::error::Result<()>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: kube::Api<K> = kube::Api::namespaced(self.client.clone(), namespace);
+        api.patch_status(
+            name,
+            &kube::api::PatchParams::apply(FIELD_MANAGER),
+            &kube::api::Patch::Merge(patch),
+        )
+        .await
+        .map_err(|e| {
+            let kind = K::kind(&()).to_lowercase();
+            crate::error::Error::kube(
+                format!("writing the status of {kind} {namespace}/{name}"),
+                e,
+            )
+        })?;
+        Ok(())
+    }
+
     /// Whether this replica leads, so may reconcile, poll and write.
     pub fn leads(&self) -> bool {
         self.leadership.is_leader()

@@ -17,7 +17,7 @@ use keda_operator_core::annotations::{PAUSED, flag};
 use keda_operator_core::conditions::{Condition as CoreCondition, ConditionStatus, ConditionType};
 use keda_operator_core::scaled_job::{self as sj, reasons};
 use keda_operator_scalers::Scaler;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
@@ -27,7 +27,7 @@ use kube::{Resource, ResourceExt};
 
 use crate::auth::OwnerKind;
 use crate::context::join_unique;
-use crate::context::{Context, FIELD_MANAGER};
+use crate::context::Context;
 use crate::error::{Error, Result, ScalersError};
 use crate::scale_loop::{Scheduler, SourceLimiter};
 use crate::scaled_object::status;
@@ -472,15 +472,7 @@ async fn write_status(
     let Some(patch) = status_patch(old, new) else {
         return Ok(());
     };
-    let api: Api<ScaledJob> = Api::namespaced(ctx.client.clone(), ns);
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map_err(|e| Error::kube(format!("writing the status of scaledjob {ns}/{name}"), e))?;
-    Ok(())
+    ctx.patch_status::<ScaledJob>(ns, name, &patch).await
 }
 
 async fn publish(ctx: &Context, sj: &ScaledJob, type_: EventType, reason: &str, note: &str) {

@@ -27,7 +27,7 @@ use kube::{Resource, ResourceExt};
 
 use crate::auth::OwnerKind;
 use crate::context::join_unique;
-use crate::context::{Context, FIELD_MANAGER};
+use crate::context::Context;
 use crate::error::{Error, Result, ScalersError};
 use crate::scalers_store::ObjectScalers;
 use crate::status_patch::conditional_status_patch;
@@ -585,15 +585,7 @@ pub(crate) async fn write_status(
     let Some(patch) = conditional_status_patch(old, new, resource_version) else {
         return Ok(());
     };
-    let api: Api<ScaledObject> = Api::namespaced(ctx.client.clone(), ns);
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map_err(|e| Error::kube(format!("writing the status of scaledobject {ns}/{name}"), e))?;
-    Ok(())
+    ctx.patch_status::<ScaledObject>(ns, name, &patch).await
 }
 
 pub(crate) async fn publish(

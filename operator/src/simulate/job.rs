@@ -10,7 +10,10 @@ use keda_operator_core::scaled_job::{
 };
 use keda_operator_scalers::{Metric, MetricType, Scaler, Target, TriggerConfig};
 
-use super::{Happening, SimulateError, Timeline, Trace, TraceValue, TriggerNames, Who, secs};
+use super::{
+    Happening, SimulateError, Timeline, Trace, TraceValue, TriggerNames, Who, namespace_and_name,
+    secs,
+};
 
 /// How Jobs behave in the replay.
 #[derive(Debug, Clone)]
@@ -39,12 +42,7 @@ struct JobTrigger {
 }
 
 fn triggers_of(sj: &ScaledJob) -> Result<Vec<JobTrigger>, SimulateError> {
-    let ns = sj
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
-    let name = sj.metadata.name.clone().unwrap_or_default();
+    let (ns, name) = namespace_and_name(&sj.metadata);
     if sj.spec.triggers.is_empty() {
         return Err(SimulateError::Invalid("spec.triggers is empty".into()));
     }
@@ -114,11 +112,8 @@ pub fn simulate_job(
     let end = options
         .until_ms
         .unwrap_or(trace.last_ms() + options.pending_ms + options.duration_ms + 2 * polling_ms);
-    let name = format!(
-        "{}/{} (ScaledJob)",
-        sj.metadata.namespace.as_deref().unwrap_or("default"),
-        sj.metadata.name.as_deref().unwrap_or_default()
-    );
+    let (ns, name) = namespace_and_name(&sj.metadata);
+    let name = format!("{ns}/{name} (ScaledJob)");
     let mut timeline = Timeline {
         name,
         settings: vec![

@@ -104,15 +104,24 @@ struct SimTrigger {
     metrics: Vec<(String, Target)>,
 }
 
+/// The object's namespace (`default` when the manifest has none, as `kubectl apply` puts it
+/// there) and name.
+fn namespace_and_name(
+    metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> (String, String) {
+    (
+        metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+        metadata.name.clone().unwrap_or_default(),
+    )
+}
+
 /// Builds the triggers' scalers without touching any source: the metadata is parsed exactly as
 /// the operator parses it, so bad metadata fails here with the operator's message.
 fn triggers_of(so: &ScaledObject) -> Result<Vec<SimTrigger>, SimulateError> {
-    let ns = so
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
-    let name = so.metadata.name.clone().unwrap_or_default();
+    let (ns, name) = namespace_and_name(&so.metadata);
     let mut out = Vec::new();
     for (index, trigger) in so.spec.triggers.iter().enumerate() {
         let metric_type = MetricType::parse(trigger.metric_type.as_deref().unwrap_or(""))
@@ -257,12 +266,7 @@ impl<'a> Sim<'a> {
             .iter()
             .map(|t| t.metrics.first().map(|(_, target)| target.as_f64()))
             .collect();
-        let ns = so
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let name = so.metadata.name.clone().unwrap_or_default();
+        let (ns, name) = namespace_and_name(&so.metadata);
         let spec = &so.spec;
         let settings = vec![
             format!("pollingInterval {}", secs(polling_ms)),
@@ -480,11 +484,7 @@ impl<'a> Sim<'a> {
                         .clone()
                         .unwrap_or_else(|| "Deployment".into())
                 ),
-                namespace: so
-                    .metadata
-                    .namespace
-                    .clone()
-                    .unwrap_or_else(|| "default".into()),
+                namespace: namespace_and_name(&so.metadata).0,
                 name: so.spec.scale_target_ref.name.clone(),
             },
             current_replicas: Ok(self.replicas),
