@@ -99,6 +99,9 @@ struct RuleRun<'a> {
     start: Instant,
     marks: HashMap<String, Instant>,
     faults: Vec<(Arc<FakePrometheus>, FaultId)>,
+    /// The Prometheus queries besides `query` that `metric` steps set (`query:`), cleared at
+    /// the end.
+    other_queries: Vec<String>,
     source_faults: Vec<(Source, FaultId)>,
     timeline: Arc<Mutex<Timeline>>,
 }
@@ -189,6 +192,7 @@ pub async fn run_rule(ctx: &Context, loaded: &Loaded) -> Outcome {
         start,
         marks: HashMap::from([(crate::scenario::START_MARK.to_string(), steps_start)]),
         faults: Vec::new(),
+        other_queries: Vec::new(),
         source_faults: Vec::new(),
         timeline: timeline.clone(),
     };
@@ -217,6 +221,9 @@ pub async fn run_rule(ctx: &Context, loaded: &Loaded) -> Outcome {
     }
     for prometheus in ctx.prometheuses() {
         prometheus.values().clear(&run.query);
+        for query in &run.other_queries {
+            prometheus.values().clear(query);
+        }
     }
     for (source, id) in run.source_faults.drain(..) {
         ctx.sources.clear_fault(source, id);
@@ -276,10 +283,7 @@ impl RuleRun<'_> {
                     }
                     Err(e) => Err(e),
                 },
-                Step::Metric(m) => {
-                    self.metric(m);
-                    Ok(())
-                }
+                Step::Metric(m) => self.metric(m),
                 Step::Wait(w) => self.wait(w).await,
                 Step::Hold(h) => self.hold(h).await,
                 Step::Assert(c) => self.assert(c).await,
@@ -342,7 +346,7 @@ impl RuleRun<'_> {
     /// Both fake Prometheuses answer the same for the rule's query (the timeline records it
     /// once); another source answers for the rule's key in it. A step ends the faults of its
     /// source that an earlier step installed.
-    fn metric(&mut self, metric: &Metric) {
+    fn metric(&mut self, metric: &Metric) -> Result<(), String> {
         let now = self.now_ms();
         if metric.source != Source::Prometheus {
             let (ended, kept) = self
@@ -361,18 +365,29 @@ impl RuleRun<'_> {
                 self.source_faults.push((metric.source, id));
             }
             self.record_metric(now, &metric.action);
-            return;
+            return Ok(());
         }
         for (prometheus, id) in self.faults.drain(..) {
             prometheus.controls().clear_fault(id);
         }
+        // The timeline plots the rule's own query; another one is only served.
+        let query = match &metric.query {
+            Some(template) => {
+                let query = model::substitute(template, &self.vars)?;
+                if !self.other_queries.contains(&query) {
+                    self.other_queries.push(query.clone());
+                }
+                query
+            }
+            None => self.query.clone(),
+        };
         for prom in self.ctx.prometheuses() {
             match &metric.action {
-                MetricAction::Value(v) => prom.set_sample(self.query.clone(), *v),
+                MetricAction::Value(v) => prom.set_sample(query.clone(), *v),
                 MetricAction::Fail => {
                     let id = prom.controls().add_fault(FaultSpec {
                         fault: Fault::error(500, "the conformance runner made this source fail"),
-                        key: Some(self.query.clone()),
+                        key: Some(query.clone()),
                         times: None,
                     });
                     self.faults.push((prom.clone(), id));
@@ -382,11 +397,14 @@ impl RuleRun<'_> {
                         .iter()
                         .map(|(after, v)| (*after, fake_sources::PromValue::single(*v)))
                         .collect();
-                    prom.script(self.query.clone(), values);
+                    prom.script(query.clone(), values);
                 }
             }
         }
-        self.record_metric(now, &metric.action);
+        if metric.query.is_none() {
+            self.record_metric(now, &metric.action);
+        }
+        Ok(())
     }
 
     fn record_metric(&self, now: u64, action: &MetricAction) {

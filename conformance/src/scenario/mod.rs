@@ -128,6 +128,7 @@ fn check(scenario: &Scenario, _text: &str) -> Result<(), (String, String)> {
                 deadlines.push(&h.duration);
             }
             Step::Assert(c) => texts.extend(c.object_names()),
+            Step::Metric(m) => texts.extend(m.query.clone()),
             Step::Delete(d) => {
                 texts.push(d.object.name.clone());
                 texts.extend(d.object.namespace.clone());

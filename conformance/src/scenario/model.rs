@@ -255,6 +255,9 @@ pub struct Metric {
     pub source: Source,
     pub action: MetricAction,
     pub mark: Option<String>,
+    /// Another Prometheus query than `${query}` (placeholders allowed; it must contain
+    /// `${query}`, so that it is the rule's own): for a rule whose objects read several values.
+    pub query: Option<String>,
 }
 
 /// The fake a `metric` step sets, and the rule's own key in it.
@@ -316,9 +319,10 @@ impl Metric {
             MetricAction::Fail => "fails".into(),
             MetricAction::Script(s) => format!("script of {} values", s.len()),
         };
-        match self.source {
-            Source::Prometheus => action,
-            other => format!("{} {action}", other.name()),
+        match (self.source, &self.query) {
+            (Source::Prometheus, Some(query)) => format!("{query} {action}"),
+            (Source::Prometheus, None) => action,
+            (other, _) => format!("{} {action}", other.name()),
         }
     }
 }
@@ -333,6 +337,7 @@ struct RawMetric {
     fail: bool,
     script: Option<Vec<RawScriptStep>>,
     mark: Option<String>,
+    query: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -370,10 +375,24 @@ impl TryFrom<RawMetric> for Metric {
                 );
             }
         };
+        if let Some(query) = &raw.query {
+            if source != Source::Prometheus {
+                return Err(format!(
+                    "`query` picks a Prometheus query; source {} has its own key",
+                    source.name()
+                ));
+            }
+            if !query.contains("${query}") {
+                return Err(format!(
+                    "`query` {query:?} must contain `${{query}}`, so that it is the rule's own"
+                ));
+            }
+        }
         Ok(Metric {
             source,
             action,
             mark: raw.mark,
+            query: raw.query,
         })
     }
 }

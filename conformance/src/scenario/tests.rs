@@ -375,6 +375,38 @@ fn a_metric_step_names_its_source_and_prometheus_is_the_default() {
 }
 
 #[test]
+fn a_metric_step_may_set_another_query_of_the_rules_own() {
+    assert_eq!(metric_of(GOOD).query, None);
+    let text = GOOD.replace(
+        "  - metric: {value: 5, mark: raised}",
+        "  - metric: {value: 40, query: \"${query}_b\", mark: raised}",
+    );
+    let m = metric_of(&text);
+    assert_eq!(m.query.as_deref(), Some("${query}_b"));
+    assert_eq!(m.action, MetricAction::Value(40.0));
+    assert_eq!(Step::Metric(m).describe(), "metric ${query}_b = 40");
+    // Another rule's query, or one no rule owns, is refused.
+    let foreign = GOOD.replace(
+        "  - metric: {value: 5, mark: raised}",
+        "  - metric: {value: 40, query: up, mark: raised}",
+    );
+    let e = error(&foreign);
+    assert!(e.reason.contains("must contain `${query}`"), "{e}");
+    let other_source = GOOD.replace(
+        "  - metric: {value: 5, mark: raised}",
+        "  - metric: {source: mysql, value: 4, query: \"${query}_b\", mark: raised}",
+    );
+    let e = error(&other_source);
+    assert!(e.reason.contains("source mysql has its own key"), "{e}");
+    let unknown = GOOD.replace(
+        "  - metric: {value: 5, mark: raised}",
+        "  - metric: {value: 40, query: \"${query}_${series}\", mark: raised}",
+    );
+    let e = error(&unknown);
+    assert!(e.reason.contains("`${series}` has no value"), "{e}");
+}
+
+#[test]
 fn an_unknown_source_is_rejected_naming_the_field_and_the_sources() {
     let text = GOOD.replace(
         "  - metric: {value: 5, mark: raised}",
