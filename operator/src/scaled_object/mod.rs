@@ -26,8 +26,8 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
 use crate::auth::OwnerKind;
-use crate::context::join_unique;
 use crate::context::Context;
+use crate::context::join_unique;
 use crate::error::{Error, Result, ScalersError};
 use crate::scalers_store::ObjectScalers;
 use crate::status_patch::conditional_status_patch;
@@ -362,9 +362,8 @@ fn record_success(status: &mut ScaledObjectStatus, checked: &Checked) {
 /// Everything that can make a ScaledObject not Ready, with KEDA's messages.
 #[derive(Debug, thiserror::Error)]
 enum CheckError {
-    /// The target could not be found or read; the text names what is wrong.
     #[error("ScaledObject doesn't have correct scaleTargetRef specification: {0}")]
-    Target(String),
+    Target(#[source] target::TargetError),
     #[error("ScaledObject doesn't have correct Idle/Min/Max Replica Counts specification: {0}")]
     Bounds(#[source] keda_operator_core::checks::BoundsError),
     #[error("ScaledObject doesn't have correct triggers specification: {0}")]

@@ -33,13 +33,39 @@ pub fn split_api_version(api_version: &str) -> (&str, &str) {
     }
 }
 
+/// Why the scale target cannot be used; the message names what is wrong (`qualified` is the
+/// resource as `plural.group`).
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("no matches for kind {kind:?} in version {api_version:?}")]
+    UnknownKind { kind: String, api_version: String },
+    #[error("{qualified} {name:?} not found")]
+    NotFound { qualified: String, name: String },
+    #[error("{qualified} {name:?} does not expose the /scale subresource")]
+    NoScale { qualified: String, name: String },
+    #[error("reading {qualified} {name:?}: {source}")]
+    Read {
+        qualified: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("reading the /scale of {qualified} {name:?}: {source}")]
+    ReadScale {
+        qualified: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
 /// Finds the target's resource (Deployments and StatefulSets without discovery, as KEDA
-/// does) and reads its `/scale`. The error text names what is wrong.
+/// does) and reads its `/scale`.
 pub async fn resolve(
     client: &kube::Client,
     namespace: &str,
     target: &ScaleTarget,
-) -> Result<ResolvedTarget, String> {
+) -> Result<ResolvedTarget, TargetError> {
     let (group, version) = split_api_version(target.api_version());
     let kind = target.kind();
     let gvk = GroupVersionKind::gvk(group, version, kind);
@@ -49,10 +75,10 @@ pub async fn resolve(
         _ => match kube::discovery::pinned_kind(client, &gvk).await {
             Ok((resource, _)) => resource,
             Err(_) => {
-                return Err(format!(
-                    "no matches for kind {kind:?} in version {:?}",
-                    target.api_version()
-                ));
+                return Err(TargetError::UnknownKind {
+                    kind: kind.to_string(),
+                    api_version: target.api_version().to_string(),
+                });
             }
         },
     };
@@ -62,23 +88,26 @@ pub async fn resolve(
     } else {
         format!("{}.{group}", resource.plural)
     };
+    let name = target.name.clone();
     let replicas = match api.get_scale(&target.name).await {
         Ok(scale) => scale.spec.and_then(|s| s.replicas).unwrap_or(0),
         Err(e) if is_not_found(&e) => {
-            return match api.get_opt(&target.name).await {
-                Ok(None) => Err(format!("{qualified} {:?} not found", target.name)),
-                Ok(Some(_)) => Err(format!(
-                    "{qualified} {:?} does not expose the /scale subresource",
-                    target.name
-                )),
-                Err(e) => Err(format!("reading {qualified} {:?}: {e}", target.name)),
-            };
+            return Err(match api.get_opt(&target.name).await {
+                Ok(None) => TargetError::NotFound { qualified, name },
+                Ok(Some(_)) => TargetError::NoScale { qualified, name },
+                Err(source) => TargetError::Read {
+                    qualified,
+                    name,
+                    source,
+                },
+            });
         }
-        Err(e) => {
-            return Err(format!(
-                "reading the /scale of {qualified} {:?}: {e}",
-                target.name
-            ));
+        Err(source) => {
+            return Err(TargetError::ReadScale {
+                qualified,
+                name,
+                source,
+            });
         }
     };
     Ok(ResolvedTarget {
