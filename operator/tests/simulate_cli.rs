@@ -161,3 +161,39 @@ spec:
         "{stderr}"
     );
 }
+
+#[test]
+fn a_scaled_job_the_operator_would_not_poll_is_refused_with_its_ready_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let sj = dir.path().join("sj.yaml");
+    let trace = dir.path().join("queue.csv");
+    std::fs::write(
+        &sj,
+        "apiVersion: keda.sh/v1alpha1
+kind: ScaledJob
+metadata: {name: export}
+spec:
+  jobTargetRef:
+    template:
+      spec:
+        containers: [{name: job, image: busybox}]
+  triggers:
+  - {type: cron, useCachedMetrics: true, metadata: {timezone: UTC, start: 0 * * * *, end: 30 * * * *, desiredReplicas: '1'}}
+",
+    )
+    .unwrap();
+    std::fs::write(&trace, "0,0,1\n").unwrap();
+    let (ok, _, stderr) = run(&[
+        "--scaledjob",
+        sj.to_str().unwrap(),
+        "--trace",
+        trace.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    // The reconciler's Ready message, said once.
+    assert_eq!(
+        stderr.trim(),
+        "error: the ScaledJob is not valid: ScaledJob doesn't have correct triggers \
+         specification: property \"useCachedMetrics\" is not supported for \"cron\" scaler"
+    );
+}

@@ -92,7 +92,7 @@ pub enum StartError {
     #[error(transparent)]
     CertSecret(certs::SecretError),
     #[error("leader election: {0}")]
-    Election(#[source] leader::SettingsError),
+    Election(leader::SettingsError),
     #[error("binding {what} on {address}: {source}")]
     Bind {
         what: &'static str,

@@ -54,11 +54,18 @@ impl Default for Options {
 pub enum SimulateError {
     #[error("the ScaledObject is not valid: {0}")]
     Invalid(String),
-    /// Refused by the checks the ScaledJob reconciler makes, with its message.
+    /// Refused by the checks the ScaledJob reconciler makes, with its message (not a
+    /// `source`: the message already holds it, and the CLI prints the whole chain).
     #[error("the ScaledJob is not valid: {0}")]
-    InvalidJob(#[from] crate::checks::ScaledJobSpecError),
+    InvalidJob(crate::checks::ScaledJobSpecError),
     #[error(transparent)]
     Trace(#[from] TraceError),
+}
+
+impl From<crate::checks::ScaledJobSpecError> for SimulateError {
+    fn from(error: crate::checks::ScaledJobSpecError) -> Self {
+        SimulateError::InvalidJob(error)
+    }
 }
 
 /// Something that happened at a moment of the replay.
