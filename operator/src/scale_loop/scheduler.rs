@@ -1,9 +1,11 @@
 //! One scheduler for every scaled object: a single timer heap, not a task per object.
 //!
 //! Each object is polled at once when it is scheduled (or its spec changes), then again one
-//! polling interval after its previous poll *ended* (as KEDA's loop does). Polls run
-//! concurrently up to a global bound; an object is never polled twice at the same time. A slow
-//! object delays only itself: its next poll waits for its own previous one.
+//! polling interval after its previous poll *started*, or right after that poll ended when it
+//! took longer than the interval: KEDA's loop (`startScaleLoop` in
+//! `pkg/scaling/scale_handler.go`) starts its interval timer before it checks the scalers.
+//! Polls run concurrently up to a global bound; an object is never polled twice at the same
+//! time. A slow object delays only itself: its next poll waits for its own previous one.
 //!
 //! A push scaler can [`Scheduler::wake`] an object: it is polled as soon as it is not being
 //! polled, and its regular cadence is kept (a stream of pushes never postpones the poll that
@@ -77,6 +79,8 @@ struct Entry {
     /// Bumped on every restart; heap items and completions of older epochs are ignored.
     epoch: u64,
     in_flight: bool,
+    /// When the poll in flight (or the last one) was started.
+    started: Instant,
     /// When the next regular poll is due.
     due: Instant,
     /// A wake not yet served by a poll.
@@ -243,6 +247,7 @@ async fn run(
                             interval,
                             epoch: 0,
                             in_flight: false,
+                            started: now,
                             due: now,
                             woken: false,
                         });
@@ -278,9 +283,10 @@ async fn run(
                             let now = Instant::now();
                             entry.in_flight = false;
                             // A restart during the poll set `due` to its own time (poll again
-                            // at once); a regular poll sets the next one interval after its end.
+                            // at once); a regular poll sets the next one interval after its
+                            // start, or now when it took longer than that.
                             if entry.epoch == epoch && regular {
-                                entry.due = now + entry.interval;
+                                entry.due = (entry.started + entry.interval).max(now);
                             }
                             heap.push(Reverse((entry.due, entry.epoch, key.clone())));
                             if entry.woken {
@@ -310,6 +316,7 @@ async fn run(
                     }
                     let Some(poller) = pollers.get(key.0).cloned().flatten() else { continue };
                     entry.in_flight = true;
+                    entry.started = now;
                     entry.woken = false;
                     in_flight += 1;
                     let permits = permits.clone();
