@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -322,8 +322,12 @@ async fn run(
                     let permits = permits.clone();
                     let done = done_tx.clone();
                     tokio::spawn(async move {
-                        let _permit = permits.acquire_owned().await;
-                        poller.poll(key.1.clone(), due).await;
+                        let permit = permits.clone().acquire_owned().await.ok();
+                        let slot = Arc::new(PollSlot {
+                            slots: permits,
+                            permit: std::sync::Mutex::new(permit),
+                        });
+                        POLL_SLOT.scope(slot, poller.poll(key.1.clone(), due)).await;
                         let _ = done.send(Command::Done { key, epoch, regular });
                     });
                 }
@@ -332,8 +336,48 @@ async fn run(
     }
 }
 
+tokio::task_local! {
+    /// The slot of the poll this task runs, so that a read waiting for its source can give it
+    /// back until its turn comes.
+    static POLL_SLOT: Arc<PollSlot>;
+}
+
+/// One poll's share of the global bound.
+struct PollSlot {
+    slots: Arc<Semaphore>,
+    permit: std::sync::Mutex<Option<OwnedSemaphorePermit>>,
+}
+
+impl PollSlot {
+    fn permit(&self) -> std::sync::MutexGuard<'_, Option<OwnedSemaphorePermit>> {
+        self.permit
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn give_back(&self) {
+        self.permit().take();
+    }
+
+    async fn take_again(&self) {
+        if self.permit().is_some() {
+            return;
+        }
+        let permit = self.slots.clone().acquire_owned().await.ok();
+        let mut held = self.permit();
+        // Another read of the same poll may have taken one meanwhile: keep one.
+        if held.is_none() {
+            *held = permit;
+        }
+    }
+}
+
 /// Limits concurrent reads per metric source (a server), so one slow source cannot take every
-/// poll slot.
+/// poll slot: a read that has to wait for its source gives its poll's slot back while it
+/// waits (a source that never answers holds at most `per_source` slots, however many objects
+/// read it), and takes one again before it reads. Within one poll whose reads run
+/// concurrently, a read may go on while another waits without a slot: the bound is on work,
+/// and is exceeded by at most that.
 #[derive(Debug, Clone)]
 pub struct SourceLimiter {
     per_source: usize,
@@ -360,7 +404,21 @@ impl SourceLimiter {
                 .or_insert_with(|| Arc::new(Semaphore::new(self.per_source)))
                 .clone()
         };
-        let _permit = semaphore.acquire_owned().await;
+        let _permit = match semaphore.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                // Outside a scheduled poll (the metrics API's reads) there is no slot to give.
+                let slot = POLL_SLOT.try_with(Arc::clone).ok();
+                if let Some(slot) = &slot {
+                    slot.give_back();
+                }
+                let permit = semaphore.acquire_owned().await.ok();
+                if let Some(slot) = &slot {
+                    slot.take_again().await;
+                }
+                permit
+            }
+        };
         read.await
     }
 }

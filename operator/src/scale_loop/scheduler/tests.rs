@@ -229,6 +229,60 @@ async fn one_source_is_limited_without_holding_up_another() {
     assert_eq!(b.as_secs(), 1, "another source is not held up");
 }
 
+/// Reads through a limiter of one read per source; objects named `stuck-*` share a source
+/// whose reads take 30 s.
+struct ThroughSources {
+    limiter: SourceLimiter,
+    start: Instant,
+    polls: Mutex<Vec<(String, u64)>>,
+}
+
+impl Poller for ThroughSources {
+    async fn poll(&self, key: ObjectKey, _due: Instant) {
+        let name = key.1;
+        self.polls
+            .lock()
+            .unwrap()
+            .push((name.clone(), (Instant::now() - self.start).as_secs()));
+        let (source, takes) = match name.starts_with("stuck") {
+            true => ("stuck".to_string(), Duration::from_secs(30)),
+            false => (name.clone(), Duration::from_millis(10)),
+        };
+        self.limiter.run(&source, tokio::time::sleep(takes)).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn objects_queued_on_a_stuck_source_do_not_take_the_poll_slots() {
+    let poller = Arc::new(ThroughSources {
+        limiter: SourceLimiter::new(1),
+        start: Instant::now(),
+        polls: Mutex::default(),
+    });
+    // Twice as many objects on the stuck source as there are poll slots.
+    let (scheduler, _task) = Scheduler::spawn(poller.clone(), 4);
+    for i in 0..8 {
+        scheduler.schedule(key(&format!("stuck-{i}")), Duration::from_secs(1), false);
+    }
+    settle().await;
+    scheduler.schedule(key("healthy"), Duration::from_secs(1), false);
+    tokio::time::sleep(Duration::from_millis(5_500)).await;
+    settle().await;
+    let healthy: Vec<u64> = poller
+        .polls
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(n, _)| n == "healthy")
+        .map(|(_, at)| *at)
+        .collect();
+    assert_eq!(
+        healthy,
+        [0, 1, 2, 3, 4, 5],
+        "the healthy object kept its cadence while 8 polls waited on one stuck source"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_second_kind_shares_the_scheduler_with_its_own_keys() {
     let objects = Arc::new(Recorder::new(Instant::now()));
