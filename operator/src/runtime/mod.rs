@@ -256,6 +256,7 @@ pub async fn start(client: kube::Client, options: Options) -> Result<Running, St
     };
     let shutdown = CancellationToken::new();
     let readiness = admin::Readiness::default();
+    let scale_loop_ready = readiness.check("scale-loop");
     let namespace = options.namespace.as_deref();
     let (scaled_objects, hpas) =
         crate::scaled_object::watches(&client, namespace, &readiness, &shutdown);
@@ -282,10 +283,7 @@ pub async fn start(client: kube::Client, options: Options) -> Result<Running, St
         }));
     let jobs = crate::scaled_job::JobController::new(context.clone(), scaled_jobs.store());
     let scheduler_task = scale_loop.start();
-    context
-        .readiness
-        .check("scale-loop")
-        .store(true, Ordering::SeqCst);
+    scale_loop_ready.store(true, Ordering::SeqCst);
     let mut servers = vec![scheduler_task];
     let provider = Arc::new(crate::metrics_api::provider::Provider {
         ctx: context.clone(),
