@@ -6,6 +6,8 @@
 //! - `idle`: inactive at 0 replicas;
 //! - `cooling`: inactive but within its cooldownPeriod, so held at 1;
 //! - `paused`: `paused-replicas: "2"`;
+//! - `falling`: its source failing beyond `fallback.failureThreshold`, so held at
+//!   `fallback.replicas` (2) by the HPA through the metrics API;
 //! - `jobs`: a ScaledJob with 3 queued items and its 3 Jobs' pods held Pending;
 //! - `doomed`: deleted halfway through, so its finalizer runs across restarts.
 //!
@@ -30,6 +32,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use fake_sources::control::Fault;
 use fake_sources::{FakeOptions, FakePrometheus};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -114,9 +117,15 @@ async fn register_metrics_api(cluster: &Cluster, port: u16, ca_pem: &str) -> Res
 
 /// What every object must show at every moment of the chaos.
 fn expected() -> BTreeMap<&'static str, i32> {
-    [("busy", 3), ("idle", 0), ("cooling", 1), ("paused", 2)]
-        .into_iter()
-        .collect()
+    [
+        ("busy", 3),
+        ("idle", 0),
+        ("cooling", 1),
+        ("paused", 2),
+        ("falling", 2),
+    ]
+    .into_iter()
+    .collect()
 }
 
 async fn replicas(deployments: &Api<Deployment>) -> Result<BTreeMap<String, i32>, TestError> {
@@ -216,10 +225,23 @@ async fn run(cluster: &Cluster, dir: &Path, log: &Path) -> Result<(), TestError>
         ),
         ("paused", 1, "  minReplicaCount: 0\n  maxReplicaCount: 4"),
         ("doomed", 1, "  minReplicaCount: 1\n  maxReplicaCount: 4"),
+        (
+            "falling",
+            1,
+            "  minReplicaCount: 1\n  maxReplicaCount: 4\n  fallback:\n    failureThreshold: 2\n    replicas: 2",
+        ),
     ];
+    // `falling` reads a source of its own that fails every read.
+    let failing = FakePrometheus::start(FakeOptions::default()).await?;
+    failing.set_sample("falling", 5.0);
+    failing.fault(Fault::error(503, "unavailable"));
     for (name, start, spec) in objects {
         deployment(&client, ns.name(), name, start).await?;
-        let mut yaml = prometheus_scaled_object(name, name, &prom.url(), name, spec);
+        let server = match name {
+            "falling" => failing.url(),
+            _ => prom.url(),
+        };
+        let mut yaml = prometheus_scaled_object(name, name, &server, name, spec);
         yaml.push_str("  pollingInterval: 1\n");
         if name == "paused" {
             yaml = yaml.replacen(
@@ -352,14 +374,27 @@ async fn run(cluster: &Cluster, dir: &Path, log: &Path) -> Result<(), TestError>
         .map(|so| so.name_any())
         .collect();
     println!(
-        "chaos: {KILLS} kills in {:.0} s; {samples} samples of 4 targets and the Jobs; {} problems; {} new scale or Job events",
+        "chaos: {KILLS} kills in {:.0} s; {samples} samples of {} targets and the Jobs; {} problems; {} new scale or Job events",
         chaos_started.elapsed().as_secs_f64(),
+        expected().len(),
         problems.len(),
         new_events.len()
     );
     operator.start_kill()?;
     let _ = operator.wait().await;
+    let falling = sos.get("falling").await?;
+    let fallback = falling
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.condition_type == "Fallback"))
+        .map(|c| c.status.clone());
     job_helpers::unrelease(&client).await?;
+    assert_eq!(
+        fallback.as_deref(),
+        Some("True"),
+        "falling is not on its fallback after the kills"
+    );
     assert!(
         samples > 100,
         "too few samples to show anything ({samples})"
