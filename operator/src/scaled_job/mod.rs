@@ -26,8 +26,8 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
 use crate::auth::OwnerKind;
-use crate::context::join_unique;
 use crate::context::Context;
+use crate::context::join_unique;
 use crate::error::{Error, Result, ScalersError};
 use crate::scale_loop::{Scheduler, SourceLimiter};
 use crate::scaled_object::status;
