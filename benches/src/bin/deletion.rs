@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use benches::deletion::{self, Plan};
-use benches::density::cli::Operator;
+use benches::density::cli::{Operator, Operators, parse_operators};
 use benches::density::run::{self, Subject};
 use clap::Parser;
 
@@ -28,20 +28,6 @@ struct Args {
     keda_version: String,
 }
 
-#[derive(Debug, Clone)]
-struct Operators(Vec<Operator>);
-
-fn parse_operators(text: &str) -> Result<Operators, String> {
-    match text {
-        "builtin" => Ok(Operators(vec![Operator::Builtin])),
-        "upstream" => Ok(Operators(vec![Operator::Upstream])),
-        "both" => Ok(Operators(vec![Operator::Builtin, Operator::Upstream])),
-        other => Err(format!(
-            "--operator takes builtin, upstream or both, not {other:?}"
-        )),
-    }
-}
-
 fn parse_count(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(n) if n <= 10_000 => Ok(n),
@@ -51,24 +37,7 @@ fn parse_count(text: &str) -> Result<usize, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start a tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(deletion(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    benches::block_on_main(deletion(args))
 }
 
 async fn deletion(args: Args) -> anyhow::Result<()> {

@@ -74,7 +74,8 @@ newtype!(HpaSync, Duration);
 newtype!(Window, Duration);
 newtype!(Clients, usize);
 
-fn parse_operators(text: &str) -> Result<Operators, String> {
+/// `builtin`, `upstream` or `both` (the `--operator` flag of every harness here).
+pub fn parse_operators(text: &str) -> Result<Operators, String> {
     match text {
         "builtin" => Ok(Operators(vec![Operator::Builtin])),
         "upstream" => Ok(Operators(vec![Operator::Upstream])),
