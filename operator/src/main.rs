@@ -231,13 +231,23 @@ fn print_crds() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the operator calls itself to the apiserver.
+const USER_AGENT: &str = concat!("keda-operator/", env!("CARGO_PKG_VERSION"));
+
 fn run(args: RunArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let client = kube::Client::try_default()
+        let mut config = kube::Config::infer()
             .await
+            .context("connecting to the cluster (in-cluster config or KUBECONFIG)")?;
+        // Named in the apiserver's audit log and request metrics, as client-go names KEDA's.
+        config.headers.push((
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static(USER_AGENT),
+        ));
+        let client = kube::Client::try_from(config)
             .context("connecting to the cluster (in-cluster config or KUBECONFIG)")?;
         let serving = match &args.cert_dir {
             Some(dir) => Some(keda_operator::serving_cert::from_dir(dir)?),

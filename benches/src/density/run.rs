@@ -78,7 +78,7 @@ pub async fn run(plan: &Plan, subject: Subject<'_>) -> anyhow::Result<RunResult>
         Subject::Builtin(binary, source) => (
             keda_conformance::operator::crds(binary)?,
             format!("ours (keda-operator {source}, release build)"),
-            vec!["(none)".to_string()],
+            vec!["keda-operator".to_string()],
         ),
         Subject::Upstream(build, version) => (
             build.crds()?,
