@@ -40,6 +40,27 @@ pub struct ApplyOptions<'a> {
     pub dry_run: bool,
 }
 
+/// How long a kind whose group/version the apiserver does not serve yet is looked up again.
+pub const DISCOVERY_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The resource of `gvk`. A CustomResourceDefinition that has just become Established may not
+/// be in the apiserver's discovery yet (its discovery controller catches up a moment later and
+/// answers 404 until then), so a 404 is looked up again every 100 ms for [`DISCOVERY_GRACE`].
+async fn discover(
+    client: &kube::Client,
+    gvk: &GroupVersionKind,
+) -> std::result::Result<(ApiResource, kube::discovery::ApiCapabilities), kube::Error> {
+    let deadline = tokio::time::Instant::now() + DISCOVERY_GRACE;
+    loop {
+        match kube::discovery::pinned_kind(client, gvk).await {
+            Err(kube::Error::Api(e)) if e.code == 404 && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// [`apply`], with a namespace override and dry run.
 pub async fn apply_with(
     client: &kube::Client,
@@ -61,7 +82,7 @@ pub async fn apply_with(
         None => ("", types.api_version.as_str()),
     };
     let gvk = GroupVersionKind::gvk(group, version, &types.kind);
-    let (resource, capabilities): (ApiResource, _) = kube::discovery::pinned_kind(client, &gvk)
+    let (resource, capabilities): (ApiResource, _) = discover(client, &gvk)
         .await
         .map_err(|e| Error::kube(format!("discovering {}", types.kind), e))?;
     let cluster_scoped = matches!(capabilities.scope, kube::discovery::Scope::Cluster);
