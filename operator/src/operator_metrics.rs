@@ -1,6 +1,8 @@
 //! The operator's Prometheus metrics, with KEDA's names and labels where they apply, in one
 //! registry served at `/metrics`.
 
+use std::collections::HashSet;
+use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
@@ -30,6 +32,14 @@ pub struct ObjectLabels {
     pub scaledObject: String,
 }
 
+/// KEDA's `keda_resource_registered_total` labels: the custom resource type (`scaled_object`,
+/// ...) and the namespace.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResourceLabels {
+    r#type: String,
+    namespace: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReconcileLabels {
     controller: String,
@@ -46,6 +56,9 @@ struct BuildLabels {
     version: String,
 }
 
+/// `keda_resource_registered_total`'s type of a ScaledObject.
+pub const SCALED_OBJECT: &str = "scaled_object";
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 pub struct Metrics {
@@ -55,6 +68,10 @@ pub struct Metrics {
     pub scaler_latency: Family<ScalerLabels, FloatGauge>,
     pub scaler_errors: Family<ScalerLabels, Counter>,
     pub scaled_object_errors: Family<ObjectLabels, Counter>,
+    resources: Family<ResourceLabels, Gauge>,
+    /// The objects counted in `resources`, so that registering one twice (every reconcile
+    /// does) or forgetting one never seen leaves the count right.
+    registered: Mutex<HashSet<(String, String, String)>>,
     loop_max_lag: FloatGauge,
     polls: Counter,
     reconciles: Family<ReconcileLabels, Counter>,
@@ -87,6 +104,8 @@ impl Metrics {
             scaler_latency: Family::default(),
             scaler_errors: Family::default(),
             scaled_object_errors: Family::default(),
+            resources: Family::default(),
+            registered: Mutex::default(),
             loop_max_lag: FloatGauge::default(),
             polls: Counter::default(),
             reconciles: Family::default(),
@@ -123,6 +142,11 @@ impl Metrics {
             metrics.scaled_object_errors.clone(),
         );
         registry.register(
+            "keda_resource_registered_total",
+            "The custom resources registered, per type and namespace",
+            metrics.resources.clone(),
+        );
+        registry.register(
             "keda_internal_scale_loop_max_lag_seconds",
             "The longest delay of a poll behind its due time",
             metrics.loop_max_lag.clone(),
@@ -144,6 +168,40 @@ impl Metrics {
             metrics.reconcile_time.clone(),
         );
         metrics
+    }
+
+    /// A custom resource of `kind` (KEDA's type label: `scaled_object`, ...) is reconciled:
+    /// it counts in its namespace's `keda_resource_registered_total` from now on.
+    pub fn register_resource(&self, kind: &str, namespace: &str, name: &str) {
+        self.count_resource(kind, namespace, name, true);
+    }
+
+    /// The resource is gone (its cleanup ran): it no longer counts.
+    pub fn forget_resource(&self, kind: &str, namespace: &str, name: &str) {
+        self.count_resource(kind, namespace, name, false);
+    }
+
+    fn count_resource(&self, kind: &str, namespace: &str, name: &str, present: bool) {
+        let Ok(mut registered) = self.registered.lock() else {
+            return;
+        };
+        let key = (kind.to_string(), namespace.to_string(), name.to_string());
+        let changed = if present {
+            registered.insert(key)
+        } else {
+            registered.remove(&key)
+        };
+        if changed {
+            let gauge = self.resources.get_or_create(&ResourceLabels {
+                r#type: kind.to_string(),
+                namespace: namespace.to_string(),
+            });
+            if present {
+                gauge.inc();
+            } else {
+                gauge.dec();
+            }
+        }
     }
 
     pub fn record_poll(&self, lag: Duration) {
@@ -236,5 +294,28 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn registered_resources_count_each_object_once_per_namespace() {
+        let m = Metrics::new("0.1.0");
+        let series = |ns: &str| {
+            format!("keda_resource_registered_total{{type=\"scaled_object\",namespace=\"{ns}\"}}")
+        };
+        m.register_resource("scaled_object", "a", "one");
+        // Every reconcile registers again: still one.
+        m.register_resource("scaled_object", "a", "one");
+        m.register_resource("scaled_object", "a", "two");
+        m.register_resource("scaled_object", "b", "one");
+        let text = m.render();
+        assert!(text.contains(&format!("{} 2\n", series("a"))), "{text}");
+        assert!(text.contains(&format!("{} 1\n", series("b"))), "{text}");
+        m.forget_resource("scaled_object", "a", "one");
+        // Forgetting one never registered changes nothing.
+        m.forget_resource("scaled_object", "a", "never");
+        let text = m.render();
+        assert!(text.contains(&format!("{} 1\n", series("a"))), "{text}");
+        m.forget_resource("scaled_object", "b", "one");
+        assert!(m.render().contains(&format!("{} 0\n", series("b"))));
     }
 }

@@ -124,6 +124,8 @@ async fn cleanup(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {
     ctx.scheduler.remove((ns.clone(), name.clone()));
     ctx.scalers.remove(&ns, &name);
     ctx.forget(&ns, &name);
+    ctx.metrics
+        .forget_resource(crate::operator_metrics::SCALED_OBJECT, &ns, &name);
     let refs = crate::auth::references(&so.spec.triggers);
     crate::auth::record_changed_references(&ctx, OwnerKind::ScaledObject, &ns, &name, &refs, &[])
         .await;
@@ -209,6 +211,8 @@ struct Checked {
 async fn apply(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action> {
     let ns = so.namespace().unwrap_or_default();
     let name = so.name_any();
+    ctx.metrics
+        .register_resource(crate::operator_metrics::SCALED_OBJECT, &ns, &name);
     let (labels, version) = ensure_name_label(&ctx, &so).await?;
 
     let old_status = so.status.clone().unwrap_or_default();
