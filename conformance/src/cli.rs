@@ -25,6 +25,9 @@ pub struct Cli {
 pub enum Command {
     /// Bring up a cluster, check that it really works, and report (the main job).
     Run(RunArgs),
+    /// Judge several upstream KEDA releases (each built when not cached, each on a fresh
+    /// cluster) and write one rule × release report.
+    Matrix(MatrixArgs),
     /// Check an external scaler (gRPC, KEDA's externalscaler.proto) against the contract.
     Scaler(ScalerArgs),
     /// Serve a sample external scaler (correct, or broken on purpose) for trying the kit.
@@ -110,6 +113,35 @@ pub struct RunArgs {
     /// List the selected rules and exit.
     #[arg(long)]
     pub list: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MatrixArgs {
+    #[command(flatten)]
+    pub provider: ProviderArgs,
+    /// The KEDA releases to judge, comma-separated (e.g. v2.15.1,v2.16.1,v2.20.2,v2.21.1);
+    /// each is built into the cache by conformance/upstream/build-keda.sh when not there yet.
+    #[arg(long, required = true, num_args = 1..)]
+    pub keda_version: Vec<String>,
+    /// Do not build: a release without a finished build in the cache gets a column saying so.
+    #[arg(long)]
+    pub no_build: bool,
+    /// Where the reports go: matrix.html, matrix.xml (JUnit, one suite per release) and
+    /// matrix.md (for a CI job summary).
+    #[arg(long, default_value = "keda-matrix")]
+    pub out: PathBuf,
+    /// Only the rules whose ids match (`*` and `?`; comma-separated alternatives).
+    #[arg(long, default_value = "*")]
+    pub rules: String,
+    /// How many rules run at once (each in its own namespace).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: u16,
+    /// The directory of scenario files (default: the rules shipped with this program).
+    #[arg(long)]
+    pub scenarios: Option<PathBuf>,
+    /// Allowance added to deadlines for API round trips and scheduling, in seconds.
+    #[arg(long, default_value_t = 3.0)]
+    pub slack: f64,
 }
 
 #[derive(Debug, Args)]
@@ -259,6 +291,7 @@ pub fn init_tracing(verbose: u8) {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => commands::run::run(args),
+        Command::Matrix(args) => commands::matrix::run(args),
         Command::Scaler(args) => commands::scaler::check(args),
         Command::SampleScaler { listen, behaviour } => commands::scaler::sample(listen, behaviour),
         Command::Cluster { command } => match command {

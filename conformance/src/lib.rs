@@ -12,3 +12,4 @@ pub mod scenario;
 pub mod state;
 pub mod suite;
 pub mod upstream;
+pub mod version;

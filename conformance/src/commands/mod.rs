@@ -1,6 +1,7 @@
 //! The subcommands.
 
 pub mod cluster;
+pub mod matrix;
 pub mod run;
 pub mod scaler;
 

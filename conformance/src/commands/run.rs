@@ -15,6 +15,7 @@ use crate::cli::RunArgs;
 use crate::engine::{Outcome, Status};
 use crate::scenario::{self, Loaded};
 use crate::suite::{OperatorKind, Options, Suite};
+use crate::version::KedaVersion;
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let dir = args.scenarios.clone().unwrap_or_else(scenario::builtin_dir);
@@ -46,6 +47,58 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    if args.keda_version.contains(',') {
+        bail!(
+            "--keda-version {:?} names several releases: `keda-conformance matrix --keda-version {}` judges each on its own cluster and writes one report",
+            args.keda_version,
+            args.keda_version
+        );
+    }
+    let options = options(&args)?;
+    let version = judged_version(&options);
+    let rt = runtime()?;
+    let verdict = judge(&rt, options, &selected, args.parallel as usize, version)?;
+    let outcomes = &verdict.outcomes;
+    if let Some(path) = &args.junit {
+        std::fs::write(
+            path,
+            crate::report::junit::render("keda-conformance", outcomes),
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
+        progress(format!("JUnit report: {}", path.display()));
+    }
+    if let Some(path) = &args.html {
+        std::fs::write(
+            path,
+            crate::report::html::render(
+                "keda-conformance report",
+                outcomes,
+                &crate::report::spec::Spec::shipped(),
+            ),
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
+        progress(format!("HTML report: {}", path.display()));
+    }
+    println!("{}", verdict.summary());
+    for o in outcomes.iter().filter(|o| o.status == Status::Quirk) {
+        println!("QUIRK {}", o.id);
+    }
+    for o in outcomes.iter().filter(|o| o.status == Status::Failed) {
+        println!(
+            "FAIL {}: {}",
+            o.id,
+            o.message.as_deref().unwrap_or("failed")
+        );
+    }
+    Ok(if verdict.count(Status::Failed) == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The suite's options from the command line.
+pub fn options(args: &RunArgs) -> anyhow::Result<Options> {
     let seconds_arg = |v: f64, name: &str| {
         if v.is_finite() && v >= 0.0 {
             Ok(Duration::from_secs_f64(v))
@@ -53,7 +106,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             bail!("--{name} must be a non-negative number of seconds, not {v}")
         }
     };
-    let options = Options {
+    Ok(Options {
         provider: provider(&args.provider),
         operator: args.operator,
         hpa_sync_period: args
@@ -67,13 +120,79 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         slack: seconds_arg(args.slack, "slack")?,
         upstream_dir: args.keda_bin_dir.clone(),
         keda_version: args.keda_version.clone(),
+    })
+}
+
+/// The KEDA release under judgement when the runner knows it: upstream's build from the cache
+/// (by `--keda-version`) or a `build-keda.sh` directory. Ours and other operators implement the
+/// newest behaviour, so every rule applies to them.
+pub fn judged_version(options: &Options) -> Option<KedaVersion> {
+    if options.operator != OperatorKind::Upstream {
+        return None;
+    }
+    match &options.upstream_dir {
+        Some(dir) => KedaVersion::of_build_dir(dir),
+        None => KedaVersion::parse(&options.keda_version).ok(),
+    }
+}
+
+/// One operator judged on one cluster: every selected rule's outcome in id order, and how
+/// long it took from the cluster's start.
+pub struct Verdict {
+    pub outcomes: Vec<Outcome>,
+    pub elapsed: Duration,
+    pub version: Option<KedaVersion>,
+}
+
+impl Verdict {
+    pub fn count(&self, status: Status) -> usize {
+        self.outcomes.iter().filter(|o| o.status == status).count()
+    }
+
+    /// `N of M rules passed in T; …`, the line CI logs and scripts read.
+    pub fn summary(&self) -> String {
+        let applicable = self.outcomes.len() - self.count(Status::NotApplicable);
+        let mut line = format!(
+            "{} of {applicable} rules passed in {}",
+            self.count(Status::Passed),
+            seconds(self.elapsed)
+        );
+        match self.count(Status::Quirk) {
+            0 => {}
+            n => line.push_str(&format!(
+                "; {n} failed as known upstream quirks (not counted)"
+            )),
+        }
+        if let (n @ 1.., Some(version)) = (self.count(Status::NotApplicable), self.version) {
+            line.push_str(&format!(
+                "; {n} not applicable to KEDA {version} (behaviour of later releases)"
+            ));
+        }
+        line
+    }
+}
+
+/// Starts the cluster and operator, runs the rules that apply to `version`, prints the
+/// operator's log tails (and keeps its logs) when a rule did not pass, and stops everything.
+pub fn judge(
+    rt: &tokio::runtime::Runtime,
+    options: Options,
+    selected: &[Loaded],
+    parallel: usize,
+    version: Option<KedaVersion>,
+) -> anyhow::Result<Verdict> {
+    let not_applicable = |rule: &Loaded| {
+        let since = rule.scenario.since.as_ref()?;
+        since.not_applicable_to(version?)
     };
-    let rt = runtime()?;
+    let (applicable, skipped): (Vec<&Loaded>, Vec<&Loaded>) =
+        selected.iter().partition(|r| not_applicable(r).is_none());
+    let quirks_apply = options.operator != OperatorKind::Builtin;
     let started = Instant::now();
-    let (outcomes, suite) = rt.block_on(async {
+    let (mut outcomes, mut suite) = rt.block_on(async {
         let suite = Suite::start(options, &|m| progress(m)).await?;
         let cluster = &suite.context.cluster;
-        let version = cluster
+        let kubernetes = cluster
             .client()
             .apiserver_version()
             .await
@@ -81,31 +200,32 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         println!(
             "cluster ready in {} — Kubernetes {} at {}",
             seconds(started.elapsed()),
-            version.git_version,
+            kubernetes.git_version,
             cluster.config().cluster_url
         );
         progress(format!(
-            "ready in {}; running {} rules, {} at a time",
+            "ready in {}; running {} rules, {parallel} at a time{}",
             seconds(started.elapsed()),
-            selected.len(),
-            args.parallel
+            applicable.len(),
+            match (skipped.len(), version) {
+                (n @ 1.., Some(v)) => format!(" ({n} not applicable to KEDA {v})"),
+                _ => String::new(),
+            }
         ));
         // Ours must pass every rule; another operator's documented quirks are reported apart.
-        let quirks_apply = args.operator != OperatorKind::Builtin;
-        let outcomes = run_all(&suite, &selected, args.parallel as usize, quirks_apply).await;
+        let outcomes = run_all(&suite, &applicable, parallel, quirks_apply).await;
         Ok::<_, anyhow::Error>((outcomes, suite))
     })?;
-    let deviations: Vec<String> = outcomes
+    outcomes.extend(
+        skipped
+            .iter()
+            .map(|r| Outcome::of(r, Status::NotApplicable, not_applicable(r))),
+    );
+    outcomes.sort_by(|a, b| a.id.cmp(&b.id));
+    if outcomes
         .iter()
-        .filter(|o| o.status == Status::Quirk)
-        .map(|o| o.id.clone())
-        .collect();
-    let failed: Vec<&Outcome> = outcomes
-        .iter()
-        .filter(|o| o.status == Status::Failed)
-        .collect();
-    let mut suite = suite;
-    if !failed.is_empty() || !deviations.is_empty() {
+        .any(|o| matches!(o.status, Status::Failed | Status::Quirk))
+    {
         for (name, log) in suite.operator_logs() {
             eprintln!(
                 "--- {name} log tail ({}):\n{}",
@@ -117,50 +237,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             progress(format!("the operator's logs are kept in {}", dir.display()));
         }
     }
-    if let Some(path) = &args.junit {
-        std::fs::write(
-            path,
-            crate::report::junit::render("keda-conformance", &outcomes),
-        )
-        .with_context(|| format!("writing {}", path.display()))?;
-        progress(format!("JUnit report: {}", path.display()));
-    }
-    if let Some(path) = &args.html {
-        std::fs::write(
-            path,
-            crate::report::html::render("keda-conformance report", &outcomes),
-        )
-        .with_context(|| format!("writing {}", path.display()))?;
-        progress(format!("HTML report: {}", path.display()));
-    }
     rt.block_on(async move { suite.shutdown() });
-    let passed = outcomes
-        .iter()
-        .filter(|o| o.status == Status::Passed)
-        .count();
-    println!(
-        "{passed} of {} rules passed in {}{}",
-        outcomes.len(),
-        seconds(started.elapsed()),
-        match deviations.len() {
-            0 => String::new(),
-            n => format!("; {n} failed as known upstream quirks (not counted)"),
-        }
-    );
-    for id in &deviations {
-        println!("QUIRK {id}");
-    }
-    for o in &failed {
-        println!(
-            "FAIL {}: {}",
-            o.id,
-            o.message.as_deref().unwrap_or("failed")
-        );
-    }
-    Ok(if failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    Ok(Verdict {
+        outcomes,
+        elapsed: started.elapsed(),
+        version,
     })
 }
 
@@ -183,10 +264,10 @@ fn as_known_quirk(outcome: &mut Outcome, rule: &Loaded) {
 
 /// The rules in the order they start, grouped into lanes: each rule alone, except that the
 /// rules of one `serial` group share a lane, which starts where the group's first rule is.
-fn lanes(rules: &[Loaded]) -> Vec<Vec<&Loaded>> {
-    let mut lanes: Vec<Vec<&Loaded>> = Vec::new();
+fn lanes<'a>(rules: &[&'a Loaded]) -> Vec<Vec<&'a Loaded>> {
+    let mut lanes: Vec<Vec<&'a Loaded>> = Vec::new();
     let mut group_lane: std::collections::HashMap<&str, usize> = Default::default();
-    for rule in rules {
+    for &rule in rules {
         match rule.scenario.serial.as_deref() {
             Some(group) => match group_lane.get(group) {
                 Some(&lane) => lanes[lane].push(rule),
@@ -203,7 +284,7 @@ fn lanes(rules: &[Loaded]) -> Vec<Vec<&Loaded>> {
 
 async fn run_all<'a>(
     suite: &'a Suite,
-    rules: &'a [Loaded],
+    rules: &'a [&'a Loaded],
     parallel: usize,
     quirks_apply: bool,
 ) -> Vec<Outcome> {
@@ -253,6 +334,7 @@ async fn run_all<'a>(
                     outcome.title,
                     outcome.message.as_deref().unwrap_or("failed")
                 ),
+                Status::NotApplicable => format!("  n/a   {id} {}", outcome.title),
             };
             // indicatif draws nothing when stderr is not a terminal (CI): print plainly.
             if bar.is_hidden() {
@@ -334,6 +416,7 @@ mod tests {
             rule_in("C-E-002", Some("sink")),
             rule_in("D-F-001", Some("other")),
         ];
+        let rules: Vec<&Loaded> = rules.iter().collect();
         let ids: Vec<Vec<String>> = lanes(&rules)
             .iter()
             .map(|lane| lane.iter().map(|r| r.scenario.id.to_string()).collect())

@@ -72,6 +72,8 @@ pub enum Status {
     /// Failed on an operator other than ours in the way the rule's `upstreamQuirk` documents
     /// (a KEDA defect, with its evidence): reported apart, and not counted as a failure.
     Quirk,
+    /// Not run: the behaviour arrived in a later KEDA release than the one judged (`since:`).
+    NotApplicable,
 }
 
 /// The result of one rule.
@@ -86,6 +88,27 @@ pub struct Outcome {
     pub message: Option<String>,
     pub duration: Duration,
     pub timeline: Timeline,
+}
+
+impl Outcome {
+    /// A rule's outcome before or without running it.
+    pub fn of(loaded: &Loaded, status: Status, message: Option<String>) -> Self {
+        let scenario = &loaded.scenario;
+        Outcome {
+            id: scenario.id.to_string(),
+            title: scenario.title.clone(),
+            section: scenario.section.clone(),
+            file: loaded
+                .file
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            status,
+            message,
+            duration: Duration::ZERO,
+            timeline: Timeline::default(),
+        }
+    }
 }
 
 struct RuleRun<'a> {
@@ -123,20 +146,7 @@ pub async fn run_rule(ctx: &Context, loaded: &Loaded) -> Outcome {
     let start = Instant::now();
     let wall_start = jiff::Timestamp::now();
     let timeline = Arc::new(Mutex::new(Timeline::default()));
-    let mut outcome = Outcome {
-        id: scenario.id.to_string(),
-        title: scenario.title.clone(),
-        section: scenario.section.clone(),
-        file: loaded
-            .file
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        status: Status::Passed,
-        message: None,
-        duration: Duration::ZERO,
-        timeline: Timeline::default(),
-    };
+    let mut outcome = Outcome::of(loaded, Status::Passed, None);
     let prefix = scenario.id.0.to_ascii_lowercase();
     let namespace = match ctx.cluster.namespace(&prefix).await {
         Ok(ns) => ns,

@@ -6,19 +6,38 @@ use std::fmt::Write;
 use crate::engine::{Outcome, Status};
 
 pub fn render(suite: &str, outcomes: &[Outcome]) -> String {
-    let count = |status: Status| outcomes.iter().filter(|o| o.status == status).count();
-    let failures = count(Status::Failed);
+    render_suites(suite, &[(suite, outcomes)])
+}
+
+/// Several runs in one file, one `<testsuite>` each (the matrix: one per KEDA release).
+pub fn render_suites(name: &str, suites: &[(&str, &[Outcome])]) -> String {
+    let all = || suites.iter().flat_map(|(_, outcomes)| outcomes.iter());
+    let count = |status: Status| all().filter(|o| o.status == status).count();
     // A known upstream quirk is neither a pass nor a failure: a skipped test case whose message
-    // says which defect it is, so CI shows it apart and does not fail on it.
-    let skipped = count(Status::Quirk);
-    let total: f64 = outcomes.iter().map(|o| o.duration.as_secs_f64()).sum();
+    // says which defect it is, so CI shows it apart and does not fail on it. A rule about a
+    // later release's behaviour is skipped likewise, saying so.
+    let skipped = count(Status::Quirk) + count(Status::NotApplicable);
+    let total: f64 = all().map(|o| o.duration.as_secs_f64()).sum();
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         xml,
-        "<testsuites name=\"{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{total:.3}\">",
-        escape(suite),
-        outcomes.len()
+        "<testsuites name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{skipped}\" time=\"{total:.3}\">",
+        escape(name),
+        all().count(),
+        count(Status::Failed)
     );
+    for (suite, outcomes) in suites {
+        testsuite(&mut xml, suite, outcomes);
+    }
+    xml.push_str("</testsuites>\n");
+    xml
+}
+
+fn testsuite(xml: &mut String, suite: &str, outcomes: &[Outcome]) {
+    let count = |status: Status| outcomes.iter().filter(|o| o.status == status).count();
+    let failures = count(Status::Failed);
+    let skipped = count(Status::Quirk) + count(Status::NotApplicable);
+    let total: f64 = outcomes.iter().map(|o| o.duration.as_secs_f64()).sum();
     let _ = writeln!(
         xml,
         "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{total:.3}\">",
@@ -43,25 +62,33 @@ pub fn render(suite: &str, outcomes: &[Outcome]) -> String {
             escape(&o.file)
         );
         // A failure, or a known upstream quirk as a skipped case: the same message and story.
-        let element = match o.status {
-            Status::Passed => None,
-            Status::Failed => Some(("failure", " type=\"RuleFailed\"")),
-            Status::Quirk => Some(("skipped", "")),
-        };
-        if let Some((tag, attributes)) = element {
-            let message = o.message.as_deref().unwrap_or("failed");
-            let first = message.lines().next().unwrap_or(message);
-            let _ = writeln!(
-                xml,
-                "      <{tag} message=\"{}\"{attributes}>{}</{tag}>",
-                escape(first),
-                escape(&failure_text(o))
-            );
+        match o.status {
+            Status::Passed => {}
+            Status::Failed | Status::Quirk => {
+                let (tag, attributes) = match o.status {
+                    Status::Failed => ("failure", " type=\"RuleFailed\""),
+                    _ => ("skipped", ""),
+                };
+                let message = o.message.as_deref().unwrap_or("failed");
+                let first = message.lines().next().unwrap_or(message);
+                let _ = writeln!(
+                    xml,
+                    "      <{tag} message=\"{}\"{attributes}>{}</{tag}>",
+                    escape(first),
+                    escape(&failure_text(o))
+                );
+            }
+            Status::NotApplicable => {
+                let _ = writeln!(
+                    xml,
+                    "      <skipped message=\"{}\"/>",
+                    escape(o.message.as_deref().unwrap_or("not applicable"))
+                );
+            }
         }
         let _ = writeln!(xml, "    </testcase>");
     }
-    xml.push_str("  </testsuite>\n</testsuites>\n");
-    xml
+    xml.push_str("  </testsuite>\n");
 }
 
 /// The message, then the steps and events in time order, so a CI log alone explains it.

@@ -2,6 +2,8 @@
 
 pub mod html;
 pub mod junit;
+pub mod matrix;
+pub mod spec;
 mod ticks;
 mod timeline;
 

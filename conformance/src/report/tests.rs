@@ -159,7 +159,7 @@ fn junit_has_one_testcase_per_rule_and_the_failure_with_its_times() {
 
 #[test]
 fn html_is_self_contained_with_a_timeline_per_timed_rule() {
-    let page = html::render("keda-conformance report", &outcomes());
+    let page = html::render("keda-conformance report", &outcomes(), &spec());
     // Nothing is loaded from elsewhere: no scripts, no linked files.
     assert!(!page.contains("<script") && !page.contains("src=\"") && !page.contains("<link"));
     assert_eq!(page.matches("<svg").count(), 2);
@@ -387,7 +387,7 @@ fn each_wait_has_its_own_row_with_the_forbidden_zone_apart_from_the_window() {
 
 #[test]
 fn steps_and_events_are_listed_in_time_order() {
-    let page = html::render("r", &outcomes());
+    let page = html::render("r", &outcomes(), &spec());
     let section = page.split("<section id=\"SO-ZERO-009\">").nth(1).unwrap();
     let section = &section[..section.find("</section>").unwrap()];
     let times: Vec<f64> = section
@@ -400,4 +400,158 @@ fn steps_and_events_are_listed_in_time_order() {
         .collect();
     assert_eq!(times.len(), 7 + 5);
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+}
+
+/// A spec with two of the sections `outcomes()` cite.
+fn spec() -> super::spec::Spec {
+    super::spec::Spec::parse(
+        "## 3. Scale loop\n### 3.4 Scale-in to zero\nAfter cooldownPeriod <seconds> of inactivity.\n### 4.4 Per-poll algorithm\nceil(queue / target).\n",
+    )
+}
+
+#[test]
+fn html_links_each_rule_to_its_spec_section_and_ends_with_their_text() {
+    let page = html::render("r", &outcomes(), &spec());
+    assert!(page.contains("<a href=\"#spec-3.4\""), "linked");
+    assert!(
+        page.contains("<section id=\"spec-3.4\"><h3>3.4 Scale-in to zero</h3>"),
+        "the cited section's copy"
+    );
+    assert!(
+        page.contains("After cooldownPeriod &lt;seconds&gt;"),
+        "escaped"
+    );
+    // §2.8 is cited but not in this spec: plain text, no dangling link.
+    assert!(page.contains("§2.8") && !page.contains("#spec-2.8"));
+    assert!(!page.contains("id=\"spec-3\""), "uncited sections stay out");
+}
+
+mod matrix {
+    use super::*;
+    use crate::report::matrix::{self, Column, ColumnResult};
+
+    fn not_applicable(id: &str) -> Outcome {
+        Outcome {
+            id: id.into(),
+            title: "A ClusterCloudEventSource gets every namespace's events".into(),
+            section: "10.3".into(),
+            file: String::new(),
+            status: Status::NotApplicable,
+            message: Some(
+                "not applicable to KEDA v2.15.1: ClusterCloudEventSource arrived in v2.16.0".into(),
+            ),
+            duration: Duration::ZERO,
+            timeline: Timeline::default(),
+        }
+    }
+
+    /// v2.21.1 passes everything; v2.15.1 fails one, quirks one and lacks one; v2.9.0 was not
+    /// built.
+    fn columns() -> Vec<Column> {
+        let passed: Vec<Outcome> = outcomes()
+            .into_iter()
+            .map(|o| Outcome {
+                status: Status::Passed,
+                message: None,
+                ..o
+            })
+            .chain([Outcome {
+                status: Status::Passed,
+                message: None,
+                ..not_applicable("CE-010")
+            }])
+            .collect();
+        let mut older = outcomes();
+        older.push(not_applicable("CE-010"));
+        vec![
+            Column {
+                version: "v2.21.1".into(),
+                result: ColumnResult::Judged {
+                    outcomes: passed,
+                    elapsed: Duration::from_secs(41),
+                },
+            },
+            Column {
+                version: "v2.15.1".into(),
+                result: ColumnResult::Judged {
+                    outcomes: older,
+                    elapsed: Duration::from_secs(44),
+                },
+            },
+            Column {
+                version: "v2.9.0".into(),
+                result: ColumnResult::NotJudged(
+                    "build-keda.sh v2.9.0 failed (exit status: 1): no config/webhooks".into(),
+                ),
+            },
+        ]
+    }
+
+    #[test]
+    fn markdown_counts_each_release_and_lists_the_rules_that_differ() {
+        let md = matrix::markdown(&columns());
+        assert!(
+            md.contains("| v2.21.1 | 4 | 4 | 0 | 0 | 0 | 41.0s |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| v2.15.1 | 3 | 1 | 1 | 1 | 1 | 44.0s |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| v2.9.0 | – | – | – | – | – | not judged: build-keda.sh v2.9.0 failed"),
+            "{md}"
+        );
+        assert!(md.contains("| CE-010 | 10.3 | pass | n/a | – |"), "{md}");
+        // Passed wherever it ran: not listed, although v2.9.0 has no verdict.
+        assert!(!md.contains("| SO-ZERO-009 |"), "{md}");
+        assert!(
+            md.contains("| SO-ZERO-004 | 3.4 | pass | **FAIL**: step 6 (wait for Deployment web spec.replicas = 0)"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| SJ-JOB-001 | 4.4 | pass | quirk | – |"),
+            "{md}"
+        );
+        insta::assert_snapshot!("matrix_markdown", md);
+    }
+
+    #[test]
+    fn markdown_says_so_when_every_rule_passed_everywhere() {
+        let all = columns().into_iter().take(1).collect::<Vec<_>>();
+        let md = matrix::markdown(&all);
+        assert!(md.contains("Every rule passed on every release."), "{md}");
+    }
+
+    #[test]
+    fn junit_has_one_suite_per_release_and_a_failed_case_for_one_not_judged() {
+        let xml = matrix::junit(&columns());
+        assert_eq!(xml.matches("<testsuite ").count(), 3);
+        assert!(xml.contains("<testsuite name=\"keda v2.15.1\" tests=\"4\" failures=\"1\" errors=\"0\" skipped=\"2\""), "{xml}");
+        assert!(xml.contains("<skipped message=\"not applicable to KEDA v2.15.1: ClusterCloudEventSource arrived in v2.16.0\"/>"), "{xml}");
+        assert!(
+            xml.contains("<testsuite name=\"keda v2.9.0\" tests=\"1\" failures=\"1\""),
+            "{xml}"
+        );
+        assert!(xml.contains("<testsuites name=\"keda-conformance matrix\" tests=\"9\" failures=\"2\" skipped=\"2\""), "{xml}");
+    }
+
+    #[test]
+    fn html_has_a_cell_per_rule_and_release_linking_to_what_did_not_pass() {
+        let columns = columns();
+        let page = matrix::html(&columns, &spec());
+        assert!(page.contains("<th>v2.21.1</th><th>v2.15.1</th><th>v2.9.0</th>"));
+        assert!(page.contains(
+            "<td class=\"fail\" title=\"step 6 (wait for Deployment web spec.replicas = 0)"
+        ));
+        assert!(page.contains("<a href=\"#v2.15.1-SO-ZERO-004\">FAIL</a>"));
+        assert!(page.contains("<section id=\"v2.15.1-SO-ZERO-004\">"));
+        assert!(page.contains("<td class=\"na\" title=\"not applicable to KEDA v2.15.1"));
+        assert!(page.contains("not judged: build-keda.sh v2.9.0 failed"));
+        assert!(
+            page.contains("<section id=\"spec-4.4\">"),
+            "the spec appendix"
+        );
+        assert!(columns[1].fails() && columns[2].fails() && !columns[0].fails());
+    }
 }

@@ -35,6 +35,11 @@ pub struct Scenario {
     /// one source's filter can hold an event back from the others).
     #[serde(default)]
     pub serial: Option<String>,
+    /// The first KEDA release with the behaviour the rule checks (`since: {keda: v2.16.0,
+    /// feature: ...}`): on an older upstream release the rule is not run and is reported as
+    /// not applicable, naming the feature.
+    #[serde(default)]
+    pub since: Option<crate::version::Since>,
     pub steps: Vec<Step>,
 }
 

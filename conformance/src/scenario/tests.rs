@@ -508,3 +508,19 @@ fn a_connections_step_counts_rabbitmq_only_and_says_so() {
     let e = error(&with("  - connections: {source: rabbitmq}"));
     assert!(e.reason.contains("missing field `count`"), "{e}");
 }
+
+#[test]
+fn since_names_the_release_and_the_feature_and_a_bad_version_is_rejected_with_its_line() {
+    let text = GOOD.replace(
+        "target: web\n",
+        "target: web\nsince: {keda: v2.16.0, feature: ClusterCloudEventSource}\n",
+    );
+    let s = parse("good.yaml", &text).unwrap();
+    let since = s.since.expect("since");
+    assert_eq!(since.keda.to_string(), "v2.16.0");
+    assert_eq!(since.feature, "ClusterCloudEventSource");
+    assert_eq!(parse("good.yaml", GOOD).unwrap().since, None);
+    let e = error(&text.replace("v2.16.0", "2.16"));
+    assert_eq!(e.line, 7, "{e}");
+    assert!(e.reason.contains("`2.16` is not a KEDA version"), "{e}");
+}
