@@ -83,6 +83,15 @@ pub struct RunArgs {
     /// (`build-keda.sh VERSION`) is judged.
     #[arg(long, env = "KEDA_VERSION", default_value = crate::upstream::DEFAULT_VERSION)]
     pub keda_version: String,
+    /// Where the operator serves its Prometheus metrics, as `http://HOST:PORT` (KEDA's
+    /// `--metrics-bind-address`): needed by the rules that scrape them when the runner did not
+    /// start the operator (`--operator external`).
+    #[arg(long, value_name = "URL", value_parser = parse_endpoint_url)]
+    pub operator_metrics_url: Option<String>,
+    /// Where the operator answers its health probes (`/healthz`, `/readyz`), as
+    /// `http://HOST:PORT` (KEDA's `--health-probe-bind-address`); as for --operator-metrics-url.
+    #[arg(long, value_name = "URL", value_parser = parse_endpoint_url)]
+    pub operator_health_url: Option<String>,
     /// Only the rules whose ids match (`*` and `?`; comma-separated alternatives).
     #[arg(long, default_value = "*")]
     pub rules: String,
@@ -178,6 +187,21 @@ pub struct ScalerArgs {
     /// The name the scaler's certificate must carry (default: the address's host).
     #[arg(long, requires = "tls")]
     pub tls_server_name: Option<String>,
+}
+
+/// A plain-HTTP base URL (`http://host:port`, no path): the runner scrapes it itself.
+fn parse_endpoint_url(text: &str) -> Result<String, String> {
+    let rest = text
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{text:?}: give http://HOST:PORT"))?;
+    let authority = rest.trim_end_matches('/');
+    let port_ok = authority
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if authority.contains('/') || !port_ok {
+        return Err(format!("{text:?}: give http://HOST:PORT, without a path"));
+    }
+    Ok(format!("http://{authority}"))
 }
 
 fn parse_pair(text: &str) -> Result<(String, String), String> {
@@ -314,5 +338,31 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 commands::cluster::supervise(&name, api_port, operator)
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_endpoint_url;
+
+    #[test]
+    fn endpoint_urls_are_plain_http_host_and_port() {
+        assert_eq!(
+            parse_endpoint_url("http://127.0.0.1:8080/").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            parse_endpoint_url("http://keda-operator.keda:8081").unwrap(),
+            "http://keda-operator.keda:8081"
+        );
+        for bad in [
+            "127.0.0.1:8080",
+            "https://127.0.0.1:8080",
+            "http://127.0.0.1",
+            "http://127.0.0.1:8080/metrics",
+            "http://:8080",
+        ] {
+            assert!(parse_endpoint_url(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -149,14 +149,49 @@ pub fn crds(binary: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
         .map_err(|e| anyhow::anyhow!("the operator's CRDs: {e}"))
 }
 
+/// The `run` flags that tell the runner where an operator it did not start serves its
+/// Prometheus metrics and its health probes.
+pub const METRICS_URL_FLAG: &str = "--operator-metrics-url";
+pub const HEALTH_URL_FLAG: &str = "--operator-health-url";
+
+/// Where an operator's own endpoints answer, as base URLs (`http://127.0.0.1:8080`): its
+/// Prometheus metrics (`/metrics`) and its health probes (`/healthz`, `/readyz`). Ours serves
+/// both on one listener; KEDA has one listener for each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Endpoints {
+    pub metrics: Option<String>,
+    pub health: Option<String>,
+}
+
+impl Endpoints {
+    /// Each endpoint `given` names, else this one's.
+    pub fn or(self, given: Endpoints) -> Endpoints {
+        Endpoints {
+            metrics: given.metrics.or(self.metrics),
+            health: given.health.or(self.health),
+        }
+    }
+}
+
 /// An operator started on this machine (ours, or upstream KEDA's operator and adapter): its
 /// processes, stopped (SIGTERM, then SIGKILL) in order when dropped.
 pub struct Running {
     components: Vec<kind::process::Component>,
     dir: tempfile::TempDir,
+    endpoints: Endpoints,
 }
 
 impl Running {
+    /// Where the operator's metrics and health probes answer.
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    pub fn with_endpoints(mut self, endpoints: Endpoints) -> Self {
+        self.endpoints = endpoints;
+        self
+    }
+
     /// Each process's name and log.
     pub fn logs(&self) -> Vec<(String, PathBuf)> {
         self.components
@@ -218,9 +253,15 @@ impl Running {
                 Ok(webhook_configuration(service, ca))
             })
             .await?;
-        prepared
+        // One listener serves the probes and /metrics.
+        let admin = format!("http://127.0.0.1:{health_port}");
+        let running = prepared
             .register(cluster, metrics_port, vec![component])
-            .await
+            .await?;
+        Ok(running.with_endpoints(Endpoints {
+            metrics: Some(admin.clone()),
+            health: Some(admin),
+        }))
     }
 }
 
@@ -333,6 +374,7 @@ impl Prepared {
         let mut running = Running {
             components,
             dir: self.dir,
+            endpoints: Endpoints::default(),
         };
         let service = cluster
             .expose_local_service(OPERATOR_NAMESPACE, METRICS_SERVICE, port)

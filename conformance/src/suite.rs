@@ -55,7 +55,18 @@ pub struct Suite {
 }
 
 impl Suite {
-    pub async fn start(mut options: Options, progress: &dyn Fn(&str)) -> anyhow::Result<Self> {
+    pub async fn start(options: Options, progress: &dyn Fn(&str)) -> anyhow::Result<Self> {
+        Self::start_with(options, Default::default(), progress).await
+    }
+
+    /// As [`Suite::start`], with where the operator's metrics and health probes answer as
+    /// given on the command line (`--operator external`); each one given wins over what an
+    /// operator started here uses.
+    pub async fn start_with(
+        mut options: Options,
+        given: crate::operator::Endpoints,
+        progress: &dyn Fn(&str),
+    ) -> anyhow::Result<Self> {
         let mut preinstall = Vec::new();
         let to_start = match options.operator {
             OperatorKind::Builtin => {
@@ -158,6 +169,11 @@ impl Suite {
             }
             None => None,
         };
+        let endpoints = operator
+            .as_ref()
+            .map(|o| o.endpoints().clone())
+            .unwrap_or_default()
+            .or(given);
         let timings: Timings = [
             (HPA_SYNC, hpa_sync),
             (STABILIZATION, stabilization),
@@ -182,6 +198,7 @@ impl Suite {
                 serial: Default::default(),
                 timings,
                 resolver: Default::default(),
+                endpoints,
             }),
             operator,
         })

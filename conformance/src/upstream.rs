@@ -351,13 +351,22 @@ pub async fn start(cluster: &kind::Cluster, build: &Build) -> anyhow::Result<Run
             release_webhook_configuration(&text, service, ca)
         })
         .await?;
-    prepared
+    let running = prepared
         .register(
             cluster,
             ports.adapter_secure,
             vec![operator, adapter, webhooks],
         )
-        .await
+        .await?;
+    Ok(running.with_endpoints(operator_endpoints(&ports)))
+}
+
+/// Where the operator's metrics and probes answer (see `operator_args`).
+pub fn operator_endpoints(ports: &Ports) -> crate::operator::Endpoints {
+    crate::operator::Endpoints {
+        metrics: Some(format!("http://127.0.0.1:{}", ports.operator_metrics)),
+        health: Some(format!("http://127.0.0.1:{}", ports.operator_health)),
+    }
 }
 
 #[cfg(test)]
@@ -460,6 +469,13 @@ webhooks:
         ] {
             assert!(args.iter().any(|a| a == expected), "{expected} in {args:?}");
         }
+    }
+
+    #[test]
+    fn the_runner_scrapes_the_operator_where_its_flags_bind_it() {
+        let endpoints = operator_endpoints(&ports());
+        assert_eq!(endpoints.metrics.as_deref(), Some("http://127.0.0.1:1002"));
+        assert_eq!(endpoints.health.as_deref(), Some("http://127.0.0.1:1003"));
     }
 
     #[test]

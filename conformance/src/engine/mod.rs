@@ -4,6 +4,7 @@
 
 pub mod cron;
 pub mod objects;
+pub mod scrape;
 pub mod sink;
 pub mod sources;
 pub mod timeline;
@@ -19,8 +20,8 @@ use kube::Api;
 
 use crate::scenario::deadline::{self, Timings};
 use crate::scenario::model::{
-    self, Apply, Check, Hold, Metric, MetricAction, ObjectRef, Request, Source, Step, Wait,
-    describe_expect,
+    self, Apply, Check, Endpoint, Hold, Metric, MetricAction, ObjectRef, Request, Scrape, Source,
+    Step, Wait, describe_expect,
 };
 use crate::scenario::path::{Expect, same_value};
 use crate::scenario::{Loaded, Scenario};
@@ -31,6 +32,8 @@ use timeline::{EventMark, StepMark, Timeline, Window, ms_since, seconds};
 
 /// How often waits and holds look at the cluster.
 const POLL: Duration = Duration::from_millis(100);
+/// How long one GET of the operator's own endpoints may take.
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the target's replicas are sampled for the timeline.
 const SAMPLE: Duration = Duration::from_millis(250);
 
@@ -63,6 +66,8 @@ pub struct Context {
     /// hpaSyncPeriod, downscaleStabilization, slack, gcPeriod.
     pub timings: Timings,
     pub resolver: Resolver,
+    /// Where the operator's Prometheus metrics and health probes answer (`scrape` steps).
+    pub endpoints: crate::operator::Endpoints,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -130,6 +135,20 @@ struct RuleRun<'a> {
 }
 
 impl Context {
+    /// The base URL of one of the operator's endpoints, or why the runner does not know it.
+    pub fn endpoint(&self, which: Endpoint) -> Result<&str, String> {
+        let (url, flag) = match which {
+            Endpoint::Metrics => (&self.endpoints.metrics, crate::operator::METRICS_URL_FLAG),
+            Endpoint::Health => (&self.endpoints.health, crate::operator::HEALTH_URL_FLAG),
+        };
+        url.as_deref().ok_or_else(|| {
+            format!(
+                "the runner does not know where the operator's {} endpoint answers: give `run {flag}=http://HOST:PORT`",
+                which.name()
+            )
+        })
+    }
+
     fn prometheuses(&self) -> [&Arc<FakePrometheus>; 2] {
         [&self.prometheus, &self.prometheus_auth]
     }
@@ -299,6 +318,7 @@ impl RuleRun<'_> {
                 Step::Assert(c) => self.assert(c).await,
                 Step::Request(r) => self.request(r).await,
                 Step::Connections(c) => self.connections(c),
+                Step::Scrape(s) => self.scrape(s).await,
             };
             result.map_err(|e| format!("step {} ({what}): {e}", index + 1))?;
             if let Some(mark) = step.mark() {
@@ -685,6 +705,94 @@ impl RuleRun<'_> {
                 self.at()
             ))
         }
+    }
+
+    /// One GET of the endpoint: whether it answered as `scrape` wants, and what it answered.
+    async fn scrape_once(
+        &self,
+        url: &str,
+        scrape: &Scrape,
+        sample: Option<&model::SampleCheck>,
+    ) -> (bool, String) {
+        let (status, body) = match scrape::get(url, SCRAPE_TIMEOUT).await {
+            Ok(answer) => answer,
+            Err(e) => return (false, format!("GET {url}: {e}")),
+        };
+        if !scrape.status.matches(status) {
+            let head: String = body.chars().take(200).collect();
+            return (false, format!("status {status}: {head:?}"));
+        }
+        match sample {
+            Some(sample) => scrape::judge(&body, sample),
+            None => (true, format!("status {status}")),
+        }
+    }
+
+    async fn scrape(&self, scrape: &Scrape) -> Result<(), String> {
+        let base = self.ctx.endpoint(scrape.endpoint)?;
+        let path = model::substitute(&scrape.path, &self.vars)?;
+        let url = format!("{}{path}", base.trim_end_matches('/'));
+        let sample = match &scrape.sample {
+            Some(sample) => Some(model::SampleCheck {
+                labels: sample
+                    .labels
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), model::substitute(v, &self.vars)?)))
+                    .collect::<Result<_, String>>()?,
+                ..sample.clone()
+            }),
+            None => None,
+        };
+        let wanted = match &sample {
+            Some(sample) => sample.describe(),
+            None => format!("status {}", scrape.status),
+        };
+        let Some(within_expr) = &scrape.within else {
+            let (ok, observed) = self.scrape_once(&url, scrape, sample.as_ref()).await;
+            return if ok {
+                Ok(())
+            } else {
+                Err(format!(
+                    "GET {url}: expected {wanted}; {}: {observed}",
+                    self.at()
+                ))
+            };
+        };
+        let from = match &scrape.from {
+            Some(mark) => *self
+                .marks
+                .get(mark)
+                .ok_or_else(|| format!("mark `{mark}` was not reached"))?,
+            None => Instant::now(),
+        };
+        let within = self.eval(within_expr)?;
+        let mut window = Window {
+            label: format!("{} {wanted}", scrape.endpoint.name()),
+            from_ms: ms_since(self.start, from),
+            not_before_ms: ms_since(self.start, from),
+            deadline_ms: ms_since(self.start, from + within),
+            observed_ms: None,
+            passed: false,
+        };
+        let result = loop {
+            let (ok, observed) = self.scrape_once(&url, scrape, sample.as_ref()).await;
+            if ok {
+                window.observed_ms = Some(self.now_ms());
+                break Ok(());
+            }
+            if from.elapsed() > within {
+                break Err(format!(
+                    "GET {url}: expected {wanted} by {} ({within_expr} = {}); observed {}: {observed}",
+                    seconds(window.deadline_ms),
+                    seconds(within.as_millis() as u64),
+                    self.at(),
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        };
+        window.passed = result.is_ok();
+        self.record(|t| t.windows.push(window));
+        result
     }
 
     fn connections(&self, connections: &model::Connections) -> Result<(), String> {

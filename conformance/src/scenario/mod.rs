@@ -133,6 +133,21 @@ fn check(scenario: &Scenario, _text: &str) -> Result<(), (String, String)> {
                 texts.push(d.object.name.clone());
                 texts.extend(d.object.namespace.clone());
             }
+            Step::Scrape(s) => {
+                texts.push(s.path.clone());
+                if let Some(sample) = &s.sample {
+                    texts.extend(sample.labels.values().cloned());
+                }
+                deadlines.extend(&s.within);
+                if let Some(from) = &s.from
+                    && !marks.contains(from.as_str())
+                {
+                    return Err((
+                        format!("from: {from}"),
+                        format!("`from: {from}` names no earlier step's `mark`"),
+                    ));
+                }
+            }
             Step::Request(r) => {
                 texts.push(r.path.clone());
                 // Expected texts are rendered too (a metric name made of `${query}`).

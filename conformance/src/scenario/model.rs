@@ -112,6 +112,7 @@ pub enum Step {
     Assert(Check),
     Request(Request),
     Connections(Connections),
+    Scrape(Scrape),
 }
 
 const STEP_NAMES: &[&str] = &[
@@ -123,6 +124,7 @@ const STEP_NAMES: &[&str] = &[
     "assert",
     "request",
     "connections",
+    "scrape",
 ];
 
 // By hand rather than derived: serde_yaml reads derived enums from `!tags` only, and a
@@ -153,6 +155,7 @@ impl<'de> Deserialize<'de> for Step {
                     "assert" => Step::Assert(map.next_value()?),
                     "request" => Step::Request(map.next_value()?),
                     "connections" => Step::Connections(map.next_value()?),
+                    "scrape" => Step::Scrape(map.next_value()?),
                     other => return Err(A::Error::unknown_variant(other, STEP_NAMES)),
                 };
                 if let Some(extra) = map.next_key::<String>()? {
@@ -181,6 +184,10 @@ impl Step {
             Step::Assert(c) => format!("assert {}", c.describe()),
             Step::Request(r) => format!("GET {}", r.path),
             Step::Connections(c) => format!("{} {} connections", c.count, c.source.name()),
+            Step::Scrape(s) => match &s.within {
+                Some(within) => format!("scrape {} within {within}", s.describe()),
+                None => format!("scrape {}", s.describe()),
+            },
         }
     }
 
@@ -933,6 +940,216 @@ pub struct Request {
     pub body_contains: Option<String>,
     #[serde(default)]
     pub fields: Fields,
+}
+
+/// A GET of one of the operator's own endpoints (not through the apiserver): its Prometheus
+/// metrics or its health probes, at the address the runner knows for the operator judged.
+/// Without `within` it is one GET; with it, the GET is repeated until it answers as expected
+/// or the deadline (from `from`, a mark, else the step's start) passes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "RawScrape")]
+pub struct Scrape {
+    pub endpoint: Endpoint,
+    /// The request path (placeholders allowed); `/metrics` by default on `metrics`.
+    pub path: String,
+    /// The status wanted (200 by default).
+    pub status: StatusExpect,
+    /// A sample the answer (a Prometheus text exposition) must hold.
+    pub sample: Option<SampleCheck>,
+    pub within: Option<DeadlineExpr>,
+    pub from: Option<String>,
+}
+
+/// Which of the operator's listeners a `scrape` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Endpoint {
+    /// The Prometheus metrics listener (KEDA: `--metrics-bind-address`, `:8080`).
+    Metrics,
+    /// The health probe listener (KEDA: `--health-probe-bind-address`, `:8081`).
+    Health,
+}
+
+impl Endpoint {
+    pub fn name(self) -> &'static str {
+        match self {
+            Endpoint::Metrics => "metrics",
+            Endpoint::Health => "health",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawScrape {
+    endpoint: Endpoint,
+    path: Option<String>,
+    status: Option<StatusExpect>,
+    sample: Option<SampleCheck>,
+    within: Option<DeadlineExpr>,
+    from: Option<String>,
+}
+
+impl TryFrom<RawScrape> for Scrape {
+    type Error = String;
+    fn try_from(raw: RawScrape) -> Result<Self, String> {
+        let path = match (raw.path, raw.endpoint) {
+            (Some(path), _) => path,
+            (None, Endpoint::Metrics) => "/metrics".to_string(),
+            (None, Endpoint::Health) => {
+                return Err("`endpoint: health` needs a `path` (`/healthz`, `/readyz`)".into());
+            }
+        };
+        if !path.starts_with('/') {
+            return Err(format!("`path` {path:?} must start with `/`"));
+        }
+        if raw.sample.is_some() && raw.endpoint != Endpoint::Metrics {
+            return Err("a `sample` is read from `endpoint: metrics`".into());
+        }
+        if raw.from.is_some() && raw.within.is_none() {
+            return Err("`from` goes with `within`".into());
+        }
+        Ok(Scrape {
+            endpoint: raw.endpoint,
+            path,
+            status: raw.status.unwrap_or(StatusExpect::Code(200)),
+            sample: raw.sample,
+            within: raw.within,
+            from: raw.from,
+        })
+    }
+}
+
+impl Scrape {
+    /// `metrics /metrics: keda_build_info present`.
+    pub fn describe(&self) -> String {
+        let what = match &self.sample {
+            Some(sample) => sample.describe(),
+            None => format!("status {}", self.status),
+        };
+        format!("{} {}: {what}", self.endpoint.name(), self.path)
+    }
+}
+
+/// A sample of a Prometheus exposition, by its name and a subset of its labels (placeholders
+/// allowed in their values), and what its value must be.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "RawSampleCheck")]
+pub struct SampleCheck {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// None: any value (the sample is present).
+    pub value: Option<ValueExpect>,
+    /// No sample may match.
+    pub absent: bool,
+    /// The value a missing sample counts as (a counter an operator creates at its first
+    /// increment counts as 0 until then).
+    pub missing_as: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawSampleCheck {
+    name: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    value: Option<ValueExpect>,
+    #[serde(default)]
+    absent: bool,
+    missing_as: Option<f64>,
+}
+
+impl TryFrom<RawSampleCheck> for SampleCheck {
+    type Error = String;
+    fn try_from(raw: RawSampleCheck) -> Result<Self, String> {
+        if raw.name.is_empty() {
+            return Err("a sample needs a `name`".into());
+        }
+        if raw.absent && (raw.value.is_some() || raw.missing_as.is_some()) {
+            return Err("`absent: true` takes no `value` or `missingAs`".into());
+        }
+        if raw.missing_as.is_some() && raw.value.is_none() {
+            return Err("`missingAs` goes with a `value` to compare it with".into());
+        }
+        Ok(SampleCheck {
+            name: raw.name,
+            labels: raw.labels,
+            value: raw.value,
+            absent: raw.absent,
+            missing_as: raw.missing_as,
+        })
+    }
+}
+
+impl SampleCheck {
+    pub fn describe(&self) -> String {
+        let mut what = self.name.clone();
+        if !self.labels.is_empty() {
+            let labels: Vec<String> = self
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v:?}"))
+                .collect();
+            what.push_str(&format!("{{{}}}", labels.join(",")));
+        }
+        match (&self.value, self.absent) {
+            (_, true) => what.push_str(" absent"),
+            (None, false) => what.push_str(" present"),
+            (Some(value), false) => what.push_str(&format!(" {value}")),
+        }
+        if let Some(v) = self.missing_as {
+            what.push_str(&format!(" (missing counts as {v})"));
+        }
+        what
+    }
+}
+
+/// A sample's value: `value: 42`, or `{atLeast: 1}`, `{atMost: 0}`, `{above: 0}`, `{below: 5}`.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(try_from = "serde_yaml::Value")]
+pub enum ValueExpect {
+    Equals(f64),
+    AtLeast(f64),
+    AtMost(f64),
+    Above(f64),
+    Below(f64),
+}
+
+impl std::fmt::Display for ValueExpect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ValueExpect::Equals(v) => write!(f, "= {v}"),
+            ValueExpect::AtLeast(v) => write!(f, ">= {v}"),
+            ValueExpect::AtMost(v) => write!(f, "<= {v}"),
+            ValueExpect::Above(v) => write!(f, "> {v}"),
+            ValueExpect::Below(v) => write!(f, "< {v}"),
+        }
+    }
+}
+
+impl TryFrom<serde_yaml::Value> for ValueExpect {
+    type Error = String;
+    fn try_from(value: serde_yaml::Value) -> Result<Self, String> {
+        let bad = || {
+            "a sample value is a number, `{atLeast: N}`, `{atMost: N}`, `{above: N}` or `{below: N}`"
+                .to_string()
+        };
+        match &value {
+            serde_yaml::Value::Number(n) => n.as_f64().map(ValueExpect::Equals).ok_or_else(bad),
+            serde_yaml::Value::Mapping(m) if m.len() == 1 => {
+                let (k, v) = m.iter().next().ok_or_else(bad)?;
+                let n = v.as_f64().ok_or_else(bad)?;
+                match k.as_str() {
+                    Some("atLeast") => Ok(ValueExpect::AtLeast(n)),
+                    Some("atMost") => Ok(ValueExpect::AtMost(n)),
+                    Some("above") => Ok(ValueExpect::Above(n)),
+                    Some("below") => Ok(ValueExpect::Below(n)),
+                    _ => Err(bad()),
+                }
+            }
+            _ => Err(bad()),
+        }
+    }
 }
 
 /// An exact HTTP status, or `error`: any status from 400 up.

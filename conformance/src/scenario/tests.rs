@@ -510,6 +510,86 @@ fn a_connections_step_counts_rabbitmq_only_and_says_so() {
 }
 
 #[test]
+fn a_scrape_step_reads_its_endpoint_sample_and_deadline() {
+    let with = |step: &str| {
+        GOOD.replace(
+            "  - delete: {object: {kind: ScaledObject, name: web}}",
+            step,
+        )
+    };
+    let s = parse(
+        "good.yaml",
+        &with(
+            "  - scrape:\n      endpoint: metrics\n      sample:\n        name: keda_scaler_metrics_value\n        labels: {namespace: \"${namespace}\", scaledObject: web}\n        value: {atLeast: 2}\n      within: pollingInterval + slack\n      from: raised",
+        ),
+    )
+    .unwrap();
+    let Step::Scrape(scrape) = &s.steps[4] else {
+        panic!("a scrape step fifth")
+    };
+    assert_eq!(scrape.endpoint, model::Endpoint::Metrics);
+    assert_eq!(scrape.path, "/metrics");
+    assert_eq!(scrape.status, model::StatusExpect::Code(200));
+    let sample = scrape.sample.as_ref().unwrap();
+    assert_eq!(sample.labels["namespace"], "${namespace}");
+    assert_eq!(sample.value, Some(model::ValueExpect::AtLeast(2.0)));
+    assert_eq!(
+        s.steps[4].describe(),
+        "scrape metrics /metrics: keda_scaler_metrics_value{namespace=\"${namespace}\",scaledObject=\"web\"} >= 2 within pollingInterval + slack"
+    );
+    let s = parse(
+        "good.yaml",
+        &with("  - scrape: {endpoint: health, path: /readyz}"),
+    )
+    .unwrap();
+    assert_eq!(s.steps[4].describe(), "scrape health /readyz: status 200");
+
+    for (step, reason) in [
+        ("  - scrape: {endpoint: health}", "needs a `path`"),
+        (
+            "  - scrape: {endpoint: metrics, path: metrics}",
+            "must start with `/`",
+        ),
+        (
+            "  - scrape: {endpoint: health, path: /readyz, sample: {name: up}}",
+            "read from `endpoint: metrics`",
+        ),
+        (
+            "  - scrape: {endpoint: metrics, from: raised}",
+            "`from` goes with `within`",
+        ),
+        ("  - scrape: {endpoint: admin}", "unknown variant `admin`"),
+        (
+            "  - scrape: {endpoint: metrics, sample: {name: up, value: {around: 1}}}",
+            "a sample value is a number",
+        ),
+        (
+            "  - scrape: {endpoint: metrics, sample: {name: up, absent: true, value: 1}}",
+            "`absent: true` takes no `value`",
+        ),
+        (
+            "  - scrape: {endpoint: metrics, sample: {name: up, missingAs: 0}}",
+            "`missingAs` goes with a `value`",
+        ),
+        (
+            "  - scrape: {endpoint: metrics, sample: {name: up, labels: {ns: \"${nowhere}\"}}}",
+            "`${nowhere}` has no value",
+        ),
+        (
+            "  - scrape: {endpoint: metrics, within: slack, from: later}",
+            "`from: later` names no earlier step's `mark`",
+        ),
+        (
+            "  - scrape: {endpoint: metrics, within: cooldownPeriod}",
+            "which `vars` does not define",
+        ),
+    ] {
+        let e = error(&with(step));
+        assert!(e.reason.contains(reason), "{step}: {e}");
+    }
+}
+
+#[test]
 fn since_names_the_release_and_the_feature_and_a_bad_version_is_rejected_with_its_line() {
     let text = GOOD.replace(
         "target: web\n",
