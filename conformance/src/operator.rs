@@ -164,6 +164,21 @@ pub struct Endpoints {
 }
 
 impl Endpoints {
+    /// The base URL of `which`, or why it is not known: naming the flag that gives it.
+    pub fn url(&self, which: crate::scenario::model::Endpoint) -> Result<&str, String> {
+        use crate::scenario::model::Endpoint;
+        let (url, flag) = match which {
+            Endpoint::Metrics => (&self.metrics, METRICS_URL_FLAG),
+            Endpoint::Health => (&self.health, HEALTH_URL_FLAG),
+        };
+        url.as_deref().ok_or_else(|| {
+            format!(
+                "the runner does not know where the operator's {} endpoint answers: give `run {flag}=http://HOST:PORT`",
+                which.name()
+            )
+        })
+    }
+
     /// Each endpoint `given` names, else this one's.
     pub fn or(self, given: Endpoints) -> Endpoints {
         Endpoints {
@@ -553,6 +568,32 @@ impl Running {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_endpoint_names_the_flag_that_gives_it_and_a_given_one_wins() {
+        use crate::scenario::model::Endpoint;
+        let started = Endpoints {
+            metrics: Some("http://127.0.0.1:1".into()),
+            health: None,
+        };
+        assert_eq!(started.url(Endpoint::Metrics), Ok("http://127.0.0.1:1"));
+        let e = started.url(Endpoint::Health).unwrap_err();
+        assert!(e.contains("--operator-health-url"), "{e}");
+        let e = Endpoints::default().url(Endpoint::Metrics).unwrap_err();
+        assert!(e.contains("--operator-metrics-url"), "{e}");
+        let given = Endpoints {
+            metrics: Some("http://10.0.0.1:8080".into()),
+            health: Some("http://10.0.0.1:8081".into()),
+        };
+        let both = started.or(given.clone());
+        assert_eq!(both, given);
+        let kept = Endpoints {
+            metrics: Some("http://127.0.0.1:1".into()),
+            health: None,
+        }
+        .or(Endpoints::default());
+        assert_eq!(kept.metrics.as_deref(), Some("http://127.0.0.1:1"));
+    }
 
     #[test]
     fn every_kind_gets_its_webhook_path_and_keda_policy() {

@@ -137,16 +137,7 @@ struct RuleRun<'a> {
 impl Context {
     /// The base URL of one of the operator's endpoints, or why the runner does not know it.
     pub fn endpoint(&self, which: Endpoint) -> Result<&str, String> {
-        let (url, flag) = match which {
-            Endpoint::Metrics => (&self.endpoints.metrics, crate::operator::METRICS_URL_FLAG),
-            Endpoint::Health => (&self.endpoints.health, crate::operator::HEALTH_URL_FLAG),
-        };
-        url.as_deref().ok_or_else(|| {
-            format!(
-                "the runner does not know where the operator's {} endpoint answers: give `run {flag}=http://HOST:PORT`",
-                which.name()
-            )
-        })
+        self.endpoints.url(which)
     }
 
     fn prometheuses(&self) -> [&Arc<FakePrometheus>; 2] {
