@@ -12,7 +12,8 @@
 #     bin/keda-admission-webhooks   the validating webhooks (keda-admission)
 #     crd/*.yaml          the CRDs of that release (config/crd/bases)
 #     webhooks/validation_webhooks.yaml   its `keda-admission` ValidatingWebhookConfiguration
-#     src/                a writable copy of the module, where the build ran
+#     src/                a writable copy of the module, where the build ran (removed once
+#                         the build has finished)
 #
 # Idempotent: a finished build (marked by the file `done`) is reused at once. The module's own
 # go.mod (its replace and exclude directives included) decides every dependency; -mod=mod lets
@@ -91,5 +92,9 @@ for pair in "${binaries[@]}"; do
 done
 
 printf 'version=%s\nbuilt=%s\nseconds=%s\n' "$version" "$(date -u +%FT%TZ)" "$((SECONDS - started))" >"$out/done"
+# The binaries, CRDs and webhook configuration are copied out: the module copy (~100 MB, and
+# KEDA's code, which is read at run time, never kept) goes.
+cd "$out"
+rm -rf "$out/src"
 say "done in $((SECONDS - started))s: $out"
 echo "$out"
