@@ -313,6 +313,36 @@ pub fn webhooks_args(cert_dir: &Path, ports: &Ports) -> Vec<String> {
     ]
 }
 
+/// Flags that only change how a process logs; a release whose binary lacks them (the adapter
+/// of KEDA v2.15 and v2.16 logs through klog and refuses `--zap-*`) runs without them.
+const LOGGING_ONLY_FLAGS: [&str; 2] = ["--zap-encoder", "--zap-time-encoding"];
+
+/// `args` without the logging-only flags that `help` (the binary's `--help`) does not list.
+pub fn keep_supported(args: Vec<String>, help: &str) -> Vec<String> {
+    args.into_iter()
+        .filter(|arg| {
+            let name = arg.split('=').next().unwrap_or(arg);
+            !LOGGING_ONLY_FLAGS.contains(&name) || help.contains(&format!("{name} "))
+        })
+        .collect()
+}
+
+/// `args` for `binary`, asking its `--help` which logging-only flags it has.
+async fn supported_by(binary: &Path, args: Vec<String>) -> Vec<String> {
+    let help = tokio::process::Command::new(binary)
+        .arg("--help")
+        .env("WATCH_NAMESPACE", "")
+        .output()
+        .await
+        .map(|out| {
+            let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&out.stderr));
+            text
+        })
+        .unwrap_or_default();
+    keep_supported(args, &help)
+}
+
 /// Starts the operator, the adapter and the admission webhooks, registers the webhooks as KEDA
 /// does and the adapter as the external metrics API, and returns once the webhooks answer and
 /// the APIService is Available.
@@ -332,17 +362,21 @@ pub async fn start(cluster: &kind::Cluster, build: &Build) -> anyhow::Result<Run
     let operator = kind::process::Component::start(spec(
         "keda-operator",
         &build.operator,
-        operator_args(&dir, &ports),
+        supported_by(&build.operator, operator_args(&dir, &ports)).await,
     ))?;
     let adapter = kind::process::Component::start(spec(
         "keda-metrics-apiserver",
         &build.adapter,
-        adapter_args(&dir, cluster.kubeconfig_path(), &prepared.listen, &ports),
+        supported_by(
+            &build.adapter,
+            adapter_args(&dir, cluster.kubeconfig_path(), &prepared.listen, &ports),
+        )
+        .await,
     ))?;
     let webhooks = kind::process::Component::start(spec(
         "keda-admission-webhooks",
         &build.webhooks,
-        webhooks_args(&dir, &ports),
+        supported_by(&build.webhooks, webhooks_args(&dir, &ports)).await,
     ))?;
     let text = std::fs::read_to_string(&build.webhook_configuration)
         .with_context(|| format!("reading {}", build.webhook_configuration.display()))?;
@@ -371,6 +405,23 @@ pub fn operator_endpoints(ports: &Ports) -> crate::operator::Endpoints {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn logging_flags_a_binary_does_not_list_are_left_out_and_every_other_flag_stays() {
+        let args: Vec<String> = [
+            "--port=1",
+            "--zap-encoder=console",
+            "--zap-time-encoding=rfc3339nano",
+        ]
+        .map(String::from)
+        .to_vec();
+        let klog = "      --port int   Set the port\n      --v Level   verbosity\n";
+        assert_eq!(keep_supported(args.clone(), klog), ["--port=1"]);
+        let zap = "      --port int\n      --zap-encoder encoder   Zap log encoding\n      --zap-time-encoding time-encoding\n";
+        assert_eq!(keep_supported(args.clone(), zap), args);
+        // Only logging flags are optional: a missing required flag is the binary's to refuse.
+        assert_eq!(keep_supported(args, ""), ["--port=1"]);
+    }
+
     use super::*;
 
     fn ports() -> Ports {

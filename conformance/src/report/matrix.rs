@@ -91,7 +91,8 @@ fn count_row(column: &Column) -> [String; 7] {
             "–".into(),
             "–".into(),
             "–".into(),
-            format!("not judged: {why}"),
+            // One line (a table cell); the HTML report has the whole story.
+            format!("not judged: {}", why.lines().next().unwrap_or_default()),
         ],
     }
 }
@@ -146,8 +147,15 @@ pub fn markdown(columns: &[Column]) -> String {
                 .any(|c| c.outcome(id).is_none_or(|o| o.status != Status::Passed))
         })
         .collect();
+    if !columns
+        .iter()
+        .any(|c| matches!(c.result, ColumnResult::Judged { .. }))
+    {
+        md.push_str("\nNo release was judged.\n");
+        return md;
+    }
     if uneven.is_empty() {
-        md.push_str("\nEvery rule passed on every release.\n");
+        md.push_str("\nEvery rule passed on every release that was judged.\n");
         return md;
     }
     md.push_str("\nRules that did not pass on every release (quirk: a KEDA defect the rule documents; n/a: a later release's behaviour):\n\n");

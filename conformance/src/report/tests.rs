@@ -481,7 +481,8 @@ mod matrix {
             Column {
                 version: "v2.9.0".into(),
                 result: ColumnResult::NotJudged(
-                    "build-keda.sh v2.9.0 failed (exit status: 1): no config/webhooks".into(),
+                    "build-keda.sh v2.9.0 failed (exit status: 1): no config/webhooks\n  | the build's last line"
+                        .into(),
                 ),
             },
         ]
@@ -520,7 +521,20 @@ mod matrix {
     fn markdown_says_so_when_every_rule_passed_everywhere() {
         let all = columns().into_iter().take(1).collect::<Vec<_>>();
         let md = matrix::markdown(&all);
-        assert!(md.contains("Every rule passed on every release."), "{md}");
+        assert!(
+            md.contains("Every rule passed on every release that was judged."),
+            "{md}"
+        );
+        let none = columns().into_iter().skip(2).collect::<Vec<_>>();
+        let md = matrix::markdown(&none);
+        assert!(
+            md.contains("No release was judged.") && !md.contains("Every rule"),
+            "{md}"
+        );
+        assert!(
+            !md.contains("the build's last line"),
+            "a table cell is one line: {md}"
+        );
     }
 
     #[test]
@@ -548,6 +562,10 @@ mod matrix {
         assert!(page.contains("<section id=\"v2.15.1-SO-ZERO-004\">"));
         assert!(page.contains("<td class=\"na\" title=\"not applicable to KEDA v2.15.1"));
         assert!(page.contains("not judged: build-keda.sh v2.9.0 failed"));
+        assert!(
+            page.contains("the build&apos;s last line"),
+            "the whole story in HTML"
+        );
         assert!(
             page.contains("<section id=\"spec-4.4\">"),
             "the spec appendix"
