@@ -244,6 +244,56 @@ fn a_missing_upstream_build_names_the_build_script_before_any_cluster_starts() {
 }
 
 #[test]
+fn a_matrix_release_without_a_build_gets_a_column_saying_why_and_fails_the_job() {
+    let state = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["matrix", "--keda-version", "v2.9.9", "--no-build", "--out"])
+        .arg(out_dir.path())
+        .env("KEDA_CONFORMANCE_STATE", state.path())
+        .env("KEDA_CONFORMANCE_CACHE", cache.path())
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("the binary runs");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let md = std::fs::read_to_string(out_dir.path().join("matrix.md")).unwrap();
+    assert!(
+        md.contains("| v2.9.9 | – | – | – | – | – | not judged: no build in ")
+            && md.contains("--no-build was given")
+            && md.contains("No release was judged."),
+        "{md}"
+    );
+    let xml = std::fs::read_to_string(out_dir.path().join("matrix.xml")).unwrap();
+    assert!(
+        xml.contains("<testsuite name=\"keda v2.9.9\" tests=\"1\" failures=\"1\""),
+        "{xml}"
+    );
+    let html = std::fs::read_to_string(out_dir.path().join("matrix.html")).unwrap();
+    assert!(html.contains("<h2>KEDA v2.9.9</h2>"), "{html}");
+}
+
+#[test]
+fn several_releases_for_run_point_at_matrix() {
+    let state = tempfile::tempdir().unwrap();
+    let out = cli(
+        state.path(),
+        &[
+            "run",
+            "--operator",
+            "upstream",
+            "--keda-version",
+            "v2.20.2,v2.21.1",
+        ],
+    );
+    let line = error_line(&out);
+    assert!(
+        line.contains("keda-conformance matrix --keda-version v2.20.2,v2.21.1"),
+        "{line}"
+    );
+}
+
+#[test]
 fn cluster_up_with_upstream_takes_the_keda_version_of_the_build_like_run() {
     let state = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
