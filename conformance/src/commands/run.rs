@@ -34,7 +34,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if args.list {
         for l in &selected {
             println!(
-                "{:<16} §{:<5} {}{}",
+                "{:<16} §{:<5} {}{}{}",
                 l.scenario.id,
                 l.scenario.section,
                 l.scenario.title,
@@ -42,6 +42,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                     " [upstream quirk]"
                 } else {
                     ""
+                },
+                match &l.scenario.since {
+                    Some(since) => format!(" [since KEDA {}]", since.keda),
+                    None => String::new(),
                 }
             );
         }
