@@ -296,7 +296,7 @@ pub fn html(columns: &[Column], spec: &super::spec::Spec) -> String {
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em}\
 table{border-collapse:collapse;margin-bottom:1em}td,th{padding:.2em .6em;border-bottom:1px solid #ddd;text-align:left}\
-table.matrix td:nth-child(n+4){text-align:center}table.matrix td:first-child{white-space:nowrap}\
+table.matrix td:nth-child(n+4){text-align:center}table.matrix td:first-child{white-space:nowrap}table.matrix td a{color:inherit}\
 .pass{color:#2a8a2a;font-weight:bold}.fail{color:#c03030;font-weight:bold}\
 .quirk{color:#b06a00;font-weight:bold}.na{color:#777}\
 pre.failure{background:#fff0f0;padding:.6em;white-space:pre-wrap}\
