@@ -8,11 +8,10 @@ use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{Context as _, bail};
 
-use super::run::{judge, judged_version};
+use super::run::{judge, judged_version, select_rules};
 use super::{progress, provider, runtime};
 use crate::cli::MatrixArgs;
 use crate::report::matrix::{Column, ColumnResult};
-use crate::scenario::{self, Loaded};
 use crate::suite::{OperatorKind, Options};
 use crate::version::KedaVersion;
 
@@ -21,18 +20,7 @@ const BUILD_SCRIPT: &str = include_str!("../../upstream/build-keda.sh");
 
 pub fn run(args: MatrixArgs) -> anyhow::Result<ExitCode> {
     let versions = versions(&args.keda_version)?;
-    let dir = args.scenarios.clone().unwrap_or_else(scenario::builtin_dir);
-    let selected: Vec<Loaded> = scenario::load_dir(&dir)?
-        .into_iter()
-        .filter(|l| scenario::glob_matches(&args.rules, &l.scenario.id.0))
-        .collect();
-    if selected.is_empty() {
-        bail!(
-            "--rules {:?} selects none of the rules in {}",
-            args.rules,
-            dir.display()
-        );
-    }
+    let selected = select_rules(args.scenarios.as_deref(), &args.rules)?;
     if !(args.slack.is_finite() && args.slack >= 0.0) {
         bail!(
             "--slack must be a non-negative number of seconds, not {}",

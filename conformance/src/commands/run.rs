@@ -2,6 +2,7 @@
 //! before any cluster starts), brings up the cluster and the operator, runs the selected rules
 //! with a progress display, writes the reports, and exits 0 only if every rule passed.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,20 +18,25 @@ use crate::scenario::{self, Loaded};
 use crate::suite::{OperatorKind, Options, Suite};
 use crate::version::KedaVersion;
 
-pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let dir = args.scenarios.clone().unwrap_or_else(scenario::builtin_dir);
-    let all = scenario::load_dir(&dir)?;
-    let selected: Vec<Loaded> = all
+/// Reads every scenario of `scenarios` (default: the shipped rules) and keeps those `rules`
+/// selects; selecting none is an error naming the pattern and the directory.
+pub fn select_rules(scenarios: Option<&Path>, rules: &str) -> anyhow::Result<Vec<Loaded>> {
+    let dir = scenarios.map_or_else(scenario::builtin_dir, Path::to_path_buf);
+    let selected: Vec<Loaded> = scenario::load_dir(&dir)?
         .into_iter()
-        .filter(|l| scenario::glob_matches(&args.rules, &l.scenario.id.0))
+        .filter(|l| scenario::glob_matches(rules, &l.scenario.id.0))
         .collect();
     if selected.is_empty() {
         bail!(
-            "--rules {:?} selects none of the rules in {}",
-            args.rules,
+            "--rules {rules:?} selects none of the rules in {}",
             dir.display()
         );
     }
+    Ok(selected)
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let selected = select_rules(args.scenarios.as_deref(), &args.rules)?;
     if args.list {
         for l in &selected {
             println!(
