@@ -75,6 +75,11 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// A component exited because a port it was to listen on was taken after it was chosen.
+    pub fn is_port_collision(&self) -> bool {
+        matches!(self, Error::ComponentExited { tail, .. } if tail.contains("address already in use"))
+    }
+
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
             context: context.into(),
@@ -87,5 +92,34 @@ impl Error {
             context: context.into(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exited(tail: &str) -> Error {
+        Error::ComponentExited {
+            component: "etcd".into(),
+            status: "exit status: 1".into(),
+            log: PathBuf::from("etcd.log"),
+            tail: tail.into(),
+        }
+    }
+
+    #[test]
+    fn only_an_exit_on_a_taken_port_is_a_port_collision() {
+        let bind = r#"  | {"level":"fatal","msg":"discovery failed","error":"listen tcp 127.0.0.1:44613: bind: address already in use"}"#;
+        assert!(exited(bind).is_port_collision());
+        assert!(!exited("  | unknown flag: --no-such-flag").is_port_collision());
+        assert!(
+            !Error::PortInUse {
+                port: 1,
+                component: "kube-apiserver".into()
+            }
+            .is_port_collision(),
+            "a port the user chose is not chosen again"
+        );
     }
 }

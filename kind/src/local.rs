@@ -93,6 +93,10 @@ pub struct LocalCluster {
     work_dir: WorkDir,
 }
 
+/// How many times a local cluster is started on fresh ports when a component finds its port
+/// taken by another process before it could bind it.
+const PORT_ATTEMPTS: u32 = 3;
+
 /// Names of the kwok nodes a local cluster creates.
 pub fn node_name(index: usize) -> String {
     format!("kwok-node-{index}")
@@ -108,6 +112,40 @@ impl LocalCluster {
             .map_err(|e| Error::Invalid(format!("provisioning the binaries panicked: {e}")))??;
         let started = Instant::now();
         let deadline = started + options.startup_timeout;
+        let kept_etcd = options.work_dir.as_ref().map(|dir| dir.join("etcd"));
+        let etcd_was_there = kept_etcd.as_ref().is_some_and(|data| data.exists());
+        let mut attempt = 1;
+        loop {
+            match Self::start_on_fresh_ports(&binaries, options.clone(), started, deadline).await {
+                Err(e)
+                    if e.is_port_collision()
+                        && options.api_port.is_none()
+                        && attempt < PORT_ATTEMPTS =>
+                {
+                    tracing::warn!(
+                        attempt,
+                        error = %e,
+                        "a component found its port taken; starting again on other ports"
+                    );
+                    // etcd's data from the failed attempt names the old peer port.
+                    if let (Some(data), false) = (&kept_etcd, etcd_was_there) {
+                        let _ = std::fs::remove_dir_all(data);
+                    }
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// One start-up on ports chosen now. A port can still be taken between the choice and
+    /// the component's bind (by another process); [`LocalCluster::start`] tries again then.
+    async fn start_on_fresh_ports(
+        binaries: &Binaries,
+        options: LocalOptions,
+        started: Instant,
+        deadline: Instant,
+    ) -> Result<Self> {
         let api_port = match options.api_port {
             Some(p) => ports::require_free(p, "kube-apiserver")?,
             None => ports::free_port()?,
@@ -152,14 +190,14 @@ impl LocalCluster {
             options,
             work_dir,
         };
-        cluster.start_etcd(&binaries, peer_port)?;
+        cluster.start_etcd(binaries, peer_port)?;
         let etcd_port = cluster.etcd_port;
         cluster
             .wait("etcd /health", deadline, move || etcd_healthy(etcd_port))
             .await?;
         tracing::debug!(elapsed = ?started.elapsed(), "etcd ready");
 
-        cluster.start_apiserver(&binaries)?;
+        cluster.start_apiserver(binaries)?;
         let client = cluster.client().await?;
         let probe = client.clone();
         cluster
@@ -178,7 +216,7 @@ impl LocalCluster {
         let preinstall = cluster.options.preinstall.clone();
         crate::apply::apply_all(&client, &preinstall, deadline).await?;
 
-        cluster.start_controllers(&binaries)?;
+        cluster.start_controllers(binaries)?;
         for i in 0..cluster.options.nodes {
             create_node(&client, &node_name(i)).await?;
         }

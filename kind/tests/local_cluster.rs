@@ -43,6 +43,10 @@ fn main() -> ExitCode {
             taken_port_is_refused,
         ),
         ClusterTest::new(
+            "a_port_taken_after_it_was_chosen_is_chosen_again",
+            taken_after_choice_is_chosen_again,
+        ),
+        ClusterTest::new(
             "provisioning_slower_than_the_startup_timeout_still_yields_a_cluster",
             slow_provisioning_is_not_startup,
         ),
@@ -178,6 +182,45 @@ async fn taken_port_is_refused(_shared: Arc<Cluster>) -> Result<(), TestError> {
         err,
         format!("port {port} on 127.0.0.1 is already in use (wanted for kube-apiserver)")
     );
+    assert!(support::processes_mentioning(&dir.path().display().to_string()).is_empty());
+    Ok(())
+}
+
+/// Another process may bind a chosen port before the component does (CI once saw etcd exit
+/// with `bind: address already in use`). Here a port etcd is told to listen on is held until
+/// etcd has failed on it once: the cluster must then start on its next attempt.
+async fn taken_after_choice_is_chosen_again(_shared: Arc<Cluster>) -> Result<(), TestError> {
+    let held = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = held.local_addr()?.port();
+    let dir = tempfile::tempdir()?;
+    let cluster_dir = dir.path().join("cluster");
+    let mut options = LocalOptions {
+        work_dir: Some(cluster_dir.clone()),
+        ..Default::default()
+    };
+    options.extra_args.insert(
+        "etcd".into(),
+        vec![format!("--listen-metrics-urls=http://127.0.0.1:{port}")],
+    );
+    let etcd_log = cluster_dir.join("logs").join("etcd.log");
+    let refused = tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while tokio::time::Instant::now() < deadline {
+            let log = std::fs::read_to_string(&etcd_log).unwrap_or_default();
+            if log.contains("address already in use") {
+                drop(held);
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        false
+    });
+    let cluster = Cluster::start_local(options).await;
+    assert!(refused.await?, "etcd never found port {port} taken");
+    let cluster = cluster?;
+    let local = cluster.local().expect("a local cluster");
+    assert_eq!(local.components().pids().len(), 5);
+    drop(cluster);
     assert!(support::processes_mentioning(&dir.path().display().to_string()).is_empty());
     Ok(())
 }
