@@ -85,12 +85,6 @@ impl Launcher {
     }
 }
 
-fn free_port() -> Result<u16, TestError> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// The APIService pointing at the operator's fixed metrics port, trusted by the shared CA.
 async fn register_metrics_api(cluster: &Cluster, port: u16, ca_pem: &str) -> Result<(), TestError> {
     let service = cluster
@@ -197,7 +191,7 @@ async fn run(cluster: &Cluster, dir: &Path, log: &Path) -> Result<(), TestError>
     let launcher = Launcher {
         kubeconfig: cluster.kubeconfig_path().to_path_buf(),
         certs,
-        port: free_port()?,
+        port: kind::ports::free_port()?,
         log: log.to_path_buf(),
     };
     register_metrics_api(cluster, launcher.port, &serving.ca_pem).await?;

@@ -988,9 +988,7 @@ spec:
     );
 
     // A server that is not there: KEDA's build-time ping fails, Ready=False says why.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let closed = kind::ports::free_port()?;
     apply_scaled_object(&client, ns.name(), &so("no-db", closed)).await?;
     let message = wait_for_ready(&client, ns.name(), "no-db", "False").await?;
     assert!(

@@ -3,7 +3,6 @@
 //! under the project's cache, a free port, and progress lines.
 
 use std::io::Write as _;
-use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -25,11 +24,10 @@ pub fn find_program(first_dirs: &[&str], names: &[&str]) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// A port for a real server to listen on, outside the ephemeral range that the tests' own
+/// connections take source ports from (see `kind::ports::free_port`).
 pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on 127.0.0.1")
+    kind::ports::free_port().expect("a free port on 127.0.0.1")
 }
 
 /// Whether this process runs as root (it owns what it just created).
