@@ -41,6 +41,9 @@ pub struct Options {
     pub upstream_dir: Option<PathBuf>,
     /// `upstream` without `upstream_dir`: the release whose build in the cache is judged.
     pub keda_version: String,
+    /// Where the operator's metrics and health probes answer, as given on the command line
+    /// (`--operator external`); each one given wins over what an operator started here uses.
+    pub endpoints: crate::operator::Endpoints,
 }
 
 /// The operator processes to start once the cluster is up.
@@ -55,18 +58,7 @@ pub struct Suite {
 }
 
 impl Suite {
-    pub async fn start(options: Options, progress: &dyn Fn(&str)) -> anyhow::Result<Self> {
-        Self::start_with(options, Default::default(), progress).await
-    }
-
-    /// As [`Suite::start`], with where the operator's metrics and health probes answer as
-    /// given on the command line (`--operator external`); each one given wins over what an
-    /// operator started here uses.
-    pub async fn start_with(
-        mut options: Options,
-        given: crate::operator::Endpoints,
-        progress: &dyn Fn(&str),
-    ) -> anyhow::Result<Self> {
+    pub async fn start(mut options: Options, progress: &dyn Fn(&str)) -> anyhow::Result<Self> {
         let mut preinstall = Vec::new();
         let to_start = match options.operator {
             OperatorKind::Builtin => {
@@ -173,7 +165,7 @@ impl Suite {
             .as_ref()
             .map(|o| o.endpoints().clone())
             .unwrap_or_default()
-            .or(given);
+            .or(std::mem::take(&mut options.endpoints));
         let timings: Timings = [
             (HPA_SYNC, hpa_sync),
             (STABILIZATION, stabilization),

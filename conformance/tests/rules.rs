@@ -73,6 +73,7 @@ fn main() -> ExitCode {
         slack: Duration::from_secs(3),
         upstream_dir: None,
         keda_version: keda_conformance::upstream::DEFAULT_VERSION.into(),
+        endpoints: Default::default(),
     };
     let suite = match runtime.block_on(Suite::start(options, &|m| eprintln!("==> {m}"))) {
         Ok(s) => Arc::new(s),

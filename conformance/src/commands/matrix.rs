@@ -8,7 +8,7 @@ use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{Context as _, bail};
 
-use super::run::{judge, judged_version, select_rules};
+use super::run::{judge, select_rules};
 use super::{progress, provider, runtime};
 use crate::cli::MatrixArgs;
 use crate::report::matrix::{Column, ColumnResult};
@@ -57,9 +57,15 @@ pub fn run(args: MatrixArgs) -> anyhow::Result<ExitCode> {
                     slack: std::time::Duration::from_secs_f64(args.slack),
                     upstream_dir: Some(build_dir),
                     keda_version: version.to_string(),
+                    endpoints: Default::default(),
                 };
-                let judged = judged_version(&options).or(Some(*version));
-                match judge(&rt, options, &selected, args.parallel as usize, judged) {
+                match judge(
+                    &rt,
+                    options,
+                    &selected,
+                    args.parallel as usize,
+                    Some(*version),
+                ) {
                     Ok(verdict) => {
                         println!("KEDA {version}: {}", verdict.summary());
                         ColumnResult::Judged {

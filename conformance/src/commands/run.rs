@@ -67,18 +67,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let options = options(&args)?;
     let version = judged_version(&options);
     let rt = runtime()?;
-    let endpoints = crate::operator::Endpoints {
-        metrics: args.operator_metrics_url.clone(),
-        health: args.operator_health_url.clone(),
-    };
-    let verdict = judge_with(
-        &rt,
-        options,
-        endpoints,
-        &selected,
-        args.parallel as usize,
-        version,
-    )?;
+    let verdict = judge(&rt, options, &selected, args.parallel as usize, version)?;
     let outcomes = &verdict.outcomes;
     if let Some(path) = &args.junit {
         std::fs::write(
@@ -141,6 +130,10 @@ pub fn options(args: &RunArgs) -> anyhow::Result<Options> {
         slack: seconds_arg(args.slack, "slack")?,
         upstream_dir: args.keda_bin_dir.clone(),
         keda_version: args.keda_version.clone(),
+        endpoints: crate::operator::Endpoints {
+            metrics: args.operator_metrics_url.clone(),
+            health: args.operator_health_url.clone(),
+        },
     })
 }
 
@@ -202,19 +195,6 @@ pub fn judge(
     parallel: usize,
     version: Option<KedaVersion>,
 ) -> anyhow::Result<Verdict> {
-    judge_with(rt, options, Default::default(), selected, parallel, version)
-}
-
-/// As [`judge`], with where the operator's metrics and health probes answer as given on the
-/// command line (`--operator-metrics-url`, `--operator-health-url`).
-pub fn judge_with(
-    rt: &tokio::runtime::Runtime,
-    options: Options,
-    endpoints: crate::operator::Endpoints,
-    selected: &[Loaded],
-    parallel: usize,
-    version: Option<KedaVersion>,
-) -> anyhow::Result<Verdict> {
     let not_applicable = |rule: &Loaded| {
         let since = rule.scenario.since.as_ref()?;
         since.not_applicable_to(version?)
@@ -224,7 +204,7 @@ pub fn judge_with(
     let quirks_apply = options.operator != OperatorKind::Builtin;
     let started = Instant::now();
     let (mut outcomes, mut suite) = rt.block_on(async {
-        let suite = Suite::start_with(options, endpoints, &|m| progress(m)).await?;
+        let suite = Suite::start(options, &|m| progress(m)).await?;
         let cluster = &suite.context.cluster;
         let kubernetes = cluster
             .client()
