@@ -266,7 +266,11 @@ fn a_matrix_release_without_a_build_gets_a_column_saying_why_and_fails_the_job()
     );
     let xml = std::fs::read_to_string(out_dir.path().join("matrix.xml")).unwrap();
     assert!(
-        xml.contains("<testsuite name=\"keda v2.9.9\" tests=\"1\" failures=\"1\""),
+        xml.contains("<testsuite name=\"keda v2.9.9\" tests=\"1\" failures=\"0\" errors=\"1\"")
+            && xml.contains(
+                "<testcase name=\"KEDA v2.9.9 is built and starts\" classname=\"keda v2.9.9\""
+            )
+            && xml.contains("<error message=\"no build in "),
         "{xml}"
     );
     let html = std::fs::read_to_string(out_dir.path().join("matrix.html")).unwrap();

@@ -6,12 +6,45 @@ use std::fmt::Write;
 use crate::engine::{Outcome, Status};
 
 pub fn render(suite: &str, outcomes: &[Outcome]) -> String {
-    render_suites(suite, &[(suite, outcomes)])
+    render_suites(
+        suite,
+        &[Suite {
+            name: suite,
+            run: Run::Judged(outcomes),
+        }],
+    )
+}
+
+/// One `<testsuite>`.
+pub struct Suite<'a> {
+    pub name: &'a str,
+    pub run: Run<'a>,
+}
+
+pub enum Run<'a> {
+    /// The rules ran: a test case each.
+    Judged(&'a [Outcome]),
+    /// Nothing could be judged (e.g. the operator was not built or did not start): one test
+    /// case named for what was attempted, in error with why.
+    NotRun { attempted: &'a str, why: &'a str },
+}
+
+impl Suite<'_> {
+    fn outcomes(&self) -> &[Outcome] {
+        match self.run {
+            Run::Judged(outcomes) => outcomes,
+            Run::NotRun { .. } => &[],
+        }
+    }
 }
 
 /// Several runs in one file, one `<testsuite>` each (the matrix: one per KEDA release).
-pub fn render_suites(name: &str, suites: &[(&str, &[Outcome])]) -> String {
-    let all = || suites.iter().flat_map(|(_, outcomes)| outcomes.iter());
+pub fn render_suites(name: &str, suites: &[Suite]) -> String {
+    let all = || suites.iter().flat_map(|s| s.outcomes().iter());
+    let errors = suites
+        .iter()
+        .filter(|s| matches!(s.run, Run::NotRun { .. }))
+        .count();
     let count = |status: Status| all().filter(|o| o.status == status).count();
     // A known upstream quirk is neither a pass nor a failure: a skipped test case whose message
     // says which defect it is, so CI shows it apart and does not fail on it. A rule about a
@@ -21,13 +54,16 @@ pub fn render_suites(name: &str, suites: &[(&str, &[Outcome])]) -> String {
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         xml,
-        "<testsuites name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{skipped}\" time=\"{total:.3}\">",
+        "<testsuites name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{total:.3}\">",
         escape(name),
-        all().count(),
+        all().count() + errors,
         count(Status::Failed)
     );
-    for (suite, outcomes) in suites {
-        testsuite(&mut xml, suite, outcomes);
+    for suite in suites {
+        match suite.run {
+            Run::Judged(outcomes) => testsuite(&mut xml, suite.name, outcomes),
+            Run::NotRun { attempted, why } => not_run(&mut xml, suite.name, attempted, why),
+        }
     }
     xml.push_str("</testsuites>\n");
     xml
@@ -89,6 +125,28 @@ fn testsuite(xml: &mut String, suite: &str, outcomes: &[Outcome]) {
         let _ = writeln!(xml, "    </testcase>");
     }
     xml.push_str("  </testsuite>\n");
+}
+
+fn not_run(xml: &mut String, suite: &str, attempted: &str, why: &str) {
+    let _ = writeln!(
+        xml,
+        "  <testsuite name=\"{}\" tests=\"1\" failures=\"0\" errors=\"1\" skipped=\"0\" time=\"0.000\">",
+        escape(suite)
+    );
+    let _ = writeln!(
+        xml,
+        "    <testcase name=\"{}\" classname=\"{}\" time=\"0.000\">",
+        escape(attempted),
+        escape(suite)
+    );
+    let first = why.lines().next().unwrap_or(why);
+    let _ = writeln!(
+        xml,
+        "      <error message=\"{}\" type=\"NotJudged\">{}</error>",
+        escape(first),
+        escape(why)
+    );
+    xml.push_str("    </testcase>\n  </testsuite>\n");
 }
 
 /// The message, then the steps and events in time order, so a CI log alone explains it.

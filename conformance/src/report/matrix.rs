@@ -7,7 +7,7 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use super::html::{class, label};
-use super::junit::escape;
+use super::junit::{Run, Suite, escape};
 use crate::engine::{Outcome, Status};
 
 /// One release's column.
@@ -100,29 +100,26 @@ fn count_row(column: &Column) -> [String; 7] {
 const COUNT_HEADER: [&str; 7] = ["KEDA", "rules", "pass", "quirk", "fail", "n/a", "time"];
 
 pub fn junit(columns: &[Column]) -> String {
-    // A release that was not judged is one failed case, so CI shows it.
-    let placeholders: Vec<(String, Vec<Outcome>)> = columns
+    // A release that was not judged is a suite in error, so CI shows it.
+    let names: Vec<(String, String)> = columns
         .iter()
         .map(|c| {
-            let outcomes = match &c.result {
-                ColumnResult::Judged { outcomes, .. } => outcomes.clone(),
-                ColumnResult::NotJudged(why) => vec![Outcome {
-                    id: "KEDA-BUILD-000".into(),
-                    title: format!("KEDA {} is built and starts", c.version),
-                    section: "1".into(),
-                    file: String::new(),
-                    status: Status::Failed,
-                    message: Some(why.clone()),
-                    duration: Duration::ZERO,
-                    timeline: Default::default(),
-                }],
-            };
-            (format!("keda {}", c.version), outcomes)
+            (
+                format!("keda {}", c.version),
+                format!("KEDA {} is built and starts", c.version),
+            )
         })
         .collect();
-    let suites: Vec<(&str, &[Outcome])> = placeholders
+    let suites: Vec<Suite> = columns
         .iter()
-        .map(|(name, outcomes)| (name.as_str(), outcomes.as_slice()))
+        .zip(&names)
+        .map(|(c, (name, attempted))| Suite {
+            name,
+            run: match &c.result {
+                ColumnResult::Judged { outcomes, .. } => Run::Judged(outcomes),
+                ColumnResult::NotJudged(why) => Run::NotRun { attempted, why },
+            },
+        })
         .collect();
     super::junit::render_suites("keda-conformance matrix", &suites)
 }

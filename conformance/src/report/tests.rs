@@ -150,7 +150,7 @@ fn outcomes() -> Vec<Outcome> {
 #[test]
 fn junit_has_one_testcase_per_rule_and_the_failure_with_its_times() {
     let xml = junit::render("keda-conformance", &outcomes());
-    assert!(xml.contains("tests=\"3\" failures=\"1\" skipped=\"1\""));
+    assert!(xml.contains("tests=\"3\" failures=\"1\" errors=\"0\" skipped=\"1\""));
     // A known upstream quirk is a skipped case, not a failure.
     assert!(xml.contains("<skipped message=\"known upstream quirk (not counted): a restarted"));
     assert_eq!(xml.matches("<failure ").count(), 1);
@@ -538,16 +538,22 @@ mod matrix {
     }
 
     #[test]
-    fn junit_has_one_suite_per_release_and_a_failed_case_for_one_not_judged() {
+    fn junit_has_one_suite_per_release_and_an_error_for_one_not_judged() {
         let xml = matrix::junit(&columns());
         assert_eq!(xml.matches("<testsuite ").count(), 3);
         assert!(xml.contains("<testsuite name=\"keda v2.15.1\" tests=\"4\" failures=\"1\" errors=\"0\" skipped=\"2\""), "{xml}");
         assert!(xml.contains("<skipped message=\"not applicable to KEDA v2.15.1: ClusterCloudEventSource arrived in v2.16.0\"/>"), "{xml}");
+        // Not a rule failure with an invented rule id: the attempt itself, in error.
         assert!(
-            xml.contains("<testsuite name=\"keda v2.9.0\" tests=\"1\" failures=\"1\""),
+            xml.contains("<testsuite name=\"keda v2.9.0\" tests=\"1\" failures=\"0\" errors=\"1\"")
+                && xml.contains(
+                    "<testcase name=\"KEDA v2.9.0 is built and starts\" classname=\"keda v2.9.0\""
+                )
+                && xml.contains("<error message=\"build-keda.sh v2.9.0 failed")
+                && xml.contains("the build&apos;s last line</error>"),
             "{xml}"
         );
-        assert!(xml.contains("<testsuites name=\"keda-conformance matrix\" tests=\"9\" failures=\"2\" skipped=\"2\""), "{xml}");
+        assert!(xml.contains("<testsuites name=\"keda-conformance matrix\" tests=\"9\" failures=\"1\" errors=\"1\" skipped=\"2\""), "{xml}");
     }
 
     #[test]
