@@ -32,6 +32,14 @@ use timeline::{EventMark, StepMark, Timeline, Window, ms_since, seconds};
 
 /// How often waits and holds look at the cluster.
 const POLL: Duration = Duration::from_millis(100);
+
+/// How a poll within a deadline ended.
+enum Polled {
+    /// The check held, this long after the step's clock started.
+    Held { elapsed: Duration },
+    /// The deadline passed; what was observed last.
+    TimedOut { observed: String },
+}
 /// How long one GET of the operator's own endpoints may take.
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the target's replicas are sampled for the timeline.
@@ -605,14 +613,47 @@ impl RuleRun<'_> {
         })
     }
 
-    async fn wait(&self, wait: &Wait) -> Result<(), String> {
-        let from = match &wait.from {
-            Some(mark) => *self
+    /// When the mark a timed step counts from was reached; now when it names none.
+    fn mark_or_now(&self, mark: Option<&String>) -> Result<Instant, String> {
+        match mark {
+            Some(mark) => self
                 .marks
                 .get(mark)
-                .ok_or_else(|| format!("mark `{mark}` was not reached"))?,
-            None => Instant::now(),
-        };
+                .copied()
+                .ok_or_else(|| format!("mark `{mark}` was not reached")),
+            None => Ok(Instant::now()),
+        }
+    }
+
+    /// Polls `probe` every [`POLL`] until it holds (noted in `window`) or `within` has passed
+    /// since `from`; an error of the probe ends the step at once.
+    async fn poll_until<F, Fut>(
+        &self,
+        window: &mut Window,
+        from: Instant,
+        within: Duration,
+        mut probe: F,
+    ) -> Result<Polled, String>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(bool, String), String>>,
+    {
+        loop {
+            let (ok, observed) = probe().await?;
+            let elapsed = from.elapsed();
+            if ok {
+                window.observed_ms = Some(self.now_ms());
+                return Ok(Polled::Held { elapsed });
+            }
+            if elapsed > within {
+                return Ok(Polled::TimedOut { observed });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn wait(&self, wait: &Wait) -> Result<(), String> {
+        let from = self.mark_or_now(wait.from.as_ref())?;
         let within = self.eval(&wait.within)?;
         let not_before = match &wait.not_before {
             Some(e) => self.eval(e)?,
@@ -626,38 +667,32 @@ impl RuleRun<'_> {
             observed_ms: None,
             passed: false,
         };
-        let result = loop {
-            let (ok, observed) = self.observe(&wait.check).await?;
-            let elapsed = from.elapsed();
-            if ok {
-                window.observed_ms = Some(self.now_ms());
-                if elapsed < not_before {
-                    break Err(format!(
-                        "expected {} not before {} ({} after {}); it happened {} ({} after it)",
-                        wait.check.describe(),
-                        seconds(window.not_before_ms),
-                        wait.not_before
-                            .as_ref()
-                            .map(|e| e.to_string())
-                            .unwrap_or_default(),
-                        wait.from.as_deref().unwrap_or("the wait began"),
-                        self.at(),
-                        seconds(elapsed.as_millis() as u64),
-                    ));
-                }
-                break Ok(());
-            }
-            if elapsed > within {
-                break Err(format!(
-                    "expected {} by {} ({} = {}); observed {}: {observed}",
-                    wait.check.describe(),
-                    seconds(window.deadline_ms),
-                    wait.within,
-                    seconds(within.as_millis() as u64),
-                    self.at(),
-                ));
-            }
-            tokio::time::sleep(POLL).await;
+        let check = &wait.check;
+        let polled = self
+            .poll_until(&mut window, from, within, || self.observe(check))
+            .await?;
+        let result = match polled {
+            Polled::Held { elapsed } if elapsed < not_before => Err(format!(
+                "expected {} not before {} ({} after {}); it happened {} ({} after it)",
+                wait.check.describe(),
+                seconds(window.not_before_ms),
+                wait.not_before
+                    .as_ref()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default(),
+                wait.from.as_deref().unwrap_or("the wait began"),
+                self.at(),
+                seconds(elapsed.as_millis() as u64),
+            )),
+            Polled::Held { .. } => Ok(()),
+            Polled::TimedOut { observed } => Err(format!(
+                "expected {} by {} ({} = {}); observed {}: {observed}",
+                wait.check.describe(),
+                seconds(window.deadline_ms),
+                wait.within,
+                seconds(within.as_millis() as u64),
+                self.at(),
+            )),
         };
         window.passed = result.is_ok();
         self.record(|t| t.windows.push(window));
@@ -749,13 +784,7 @@ impl RuleRun<'_> {
                 ))
             };
         };
-        let from = match &scrape.from {
-            Some(mark) => *self
-                .marks
-                .get(mark)
-                .ok_or_else(|| format!("mark `{mark}` was not reached"))?,
-            None => Instant::now(),
-        };
+        let from = self.mark_or_now(scrape.from.as_ref())?;
         let within = self.eval(within_expr)?;
         let mut window = Window {
             label: format!("{} {wanted}", scrape.endpoint.name()),
@@ -765,21 +794,20 @@ impl RuleRun<'_> {
             observed_ms: None,
             passed: false,
         };
-        let result = loop {
-            let (ok, observed) = self.scrape_once(&url, scrape, sample.as_ref()).await;
-            if ok {
-                window.observed_ms = Some(self.now_ms());
-                break Ok(());
-            }
-            if from.elapsed() > within {
-                break Err(format!(
-                    "GET {url}: expected {wanted} by {} ({within_expr} = {}); observed {}: {observed}",
-                    seconds(window.deadline_ms),
-                    seconds(within.as_millis() as u64),
-                    self.at(),
-                ));
-            }
-            tokio::time::sleep(POLL).await;
+        let (url, sample) = (&url, sample.as_ref());
+        let polled = self
+            .poll_until(&mut window, from, within, move || async move {
+                Ok(self.scrape_once(url, scrape, sample).await)
+            })
+            .await?;
+        let result = match polled {
+            Polled::Held { .. } => Ok(()),
+            Polled::TimedOut { observed } => Err(format!(
+                "GET {url}: expected {wanted} by {} ({within_expr} = {}); observed {}: {observed}",
+                seconds(window.deadline_ms),
+                seconds(within.as_millis() as u64),
+                self.at(),
+            )),
         };
         window.passed = result.is_ok();
         self.record(|t| t.windows.push(window));
