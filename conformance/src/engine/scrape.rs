@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::scenario::model::{SampleCheck, ValueExpect};
+use crate::scenario::model::{SampleCheck, ValueExpect, series};
 
 /// One sample of an exposition: `name{labels} value`.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,16 +19,7 @@ pub struct Sample {
 
 impl std::fmt::Display for Sample {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.name)?;
-        if !self.labels.is_empty() {
-            let labels: Vec<String> = self
-                .labels
-                .iter()
-                .map(|(k, v)| format!("{k}={v:?}"))
-                .collect();
-            write!(f, "{{{}}}", labels.join(","))?;
-        }
-        write!(f, " {}", self.value)
+        write!(f, "{} {}", series(&self.name, &self.labels), self.value)
     }
 }
 

@@ -1081,17 +1081,18 @@ impl TryFrom<RawSampleCheck> for SampleCheck {
     }
 }
 
+/// A series as an exposition writes it: `name{label="value",...}` (no braces without labels).
+pub fn series(name: &str, labels: &BTreeMap<String, String>) -> String {
+    if labels.is_empty() {
+        return name.to_string();
+    }
+    let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    format!("{name}{{{}}}", labels.join(","))
+}
+
 impl SampleCheck {
     pub fn describe(&self) -> String {
-        let mut what = self.name.clone();
-        if !self.labels.is_empty() {
-            let labels: Vec<String> = self
-                .labels
-                .iter()
-                .map(|(k, v)| format!("{k}={v:?}"))
-                .collect();
-            what.push_str(&format!("{{{}}}", labels.join(",")));
-        }
+        let mut what = series(&self.name, &self.labels);
         match (&self.value, self.absent) {
             (_, true) => what.push_str(" absent"),
             (None, false) => what.push_str(" present"),
