@@ -117,11 +117,9 @@ impl LocalCluster {
         let mut attempt = 1;
         loop {
             match Self::start_on_fresh_ports(&binaries, options.clone(), started, deadline).await {
-                Err(e)
-                    if e.is_port_collision()
-                        && options.api_port.is_none()
-                        && attempt < PORT_ATTEMPTS =>
-                {
+                // A port the user chose is checked again on the next attempt, and refused
+                // then with its component named if it is still taken.
+                Err(e) if e.is_port_collision() && attempt < PORT_ATTEMPTS => {
                     tracing::warn!(
                         attempt,
                         error = %e,
