@@ -405,6 +405,8 @@ pub fn operator_endpoints(ports: &Ports) -> crate::operator::Endpoints {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn logging_flags_a_binary_does_not_list_are_left_out_and_every_other_flag_stays() {
         let args: Vec<String> = [
@@ -421,8 +423,6 @@ mod tests {
         // Only logging flags are optional: a missing required flag is the binary's to refuse.
         assert_eq!(keep_supported(args, ""), ["--port=1"]);
     }
-
-    use super::*;
 
     fn ports() -> Ports {
         Ports {

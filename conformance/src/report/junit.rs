@@ -9,7 +9,7 @@ pub fn render(suite: &str, outcomes: &[Outcome]) -> String {
     render_suites(
         suite,
         &[Suite {
-            name: suite,
+            name: suite.to_string(),
             run: Run::Judged(outcomes),
         }],
     )
@@ -17,7 +17,7 @@ pub fn render(suite: &str, outcomes: &[Outcome]) -> String {
 
 /// One `<testsuite>`.
 pub struct Suite<'a> {
-    pub name: &'a str,
+    pub name: String,
     pub run: Run<'a>,
 }
 
@@ -26,7 +26,7 @@ pub enum Run<'a> {
     Judged(&'a [Outcome]),
     /// Nothing could be judged (e.g. the operator was not built or did not start): one test
     /// case named for what was attempted, in error with why.
-    NotRun { attempted: &'a str, why: &'a str },
+    NotRun { attempted: String, why: &'a str },
 }
 
 impl Suite<'_> {
@@ -60,9 +60,9 @@ pub fn render_suites(name: &str, suites: &[Suite]) -> String {
         count(Status::Failed)
     );
     for suite in suites {
-        match suite.run {
-            Run::Judged(outcomes) => testsuite(&mut xml, suite.name, outcomes),
-            Run::NotRun { attempted, why } => not_run(&mut xml, suite.name, attempted, why),
+        match &suite.run {
+            Run::Judged(outcomes) => testsuite(&mut xml, &suite.name, outcomes),
+            Run::NotRun { attempted, why } => not_run(&mut xml, &suite.name, attempted, why),
         }
     }
     xml.push_str("</testsuites>\n");

@@ -101,23 +101,16 @@ const COUNT_HEADER: [&str; 7] = ["KEDA", "rules", "pass", "quirk", "fail", "n/a"
 
 pub fn junit(columns: &[Column]) -> String {
     // A release that was not judged is a suite in error, so CI shows it.
-    let names: Vec<(String, String)> = columns
-        .iter()
-        .map(|c| {
-            (
-                format!("keda {}", c.version),
-                format!("KEDA {} is built and starts", c.version),
-            )
-        })
-        .collect();
     let suites: Vec<Suite> = columns
         .iter()
-        .zip(&names)
-        .map(|(c, (name, attempted))| Suite {
-            name,
+        .map(|c| Suite {
+            name: format!("keda {}", c.version),
             run: match &c.result {
                 ColumnResult::Judged { outcomes, .. } => Run::Judged(outcomes),
-                ColumnResult::NotJudged(why) => Run::NotRun { attempted, why },
+                ColumnResult::NotJudged(why) => Run::NotRun {
+                    attempted: format!("KEDA {} is built and starts", c.version),
+                    why,
+                },
             },
         })
         .collect();
